@@ -1,0 +1,1 @@
+"""chat2api.convert."""
