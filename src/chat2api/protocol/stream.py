@@ -1,0 +1,382 @@
+"""The ChatGPT conversation stream, decoded into typed events.
+
+``ConversationDecoder`` is sans-IO: ``feed(bytes) -> list[Event]`` and
+``close() -> list[Event]``; it never awaits and keeps no reference to any
+socket. Spec: ``chatgpt-web-protocol.md`` section 5.
+
+One code path for both wire formats
+-----------------------------------
+Both formats are reduced to *message state*, and events are derived from that
+state only ("message state -> events"):
+
+* legacy snapshots (5.2): each ``data:`` record *is* a root object
+  ``{"message", "conversation_id", "error"}``;
+* delta v1 (5.3): ``event: delta`` records are ops applied to one root object
+  per channel ``c`` (``delta.apply_delta``).
+
+After each record the root it touched is *observed*: the message is classified
+(5.3.2 answer selection, reasoning, echo, tool traffic) and the visible text of
+that message is compared with what was already emitted for it; the new tail
+becomes a ``TextDelta`` or ``ReasoningDelta`` (``new[len(prev):]``, the
+chat2api rule; text that is rewritten rather than extended is not retracted).
+
+Rules worth knowing
+-------------------
+* Echoes: a message whose first observed state is already
+  ``finished_successfully`` is history re-sent by the server (system, user,
+  earlier assistant turns) and never produces events.
+* The answer: ``author.role == "assistant"``, ``recipient`` ``all`` or absent,
+  ``content_type`` ``text``/``multimodal_text`` (string parts only, joined with
+  ``""``), not ``is_visually_hidden_from_conversation``, not
+  ``is_thinking_preamble_message``, ``channel`` ``final`` or null.
+* Finish: the answer is finished when its ``status`` is
+  ``finished_successfully`` (or ``finished_partial_completion``) and
+  ``end_turn`` is true -- or ``finish_details.type`` is ``max_tokens`` /
+  ``interrupted``, which a length-cut message may carry with ``end_turn``
+  false. ``Finished`` is emitted at ``message_stream_complete``, ``[DONE]`` or
+  ``close()``, whichever comes first, because v1 may send ``end_turn`` and the
+  ``finish_details`` that hold the finish type in separate records. Its
+  ``finish_type`` is ``finish_details.type`` with anything unknown mapped to
+  ``"stop"``.
+* Reasoning rendering (one rule, both formats): a ``content_type: "thoughts"``
+  message renders as the ``content`` strings of its thoughts that are
+  non-empty, joined with ``"\\n\\n"``; ``summary`` is *not* rendered (it is a
+  heading that may still be growing when the content starts, so rendering it
+  would break append-only output). An o1-era ``author.role == "tool"`` text
+  message seen before the answer starts renders as its string parts. Separate
+  reasoning messages are separated by ``"\\n\\n"``. ``reasoning_recap``
+  messages produce nothing.
+* Metadata: ``Metadata(conversation_id, message_id, model_slug)`` is emitted
+  whenever that triple changes. ``message_id`` is the answer's id;
+  ``model_slug`` is ``server_ste_metadata``'s ``resolved_model_slug`` or
+  ``model_slug`` when one was seen, else the latest assistant message's
+  ``metadata.model_slug``.
+* Failures: a root with a non-null ``error`` or ``error_code`` (legacy
+  ``{"message": null, "error": "..."}``, v1 ``add`` of ``{"error_code": ...}``)
+  and a finished assistant ``system_error`` message give ``StreamFailed``; a
+  flagged or blocked ``moderation`` record gives ``Moderated``. Each is
+  emitted at most once.
+* End: ``message_stream_complete`` and ``data: [DONE]`` set ``done``; records
+  after ``[DONE]`` are ignored. ``close()`` raises ``StreamTruncated`` when
+  the answer never finished and nothing failed or was moderated.
+* Non-JSON data (other than ``[DONE]``, pings and the encoding marker) raises
+  ``MalformedEvent``; records with unknown event names are ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+
+from chat2api.protocol.delta import DeltaState
+from chat2api.protocol.errors import MalformedEvent, StreamTruncated, UnsupportedEncoding
+from chat2api.protocol.events import (
+    Event,
+    Finished,
+    FinishType,
+    Metadata,
+    Moderated,
+    ReasoningDelta,
+    StreamFailed,
+    TextDelta,
+)
+from chat2api.protocol.sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+
+__all__ = ["ConversationDecoder", "decode_stream"]
+
+Format = Literal["legacy", "v1"]
+
+_FINISHED = frozenset({"finished_successfully", "finished_partial_completion"})
+_FINISH_TYPES: dict[str, FinishType] = {"max_tokens": "max_tokens", "interrupted": "interrupted"}
+_ANSWER_TYPES = frozenset({"text", "multimodal_text"})
+_REASONING_SEP = "\n\n"
+
+
+class _Msg:
+    """What has been emitted for one message id."""
+
+    __slots__ = ("echo", "emitted", "reasoning")
+
+    def __init__(self, echo: bool) -> None:
+        self.echo = echo
+        self.emitted = 0  # characters of this message's rendering already sent
+        self.reasoning = False  # has this message contributed reasoning text
+
+
+def _string_parts(content: dict[str, Any]) -> str:
+    parts = content.get("parts")
+    if not isinstance(parts, list):
+        return ""
+    if len(parts) == 1:  # the common case: no copy
+        only = parts[0]
+        return only if isinstance(only, str) else ""
+    return "".join(p for p in parts if isinstance(p, str))
+
+
+def _thoughts_text(content: dict[str, Any]) -> str:
+    thoughts = content.get("thoughts")
+    if not isinstance(thoughts, list):
+        return ""
+    texts = []
+    for thought in thoughts:
+        if isinstance(thought, dict):
+            text = thought.get("content")
+            if isinstance(text, str) and text:
+                texts.append(text)
+    return _REASONING_SEP.join(texts)
+
+
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+class ConversationDecoder:
+    """Incremental decoder of one conversation response body (both formats)."""
+
+    def __init__(self, *, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._sse = SSEDecoder(max_event_size=max_event_size)
+        self._delta = DeltaState()
+        self._format: Format = "legacy"
+        self._msgs: dict[str, _Msg] = {}
+        self._conversation_id: str | None = None
+        self._answer_id: str | None = None
+        self._msg_slug: str | None = None
+        self._ste_slug: str | None = None
+        self._meta = Metadata()
+        self._any_reasoning = False
+        self._answer_finish: FinishType | None = None  # set while the answer is finished
+        self._finished = False  # Finished was emitted
+        self._failed = False
+        self._moderated = False
+        self._complete = False  # message_stream_complete seen
+        self._done_marker = False  # [DONE] seen
+        self._closed = False
+
+    @property
+    def format(self) -> Format:
+        """``"v1"`` once a ``delta_encoding`` record announced it, else ``"legacy"``."""
+        return self._format
+
+    @property
+    def done(self) -> bool:
+        """True once ``message_stream_complete`` or ``[DONE]`` was seen."""
+        return self._complete or self._done_marker
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        """Decode a slice of the response body; return the events it completes."""
+        out: list[Event] = []
+        for sse in self._sse.feed(chunk):
+            self._record(sse, out)
+        return out
+
+    def close(self) -> list[Event]:
+        """End of body: return the last events, or raise ``StreamTruncated``."""
+        out: list[Event] = []
+        if self._closed:
+            return out
+        self._closed = True
+        for sse in self._sse.flush():
+            self._record(sse, out)
+        self._finish(out)
+        if not self._finished and not self._failed and not self._moderated:
+            raise StreamTruncated("the stream ended before the answer finished")
+        return out
+
+    # -- records ----------------------------------------------------------
+
+    def _record(self, sse: ServerSentEvent, out: list[Event]) -> None:
+        if self._done_marker:
+            return
+        data = sse.data
+        name = sse.event
+        if name == "delta":
+            if not data.strip():
+                return
+            self._observe(self._delta.apply(_loads(data)), out)
+        elif name == "message":
+            stripped = data.strip()
+            if not stripped:
+                return  # ping
+            if stripped == "[DONE]":
+                self._done_marker = True
+                self._finish(out)
+                return
+            obj = _loads(data)
+            if not isinstance(obj, dict):
+                return
+            if "message" in obj or ("error" in obj and "type" not in obj):
+                self._observe(obj, out)  # a legacy snapshot (also error records)
+            else:
+                self._control(obj, out)
+        elif name == "delta_encoding":
+            encoding = data.strip()
+            if encoding not in ('"v1"', "v1"):
+                raise UnsupportedEncoding(f"unsupported delta_encoding {encoding[:40]!r}")
+            self._format = "v1"
+
+    def _control(self, obj: dict[str, Any], out: list[Event]) -> None:
+        conversation_id = obj.get("conversation_id")
+        if isinstance(conversation_id, str):
+            self._conversation_id = conversation_id
+        kind = obj.get("type")
+        if kind == "moderation":
+            verdict = _dict(obj.get("moderation_response"))
+            blocked = verdict.get("blocked") is True
+            if (blocked or verdict.get("flagged") is True) and not self._moderated:
+                self._moderated = True
+                out.append(Moderated(blocked=blocked))
+        elif kind == "server_ste_metadata":
+            meta = _dict(obj.get("metadata"))
+            slug = meta.get("resolved_model_slug")
+            if not isinstance(slug, str) or not slug:
+                slug = meta.get("model_slug")
+            if isinstance(slug, str) and slug:
+                self._ste_slug = slug
+        elif kind == "message_stream_complete":
+            self._complete = True
+            self._sync_metadata(out)
+            self._finish(out)
+            return
+        self._sync_metadata(out)
+
+    # -- message state -> events ------------------------------------------
+
+    def _observe(self, root: object, out: list[Event]) -> None:
+        if not isinstance(root, dict):
+            return
+        conversation_id = root.get("conversation_id")
+        if isinstance(conversation_id, str):
+            self._conversation_id = conversation_id
+        error = root.get("error")
+        code = root.get("error_code")
+        if (error or code) and not self._failed:
+            self._failed = True
+            out.append(_failure(error, code))
+        message = root.get("message")
+        if isinstance(message, dict):
+            self._message(message, out)
+        self._sync_metadata(out)
+
+    def _message(self, message: dict[str, Any], out: list[Event]) -> None:
+        role = _dict(message.get("author")).get("role")
+        if role != "assistant" and role != "tool":
+            return  # user / system echoes
+        mid = message.get("id")
+        key = mid if isinstance(mid, str) else ""
+        state = self._msgs.get(key)
+        status = message.get("status")
+        if state is None:
+            state = self._msgs[key] = _Msg(echo=status == "finished_successfully")
+        if state.echo or self._finished:
+            return
+        content = _dict(message.get("content"))
+        ctype = content.get("content_type")
+        metadata = _dict(message.get("metadata"))
+        if role == "tool":
+            if ctype == "text" and self._answer_id is None:
+                self._reasoning(state, _string_parts(content), out)
+            return
+        slug = metadata.get("model_slug")
+        if isinstance(slug, str) and slug:
+            self._msg_slug = slug
+        if ctype == "thoughts":
+            self._reasoning(state, _thoughts_text(content), out)
+        elif ctype in _ANSWER_TYPES:
+            recipient = message.get("recipient", "all")
+            channel = message.get("channel")
+            if (
+                (recipient is None or recipient == "all")
+                and (channel is None or channel == "final")
+                and not metadata.get("is_visually_hidden_from_conversation")
+                and not metadata.get("is_thinking_preamble_message")
+            ):
+                self._answer(key, state, message, content, metadata, status, out)
+        elif ctype == "system_error" and status in _FINISHED and not self._failed:
+            self._failed = True
+            text = content.get("text")
+            name = content.get("name")
+            out.append(
+                StreamFailed(
+                    message=text if isinstance(text, str) and text else "upstream system error",
+                    code=name if isinstance(name, str) else None,
+                )
+            )
+
+    def _answer(
+        self,
+        key: str,
+        state: _Msg,
+        message: dict[str, Any],
+        content: dict[str, Any],
+        metadata: dict[str, Any],
+        status: object,
+        out: list[Event],
+    ) -> None:
+        if key != self._answer_id:
+            self._answer_id = key
+            self._answer_finish = None
+            self._sync_metadata(out)
+        text = _string_parts(content)
+        if len(text) != state.emitted:
+            if len(text) > state.emitted:
+                out.append(TextDelta(text[state.emitted :]))
+            state.emitted = len(text)
+        if status in _FINISHED:
+            kind = _dict(metadata.get("finish_details")).get("type")
+            finish = _FINISH_TYPES.get(kind, "stop") if isinstance(kind, str) else "stop"
+            if message.get("end_turn") is True or finish != "stop":
+                self._answer_finish = finish
+                return
+        self._answer_finish = None
+
+    def _reasoning(self, state: _Msg, text: str, out: list[Event]) -> None:
+        if len(text) > state.emitted:
+            new = text[state.emitted :]
+            if not state.reasoning:
+                state.reasoning = True
+                if self._any_reasoning:
+                    new = _REASONING_SEP + new
+                self._any_reasoning = True
+            out.append(ReasoningDelta(new))
+        state.emitted = len(text)
+
+    def _sync_metadata(self, out: list[Event]) -> None:
+        meta = Metadata(self._conversation_id, self._answer_id, self._ste_slug or self._msg_slug)
+        if meta != self._meta:
+            self._meta = meta
+            out.append(meta)
+
+    def _finish(self, out: list[Event]) -> None:
+        if self._answer_finish is not None and not self._finished:
+            self._finished = True
+            out.append(Finished(self._answer_finish))
+
+
+def _loads(data: str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedEvent(f"SSE data is not JSON: {data[:80]!r}") from exc
+
+
+def _failure(error: object, code: object) -> StreamFailed:
+    code_text = code if isinstance(code, str) and code else None
+    if isinstance(error, str) and error:
+        return StreamFailed(error, code_text)
+    if isinstance(error, dict):
+        message = error.get("message")
+        inner = error.get("code")
+        if code_text is None and isinstance(inner, str) and inner:
+            code_text = inner
+        if isinstance(message, str) and message:
+            return StreamFailed(message, code_text)
+    if code_text is not None:
+        return StreamFailed(f"upstream error: {code_text}", code_text)
+    return StreamFailed("upstream error", None)
+
+
+def decode_stream(body: bytes) -> list[Event]:
+    """Decode a whole response body at once (convenience for tests and tools)."""
+    decoder = ConversationDecoder()
+    return decoder.feed(body) + decoder.close()
