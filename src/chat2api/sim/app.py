@@ -1,0 +1,541 @@
+"""The simulated ChatGPT web backend as a Starlette app (E2 era, spec sections 1–7).
+
+Request flow of a conversation POST, in order: record it; take a fault (from a
+`#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
+slow); authentication; body check; sentinel verification (requirements token,
+proof of work, challenges); account state and account-level faults; then the
+SSE stream in the encoding the body asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from chat2api.sim import faults
+from chat2api.sim.config import SimConfig
+from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
+from chat2api.sim.records import EchoMessage, Turn, render_legacy, render_v1
+from chat2api.sim.replies import (
+    parse_directives,
+    reasoning_text,
+    reply_text,
+    split_chunks,
+    title_text,
+)
+from chat2api.sim.state import FAULTS, Requirements, SimState
+from chat2api.sim.streaming import EXTENSION, ConnectionReset, EventStream
+from chat2api.sim.tokens import (
+    ACCOUNT_STATES,
+    Account,
+    TokenError,
+    mint_access_token,
+    read_access_token,
+)
+
+STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
+STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
+
+
+class SimApp(Starlette):
+    """Starlette, plus the server's raw `send` in the scope (needed to reset connections)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Expose the server's own `send` before Starlette's middleware wraps it."""
+        if scope["type"] == "http":
+            scope.setdefault("extensions", {})[EXTENSION] = {"raw_send": send}
+        await super().__call__(scope, receive, send)
+
+
+def sim_state(request: Request) -> SimState:
+    """The simulator state of the app serving `request`."""
+    state: SimState = request.app.state.sim
+    return state
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k.lower(): v for k, v in request.headers.items()}
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"_unparsed": raw.decode("utf-8", "replace")}
+
+
+def _identify(request: Request) -> Account | Response | None:
+    """The account behind a request: Account (backend-api), None (anon) or an error response."""
+    if request.url.path.startswith("/backend-anon/"):
+        if not request.headers.get("oai-device-id"):
+            return faults.json_response(401, {"detail": "Missing OAI-Device-Id"})
+        return None
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return faults.unauthorized()
+    try:
+        account = read_access_token(token.strip())
+    except TokenError:
+        return faults.invalid_jwt()
+    if account.is_expired():
+        return faults.token_expired()
+    return account
+
+
+# --------------------------------------------------------------------------- pages
+
+
+async def home(request: Request) -> Response:
+    """GET / — the bootstrap page a client scrapes for the build id and script URLs."""
+    state = sim_state(request)
+    state.stats.home += 1
+    build = state.config.build_id
+    tag = build.removeprefix("prod-")[:8]
+    html = (
+        f'<!DOCTYPE html><html data-build="{build}" lang="en-US"><head>'
+        '<meta charset="utf-8"><title>ChatGPT</title>'
+        f'<script src="https://cdn.oaistatic.com/assets/manifest-{tag}.js"></script>'
+        f'<script src="https://cdn.oaistatic.com/assets/entry.client-{tag}.js"></script>'
+        f'<script src="https://cdn.oaistatic.com/assets/root-{tag}.js"></script>'
+        '</head><body><div id="root"></div></body></html>'
+    )
+    return HTMLResponse(html)
+
+
+async def session(request: Request) -> Response:
+    """GET /api/auth/session — `{}` without the NextAuth cookie, else a minimal session."""
+    if not request.cookies.get("__Secure-next-auth.session-token"):
+        return faults.json_response(200, {})
+    account_id = str(uuid.uuid4())
+    token = mint_access_token(account_id=account_id)
+    user_id = read_access_token(token).user_id
+    body = {
+        "user": {"id": user_id, "name": "Ada", "email": "ada@example.com", "idp": "auth0"},
+        "expires": "2099-01-01T00:00:00.000Z",
+        "account": {"id": account_id, "planType": "plus", "structure": "personal"},
+        "accessToken": token,
+        "authProvider": "auth0",
+    }
+    return faults.json_response(200, body)
+
+
+async def me(request: Request) -> Response:
+    """GET /backend-api/me — the user behind the bearer token."""
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    account = who or Account("user-anon", "", "free", "", 0, "valid", None)
+    body: dict[str, Any] = {
+        "object": "user",
+        "id": account.user_id,
+        "email": account.email,
+        "name": "Ada",
+        "picture": None,
+        "created": 1700000000,
+        "phone_number": None,
+        "mfa_flag_enabled": False,
+        "amr": [],
+        "groups": [],
+        "orgs": {
+            "object": "list",
+            "data": [
+                {
+                    "object": "organization",
+                    "id": "org-sim",
+                    "title": "Personal",
+                    "personal": True,
+                    "role": "owner",
+                }
+            ],
+        },
+        "has_payg_project_spend_limit": True,
+    }
+    return faults.json_response(200, body)
+
+
+async def models(request: Request) -> Response:
+    """GET /backend-api/models and /backend-anon/models — the configured catalogue."""
+    state = sim_state(request)
+    state.stats.models += 1
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    cfg = state.config
+    items = [
+        {
+            "slug": slug,
+            "max_tokens": 32767,
+            "title": slug,
+            "description": f"Simulated model {slug}",
+            "tags": ["gpt4o"] if slug != "auto" else [],
+            "capabilities": {},
+            "product_features": {
+                "attachments": {
+                    "type": "retrieval",
+                    "accepted_mime_types": ["text/plain", "application/pdf"],
+                    "image_mime_types": ["image/png", "image/jpeg", "image/gif", "image/webp"],
+                    "can_accept_all_mime_types": True,
+                }
+            },
+            "enabled_tools": [],
+        }
+        for slug in cfg.models
+    ]
+    body = {
+        "models": items,
+        "categories": [
+            {
+                "category": "gpt_4",
+                "human_category_name": "GPT",
+                "subscription_level": "free",
+                "default_model": cfg.default_model_slug,
+            }
+        ],
+        "default_model_slug": cfg.default_model_slug,
+    }
+    return faults.json_response(200, body)
+
+
+# --------------------------------------------------------------------------- sentinel
+
+
+async def chat_requirements(request: Request) -> Response:
+    """POST .../sentinel/chat-requirements — issue a token bound to a fresh PoW seed."""
+    state = sim_state(request)
+    cfg = state.config
+    state.stats.requirements += 1
+    body = _parse_json(await request.body())
+    state.record(request.url.path, "POST", _headers(request), body)
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    p = body.get("p") if isinstance(body, dict) else None
+    if cfg.require_p and not (isinstance(p, str) and p.startswith(REQUIREMENTS_PREFIX)):
+        state.stats.rejected_sentinel += 1
+        return faults.sentinel_rejected()
+    persona = "chatgpt-noauth" if who is None else who.persona
+    turnstile = cfg.turnstile_required or (bool(state.faults) and state.faults[0] == "turnstile")
+    seed = repr(random.random())
+    token = "gAAAAAB" + base64.urlsafe_b64encode(os.urandom(300)).decode("ascii")
+    state.bind(
+        token,
+        Requirements(
+            seed=seed,
+            difficulty=cfg.pow_difficulty,
+            algorithm=cfg.pow_hash,
+            pow_required=cfg.pow_required,
+            turnstile_required=turnstile,
+            arkose_required=cfg.arkose_required,
+            persona=persona,
+            expires_at=time.time() + cfg.requirements_expire_after,
+        ),
+    )
+    pow_block: dict[str, Any] = (
+        {"required": True, "seed": seed, "difficulty": cfg.pow_difficulty}
+        if cfg.pow_required
+        else {"required": False, "seed": None, "difficulty": None}
+    )
+    answer = {
+        "persona": persona,
+        "token": token,
+        "expire_after": cfg.requirements_expire_after,
+        "arkose": {"required": cfg.arkose_required, "dx": _dx() if cfg.arkose_required else None},
+        "turnstile": {"required": turnstile, "dx": _dx() if turnstile else None},
+        "proofofwork": pow_block,
+    }
+    return faults.json_response(200, answer)
+
+
+def _dx() -> str:
+    return base64.b64encode(os.urandom(48)).decode("ascii")
+
+
+def _check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None:
+    """Spec 3.4: the requirements token must be known and its proof must pass."""
+    issued = state.lookup(headers.get("openai-sentinel-chat-requirements-token"))
+    if issued is None:
+        return faults.sentinel_rejected()
+    if issued.pow_required:
+        proof = headers.get("openai-sentinel-proof-token")
+        verdict = verify_proof(proof, issued.seed, issued.difficulty, issued.algorithm)
+        if verdict is Verdict.GIVEN_UP and not state.config.reject_given_up_proof:
+            verdict = Verdict.OK
+        if verdict is Verdict.OK and proof and state.config.reject_reused_proof:
+            verdict = Verdict.OK if state.spend_proof(proof) else Verdict.REUSED
+        if verdict is not Verdict.OK:
+            return faults.sentinel_rejected()
+    if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):
+        return faults.challenge_required("turnstile")
+    if issued.arkose_required and not headers.get("openai-sentinel-arkose-token"):
+        return faults.challenge_required("arkose")
+    return None
+
+
+# --------------------------------------------------------------------------- conversation
+
+
+def _text_of(content: object) -> str:
+    if not isinstance(content, dict):
+        return ""
+    parts = content.get("parts")
+    if isinstance(parts, list):
+        return "\n".join(p for p in parts if isinstance(p, str))
+    text = content.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def _echoes(body: dict[str, Any]) -> list[EchoMessage]:
+    out: list[EchoMessage] = []
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else []:
+        if not isinstance(m, dict):
+            continue
+        author = m.get("author")
+        role = author.get("role") if isinstance(author, dict) else None
+        content = m.get("content")
+        metadata = m.get("metadata")
+        out.append(
+            EchoMessage(
+                id=str(m.get("id") or uuid.uuid4()),
+                role=role if isinstance(role, str) else "user",
+                content=content if isinstance(content, dict) else {"content_type": "text"},
+                metadata=metadata if isinstance(metadata, dict) else {},
+            )
+        )
+    return out
+
+
+def is_reasoning(model: str, system_hints: object) -> bool:
+    """Whether a request gets a thoughts message before the answer."""
+    if "thinking" in model or model.startswith(("o1", "o3", "o4")):
+        return True
+    return isinstance(system_hints, list) and "reason" in system_hints
+
+
+async def conversation(request: Request) -> Response | EventStream | ConnectionReset:
+    """POST .../conversation — verify the send and stream the answer."""
+    state = sim_state(request)
+    cfg = state.config
+    state.stats.conversations += 1
+    headers = _headers(request)
+    body = _parse_json(await request.body())
+    state.record(request.url.path, "POST", headers, body)
+    echoes = _echoes(body) if isinstance(body, dict) else []
+    users = [e for e in echoes if e.role == "user"]
+    directives = parse_directives(_text_of(users[-1].content) if users else "")
+    queued = state.next_fault()
+    fault = directives.fault or queued
+    if fault is not None:
+        if fault not in FAULTS:
+            return faults.json_response(400, {"detail": f"Unknown sim fault: {fault}"})
+        state.stats.faults_injected += 1
+
+    if fault == "reset":
+        return ConnectionReset()
+    if fault == "cloudflare":
+        return faults.cloudflare()
+    if fault == "slow":
+        await asyncio.sleep(cfg.slow_seconds)
+
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    if not isinstance(body, dict) or "_unparsed" in body:
+        return faults.json_response(422, {"detail": "Invalid conversation body"})
+    action = body.get("action", "next")
+    if action not in ("next", "variant", "continue") or (action == "next" and not users):
+        return faults.json_response(422, {"detail": "Invalid conversation body"})
+
+    if cfg.require_sentinel:
+        refusal = _check_sentinel(state, headers)
+        if refusal is not None:
+            state.stats.rejected_sentinel += 1
+            return refusal
+    if fault == "turnstile" and not headers.get("openai-sentinel-turnstile-token"):
+        return faults.challenge_required("turnstile")
+
+    if who is not None and who.state == "rate_limited":
+        return faults.rate_limited(who.clears_in or cfg.rate_limit_clears_in)
+    if who is not None and who.state == "flagged":
+        return faults.unusual_activity()
+    if fault == "rate_limited":
+        return faults.rate_limited(cfg.rate_limit_clears_in)
+    if fault == "expired":
+        return faults.token_expired()
+    if fault == "unusual_activity":
+        return faults.unusual_activity()
+    if fault == "server_error":
+        return faults.server_error()
+
+    turn = _turn(cfg, body, echoes, directives.prompt, directives.words, who, fault)
+    encodings = body.get("supported_encodings")
+    v1 = isinstance(encodings, list) and "v1" in encodings
+    rendered = render_v1(turn) if v1 else render_legacy(turn)
+    delay = cfg.chunk_delay if directives.delay_ms is None else directives.delay_ms / 1000
+    ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
+    return EventStream(rendered.records, state.stats, delay=delay, ending=ending)
+
+
+def _turn(
+    cfg: SimConfig,
+    body: dict[str, Any],
+    echoes: list[EchoMessage],
+    prompt: str,
+    words: int | None,
+    who: Account | None,
+    fault: str | None,
+) -> Turn:
+    requested = body.get("model")
+    requested = requested if isinstance(requested, str) and requested else "auto"
+    slug = cfg.auto_model if requested == "auto" else requested
+    if body.get("action") == "continue" and not prompt:
+        prompt = "continue"
+    reply = reply_text(prompt, cfg.reply_words if words is None else words)
+    chunks = split_chunks(reply, cfg.chunk_words)
+    thoughts = None
+    if is_reasoning(requested, body.get("system_hints")):
+        thoughts = tuple(split_chunks(reasoning_text(prompt), cfg.chunk_words))
+    given_id = body.get("conversation_id")
+    conversation_id = given_id if isinstance(given_id, str) and given_id else None
+    parent = echoes[-1].id if echoes else str(body.get("parent_message_id") or uuid.uuid4())
+    return Turn(
+        conversation_id=conversation_id or str(uuid.uuid4()),
+        new_conversation=conversation_id is None,
+        model_slug=slug,
+        default_model_slug=cfg.default_model_slug,
+        plan_type=who.plan if who is not None else "free",
+        echoes=tuple(echoes),
+        parent_id=parent,
+        chunks=tuple(chunks),
+        thought_chunks=thoughts,
+        title=title_text(prompt),
+        finish_type="max_tokens" if fault == "max_tokens" else "stop",
+        fault=fault if fault in STREAM_SHAPING_FAULTS else None,
+    )
+
+
+# --------------------------------------------------------------------------- admin
+
+
+async def admin_requests(request: Request) -> Response:
+    """GET /_sim/requests — recorded requirements and conversation requests, oldest first."""
+    state = sim_state(request)
+    path = request.query_params.get("path")
+    items = [r for r in state.requests if path is None or r["path"] == path]
+    return faults.json_response(200, {"requests": items})
+
+
+async def admin_stats(request: Request) -> Response:
+    """GET /_sim/stats — the counters."""
+    return faults.json_response(200, vars(sim_state(request).stats))
+
+
+async def admin_reset(request: Request) -> Response:
+    """POST /_sim/reset — clear counters, records, bindings and queued faults."""
+    sim_state(request).reset()
+    return faults.json_response(200, {"ok": True})
+
+
+async def admin_config(request: Request) -> Response:
+    """GET/POST /_sim/config — read or patch the knobs."""
+    state = sim_state(request)
+    if request.method == "POST":
+        changes = _parse_json(await request.body())
+        if not isinstance(changes, dict) or "_unparsed" in changes:
+            return faults.json_response(400, {"detail": "expected a JSON object"})
+        try:
+            state.config = state.config.patched(changes)
+        except ValueError as exc:
+            return faults.json_response(400, {"detail": str(exc)})
+    return faults.json_response(200, state.config.as_json())
+
+
+async def admin_faults(request: Request) -> Response:
+    """POST /_sim/faults — queue `{"fault": name, "count": n}` for the next n conversations."""
+    state = sim_state(request)
+    body = _parse_json(await request.body())
+    if not isinstance(body, dict):
+        return faults.json_response(400, {"detail": "expected a JSON object"})
+    name = body.get("fault")
+    count = body.get("count", 1)
+    if not isinstance(name, str) or not isinstance(count, int) or count < 0:
+        return faults.json_response(400, {"detail": "expected {fault: str, count: int}"})
+    try:
+        state.queue_faults(name, count)
+    except ValueError as exc:
+        return faults.json_response(400, {"detail": str(exc)})
+    return faults.json_response(200, {"queued": list(state.faults)})
+
+
+async def admin_accounts(request: Request) -> Response:
+    """POST /_sim/accounts — mint an access token in a chosen state."""
+    body = _parse_json(await request.body()) or {}
+    if not isinstance(body, dict):
+        return faults.json_response(400, {"detail": "expected a JSON object"})
+    acct_state = body.get("state", "valid")
+    plan = body.get("plan", "plus")
+    clears_in = body.get("clears_in")
+    account_id = body.get("account_id")
+    if (
+        acct_state not in ACCOUNT_STATES
+        or not isinstance(plan, str)
+        or not (clears_in is None or isinstance(clears_in, int))
+        or not (account_id is None or isinstance(account_id, str))
+    ):
+        return faults.json_response(400, {"detail": "bad account request"})
+    token = mint_access_token(
+        state=acct_state, plan=plan, account_id=account_id, clears_in=clears_in
+    )
+    account = read_access_token(token)
+    return faults.json_response(
+        200,
+        {
+            "access_token": token,
+            "state": account.state,
+            "plan": account.plan,
+            "account_id": account.account_id,
+            "user_id": account.user_id,
+            "expires_at": account.expires_at,
+        },
+    )
+
+
+def create_sim_app(config: SimConfig | None = None) -> SimApp:
+    """Build the simulator; its state is reachable as `app.state.sim` (a SimState)."""
+    cfg = config or SimConfig()
+    cfg.validate()
+    routes = [
+        Route("/", home, methods=["GET"]),
+        Route("/api/auth/session", session, methods=["GET"]),
+        Route("/backend-api/me", me, methods=["GET"]),
+        Route("/backend-api/models", models, methods=["GET"]),
+        Route("/backend-anon/models", models, methods=["GET"]),
+        Route("/backend-api/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
+        Route("/backend-anon/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
+        Route("/backend-api/conversation", conversation, methods=["POST"]),
+        Route("/backend-anon/conversation", conversation, methods=["POST"]),
+        Route("/_sim/requests", admin_requests, methods=["GET"]),
+        Route("/_sim/stats", admin_stats, methods=["GET"]),
+        Route("/_sim/reset", admin_reset, methods=["POST"]),
+        Route("/_sim/config", admin_config, methods=["GET", "POST"]),
+        Route("/_sim/faults", admin_faults, methods=["POST"]),
+        Route("/_sim/accounts", admin_accounts, methods=["POST"]),
+    ]
+    app = SimApp(routes=routes)
+    app.state.sim = SimState(config=cfg)
+    return app

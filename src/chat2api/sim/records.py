@@ -1,0 +1,535 @@
+"""SSE records of one conversation turn, in the legacy and the delta-v1 encodings.
+
+A turn is described once (`Turn`) and rendered to a list of ready-to-write
+byte strings before the first byte goes out, so the streaming loop only moves
+bytes (benchmarks run a thousand of these at once). The shapes follow spec 5.2
+(legacy full snapshots) and 5.3 (delta v1, with carry-forward of `p`/`o`/`c`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from chat2api.sim.replies import THOUGHT_SUMMARY
+
+DONE = b"data: [DONE]\n\n"
+STOP_TOKENS = [200002]
+MALFORMED_RECORD = b'data: {"message": {"id": "broken", "content": \n\n'
+
+
+@dataclass(frozen=True, slots=True)
+class EchoMessage:
+    """A message of the request, re-sent at the start of the stream."""
+
+    id: str
+    role: str
+    content: dict[str, Any]
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """Everything the stream of one answer depends on."""
+
+    conversation_id: str
+    new_conversation: bool
+    model_slug: str
+    default_model_slug: str
+    plan_type: str
+    echoes: tuple[EchoMessage, ...]
+    parent_id: str
+    chunks: tuple[str, ...]
+    thought_chunks: tuple[str, ...] | None = None
+    title: str = "New chat"
+    finish_type: str = "stop"
+    fault: str | None = None
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """The bytes of a stream; `complete` is False when the stream is cut on purpose."""
+
+    records: list[bytes]
+    complete: bool = True
+
+
+def _data(obj: object) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def _message(
+    msg_id: str,
+    role: str,
+    content: dict[str, Any],
+    *,
+    status: str,
+    end_turn: bool | None,
+    metadata: dict[str, Any],
+    channel: str | None,
+    weight: float = 1.0,
+    create_time: float | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": msg_id,
+        "author": {"role": role, "name": None, "metadata": {}},
+        "create_time": create_time,
+        "update_time": None,
+        "content": content,
+        "status": status,
+        "end_turn": end_turn,
+        "weight": weight,
+        "metadata": metadata,
+        "recipient": "all",
+        "channel": channel,
+    }
+
+
+class _Plan:
+    """Message ids and metadata shared by both encodings of one turn."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.now = time.time()
+        self.thoughts_id = str(uuid.uuid4())
+        self.recap_id = str(uuid.uuid4())
+        self.answer_id = str(uuid.uuid4())
+        self.answer_parent = self.recap_id if turn.thought_chunks is not None else turn.parent_id
+        cut = max(1, len(turn.chunks) // 2)
+        self.fault_at = min(cut, len(turn.chunks))
+
+    def echo(self, echo: EchoMessage) -> dict[str, Any]:
+        return _message(
+            echo.id,
+            echo.role,
+            echo.content,
+            status="finished_successfully",
+            end_turn=None,
+            metadata={"timestamp_": "absolute", "message_type": None, **echo.metadata},
+            channel=None,
+            create_time=self.now,
+        )
+
+    def answer_metadata(self) -> dict[str, Any]:
+        t = self.turn
+        return {
+            "citations": [],
+            "content_references": [],
+            "gizmo_id": None,
+            "message_type": "next",
+            "model_slug": t.model_slug,
+            "default_model_slug": t.default_model_slug,
+            "parent_id": self.answer_parent,
+            "model_switcher_deny": [],
+            "request_id": t.request_id,
+            "timestamp_": "absolute",
+        }
+
+    def finish_metadata(self) -> dict[str, Any]:
+        return {
+            "is_complete": True,
+            "finish_details": {"type": self.turn.finish_type, "stop_tokens": STOP_TOKENS},
+        }
+
+    def thoughts_metadata(self) -> dict[str, Any]:
+        return {
+            "model_slug": self.turn.model_slug,
+            "parent_id": self.turn.parent_id,
+            "initial_text": "Thinking",
+            "reasoning_status": "is_reasoning",
+            "message_type": "next",
+        }
+
+    def recap(self) -> dict[str, Any]:
+        return _message(
+            self.recap_id,
+            "assistant",
+            {"content_type": "reasoning_recap", "content": "Thought for 1s"},
+            status="finished_successfully",
+            end_turn=False,
+            metadata={
+                "finished_duration_sec": 1,
+                "reasoning_title": THOUGHT_SUMMARY,
+                "model_slug": self.turn.model_slug,
+                "parent_id": self.thoughts_id,
+            },
+            channel=None,
+            create_time=self.now,
+        )
+
+    def moderation(self) -> dict[str, Any]:
+        t = self.turn
+        return {
+            "type": "moderation",
+            "moderation_response": {
+                "flagged": True,
+                "blocked": True,
+                "moderation_id": "modr-" + uuid.uuid4().hex[:24],
+            },
+            "conversation_id": t.conversation_id,
+            "message_id": t.parent_id,
+            "is_completion": False,
+        }
+
+    def title_record(self) -> dict[str, Any]:
+        return {
+            "type": "title_generation",
+            "title": self.turn.title,
+            "conversation_id": self.turn.conversation_id,
+        }
+
+
+# --------------------------------------------------------------------------- legacy
+
+
+def render_legacy(turn: Turn) -> Rendered:
+    """Full-snapshot records (spec 5.2), ending with `[DONE]`."""
+    plan = _Plan(turn)
+    cid = turn.conversation_id
+    out: list[bytes] = []
+
+    def snap(message: dict[str, Any]) -> None:
+        out.append(_data({"message": message, "conversation_id": cid, "error": None}))
+
+    for echo in turn.echoes:
+        snap(plan.echo(echo))
+    if turn.fault == "moderation":
+        out.append(_data(plan.moderation()))
+        out.append(DONE)
+        return Rendered(out)
+    if turn.thought_chunks is not None:
+        thought = {"summary": THOUGHT_SUMMARY, "content": "", "chunks": [], "finished": False}
+        content = {
+            "content_type": "thoughts",
+            "thoughts": [thought],
+            "source_analysis_msg_id": plan.thoughts_id,
+        }
+        meta = plan.thoughts_metadata()
+
+        def thoughts(status: str, end_turn: bool | None) -> dict[str, Any]:
+            return _message(
+                plan.thoughts_id,
+                "assistant",
+                {**content, "thoughts": [dict(thought)]},
+                status=status,
+                end_turn=end_turn,
+                metadata=dict(meta),
+                channel="analysis",
+                create_time=plan.now,
+            )
+
+        snap(thoughts("in_progress", None))
+        for chunk in turn.thought_chunks:
+            thought["content"] = str(thought["content"]) + chunk
+            snap(thoughts("in_progress", None))
+        thought["finished"] = True
+        meta.update(finished_text="Thought for 1s", reasoning_status="reasoning_ended")
+        snap(thoughts("finished_successfully", False))
+        snap(plan.recap())
+
+    meta = plan.answer_metadata()
+
+    def answer(text: str, status: str, end_turn: bool | None) -> dict[str, Any]:
+        return _message(
+            plan.answer_id,
+            "assistant",
+            {"content_type": "text", "parts": [text]},
+            status=status,
+            end_turn=end_turn,
+            metadata=meta,
+            channel="final",
+            create_time=plan.now,
+        )
+
+    snap(answer("", "in_progress", None))
+    text = ""
+    for i, chunk in enumerate(turn.chunks):
+        if i == plan.fault_at:
+            if turn.fault == "truncated":
+                return Rendered(out, complete=False)
+            if turn.fault == "stream_error":
+                out.append(_data(_legacy_error(cid)))
+                out.append(DONE)
+                return Rendered(out)
+            if turn.fault == "malformed":
+                out.append(MALFORMED_RECORD)
+        text += chunk
+        snap(answer(text, "in_progress", None))
+    if plan.fault_at >= len(turn.chunks):
+        # Too few chunks to fail in the middle: fail right before the final snapshot.
+        if turn.fault == "truncated":
+            return Rendered(out, complete=False)
+        if turn.fault == "stream_error":
+            out.append(_data(_legacy_error(cid)))
+            out.append(DONE)
+            return Rendered(out)
+        if turn.fault == "malformed":
+            out.append(MALFORMED_RECORD)
+    meta = {**meta, **plan.finish_metadata()}
+    snap(answer(text, "finished_successfully", True))
+    if turn.new_conversation:
+        out.append(_data(plan.title_record()))
+    out.append(DONE)
+    return Rendered(out)
+
+
+def _legacy_error(conversation_id: str) -> dict[str, Any]:
+    return {
+        "message": None,
+        "conversation_id": conversation_id,
+        "error": "Something went wrong while generating the response. (sim stream_error)",
+    }
+
+
+# --------------------------------------------------------------------------- delta v1
+
+
+class _DeltaWriter:
+    """Emits `event: delta` records, leaving out `p`, `o`, `c` when they carry forward."""
+
+    def __init__(self, out: list[bytes]) -> None:
+        self.out = out
+        self.p: str | None = None
+        self.o: str | None = None
+        self.c: int | None = None
+
+    def op(self, p: str, o: str, v: object, c: int, *, explicit: bool = False) -> None:
+        rec: dict[str, Any] = {}
+        if explicit or p != self.p:
+            rec["p"] = p
+        if explicit or o != self.o:
+            rec["o"] = o
+        rec["v"] = v
+        if c != self.c:
+            rec["c"] = c
+        self.p, self.o, self.c = p, o, c
+        self.out.append(b"event: delta\ndata: " + orjson.dumps(rec) + b"\n\n")
+
+
+def render_v1(turn: Turn) -> Rendered:
+    """Delta-encoded records (spec 5.3), ending with the control records and `[DONE]`."""
+    plan = _Plan(turn)
+    cid = turn.conversation_id
+    out: list[bytes] = [b'event: delta_encoding\ndata: "v1"\n\n']
+    w = _DeltaWriter(out)
+
+    def root(message: dict[str, Any] | None) -> dict[str, Any]:
+        return {"message": message, "conversation_id": cid, "error": None}
+
+    out.append(
+        _data(
+            {
+                "type": "resume_conversation_token",
+                "kind": "topic",
+                "token": _resume_token(cid),
+                "conversation_id": cid,
+            }
+        )
+    )
+    channel = 0
+    hidden = _message(
+        str(uuid.uuid4()),
+        "system",
+        {"content_type": "text", "parts": [""]},
+        status="finished_successfully",
+        end_turn=True,
+        metadata={"is_visually_hidden_from_conversation": True},
+        channel=None,
+        weight=0.0,
+    )
+    w.op("", "add", root(hidden), channel)
+    user_echo: dict[str, Any] | None = None
+    for echo in turn.echoes:
+        channel += 1
+        msg = plan.echo(echo)
+        w.op("", "add", root(msg), channel)
+        if echo.role == "user":
+            user_echo = msg
+    if user_echo is not None:
+        out.append(
+            _data(
+                {
+                    "type": "input_message",
+                    "input_message": {
+                        k: user_echo[k] for k in ("id", "author", "content", "status", "recipient")
+                    },
+                    "conversation_id": cid,
+                }
+            )
+        )
+    if turn.fault == "moderation":
+        out.append(_data(plan.moderation()))
+        _v1_tail(out, plan, with_markers=False)
+        return Rendered(out)
+
+    if turn.thought_chunks is not None:
+        channel += 1
+        thought = {"summary": THOUGHT_SUMMARY, "content": "", "chunks": [], "finished": False}
+        msg = _message(
+            plan.thoughts_id,
+            "assistant",
+            {
+                "content_type": "thoughts",
+                "thoughts": [thought],
+                "source_analysis_msg_id": plan.thoughts_id,
+            },
+            status="in_progress",
+            end_turn=None,
+            metadata=plan.thoughts_metadata(),
+            channel="analysis",
+            create_time=plan.now,
+        )
+        w.op("", "add", root(msg), channel, explicit=True)
+        out.append(_data(_marker(cid, plan.thoughts_id, "cot_token", "first")))
+        # Every thought append names its path: a bare {"v"} is reserved for answer text.
+        for chunk in turn.thought_chunks:
+            w.op("/message/content/thoughts/0/content", "append", chunk, channel, explicit=True)
+        w.op(
+            "",
+            "patch",
+            [
+                {"p": "/message/content/thoughts/0/finished", "o": "replace", "v": True},
+                {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+                {"p": "/message/end_turn", "o": "replace", "v": False},
+                {
+                    "p": "/message/metadata",
+                    "o": "append",
+                    "v": {"finished_text": "Thought for 1s", "reasoning_status": "reasoning_ended"},
+                },
+            ],
+            channel,
+            explicit=True,
+        )
+        channel += 1
+        w.op("", "add", root(plan.recap()), channel, explicit=True)
+
+    channel += 1
+    answer = _message(
+        plan.answer_id,
+        "assistant",
+        {"content_type": "text", "parts": [""]},
+        status="in_progress",
+        end_turn=None,
+        metadata=plan.answer_metadata(),
+        channel="final",
+        create_time=plan.now,
+    )
+    w.op("", "add", root(answer), channel)
+    out.append(_data(_marker(cid, plan.answer_id, "user_visible_token", "first")))
+    chunks = turn.chunks
+    last = len(chunks) - 1 if len(chunks) >= 2 else len(chunks)
+    for i in range(last):
+        if i == plan.fault_at:
+            if turn.fault == "truncated":
+                return Rendered(out, complete=False)
+            if turn.fault == "stream_error":
+                w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
+                out.append(DONE)
+                return Rendered(out)
+            if turn.fault == "malformed":
+                out.append(MALFORMED_RECORD)
+        if i == 0:
+            w.op("/message/content/parts/0", "append", chunks[i], channel, explicit=True)
+        else:
+            w.op("/message/content/parts/0", "append", chunks[i], channel)
+    if plan.fault_at >= last:
+        # Too few chunks to fail in the middle: fail right before the final patch.
+        if turn.fault == "truncated":
+            return Rendered(out, complete=False)
+        if turn.fault == "stream_error":
+            w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
+            out.append(DONE)
+            return Rendered(out)
+        if turn.fault == "malformed":
+            out.append(MALFORMED_RECORD)
+    ops: list[dict[str, Any]] = []
+    if last < len(chunks):
+        ops.append({"p": "/message/content/parts/0", "o": "append", "v": chunks[last]})
+    ops += [
+        {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+        {"p": "/message/end_turn", "o": "replace", "v": True},
+        {"p": "/message/metadata", "o": "append", "v": plan.finish_metadata()},
+    ]
+    w.op("", "patch", ops, channel, explicit=True)
+    out.append(_data(_marker(cid, plan.answer_id, "last_token", "last")))
+    _v1_tail(out, plan, with_markers=True)
+    return Rendered(out)
+
+
+def _v1_tail(out: list[bytes], plan: _Plan, *, with_markers: bool) -> None:
+    turn = plan.turn
+    cid = turn.conversation_id
+    if turn.new_conversation and with_markers:
+        out.append(_data(plan.title_record()))
+    out.append(
+        _data(
+            {
+                "type": "server_ste_metadata",
+                "metadata": {
+                    "plan_type": turn.plan_type,
+                    "user_agent": "web_desktop",
+                    "tool_invoked": False,
+                    "fast_convo": True,
+                    "is_first_turn": turn.new_conversation,
+                    "model_slug": turn.model_slug,
+                    "did_auto_switch_to_reasoning": False,
+                    "message_id": plan.answer_id,
+                    "request_id": turn.request_id,
+                    "turn_exchange_id": str(uuid.uuid4()),
+                    "turn_trace_id": str(uuid.uuid4()),
+                },
+                "conversation_id": cid,
+            }
+        )
+    )
+    out.append(_data({"type": "message_stream_complete", "conversation_id": cid}))
+    out.append(
+        _data(
+            {
+                "type": "conversation_detail_metadata",
+                "banner_info": None,
+                "blocked_features": [],
+                "model_limits": [],
+                "limits_progress": [
+                    {
+                        "feature_name": "deep_research",
+                        "remaining": 25,
+                        "reset_after": "2026-02-04T10:00:00.000000+00:00",
+                    }
+                ],
+                "default_model_slug": turn.default_model_slug,
+                "conversation_id": cid,
+            }
+        )
+    )
+    out.append(DONE)
+
+
+def _v1_error(conversation_id: str) -> dict[str, Any]:
+    return {
+        "message": None,
+        "conversation_id": conversation_id,
+        "error": "Something went wrong while generating the response. (sim stream_error)",
+        "error_code": "internal_error",
+    }
+
+
+def _marker(cid: str, message_id: str, marker: str, event: str) -> dict[str, Any]:
+    return {
+        "type": "message_marker",
+        "conversation_id": cid,
+        "message_id": message_id,
+        "marker": marker,
+        "event": event,
+    }
+
+
+def _resume_token(conversation_id: str) -> str:
+    # Opaque to clients; shaped like a JWT because the real one is.
+    body = orjson.dumps({"conversation_id": conversation_id, "kind": "topic"}).hex()
+    return "eyJhbGciOiJIUzI1NiJ9." + body + ".sim"

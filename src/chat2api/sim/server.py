@@ -1,0 +1,124 @@
+"""Running the simulator: `serve()` (blocking, for the CLI) and `SimServer` (a thread, for tests).
+
+Why uvicorn's **h11** protocol and not httptools: curl_cffi impersonating Chrome
+sends `Connection: Upgrade, HTTP2-Settings` + `Upgrade: h2c` on plain-http
+requests. llhttp (behind httptools) then stops parsing at the end of the headers
+and treats the rest as upgraded-protocol bytes, so uvicorn hands the app an
+EMPTY body. h11 only switches protocols if the server answers 101, so it reads
+the body normally (tests/sim/test_server.py proves both the raw-socket and the
+curl_cffi cases). uvloop is used for the event loop when installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from types import TracebackType
+
+import uvicorn
+
+from chat2api.sim.app import SimApp, create_sim_app
+from chat2api.sim.config import SimConfig
+from chat2api.sim.state import SimState
+
+DEFAULT_PORT = 5005
+
+
+class _DropUpgradeWarning(logging.Filter):
+    """uvicorn warns once per h2c request; under benchmark load that floods the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Unsupported upgrade request."
+
+
+def _uvicorn_config(app: SimApp, host: str, port: int) -> uvicorn.Config:
+    logging.getLogger("uvicorn.error").addFilter(_DropUpgradeWarning())
+    try:
+        import uvloop  # noqa: F401  (only probing availability)
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="h11",
+        loop=loop,
+        lifespan="off",
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=30,
+        backlog=4096,
+    )
+
+
+def serve(
+    config: SimConfig | None = None, host: str = "127.0.0.1", port: int = DEFAULT_PORT
+) -> None:
+    """Serve the simulator until interrupted (Ctrl-C / SIGTERM)."""
+    app = create_sim_app(config)
+    uvicorn.Server(_uvicorn_config(app, host, port)).run()
+
+
+class SimServer:
+    """The simulator on 127.0.0.1 and an ephemeral port, in a background thread.
+
+    Use as a context manager; `base_url` is ready on entry and `state` is the
+    live `SimState` (counters, recorded requests, config).
+    """
+
+    def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1") -> None:
+        """Create (not start) a server for `config`."""
+        self.app = create_sim_app(config)
+        self.host = host
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        self.port: int = self._sock.getsockname()[1]
+        self._server = uvicorn.Server(_uvicorn_config(self.app, host, self.port))
+        self._thread = threading.Thread(target=self._run, name="chat2api-sim", daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """`http://127.0.0.1:<port>`."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def state(self) -> SimState:
+        """The running simulator's state."""
+        state: SimState = self.app.state.sim
+        return state
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def start(self, timeout: float = 10.0) -> SimServer:
+        """Start the thread and wait until the server accepts connections."""
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("simulator did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for the thread."""
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
