@@ -1,0 +1,120 @@
+"""The OpenAI error envelope for every failure, by exception class."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from chat2api.errors import Chat2APIError, InvalidRequest
+
+log = logging.getLogger(__name__)
+
+
+def error_response(exc: Chat2APIError) -> Response:
+    """A JSON response carrying the OpenAI error envelope."""
+    return Response(
+        orjson.dumps(exc.to_dict()),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
+    )
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none", "literal"})
+
+
+def param_from_loc(loc: Sequence[int | str]) -> str | None:
+    """``("messages", 0, "content")`` → ``messages[0].content``.
+
+    Pydantic adds union-member tags (``str``, ``list[...]``, ``TextPart``) to
+    locations; those are not parameters and are dropped.
+    """
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif (
+            (part == "body" and not out)
+            or part in _TYPE_TAGS
+            or "[" in part
+            or "-" in part
+            or part[:1].isupper()
+        ):
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or None
+
+
+def invalid_from_validation(errors: Sequence[Any]) -> InvalidRequest:
+    """The first pydantic error as a 400 naming its ``param``."""
+    first = errors[0]
+    loc = tuple(first.get("loc", ()))
+    param = param_from_loc(loc)
+    message = str(first.get("msg", "Invalid value"))
+    if first.get("type") == "missing":
+        return InvalidRequest(f"Missing required parameter: '{param}'.", param=param)
+    where = f" for '{param}'" if param else ""
+    return InvalidRequest(f"Invalid value{where}: {message}", param=param)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers; the last one is the outermost 500."""
+
+    async def on_chat2api(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Chat2APIError)
+        return error_response(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError | ValidationError)
+        return error_response(invalid_from_validation(exc.errors()))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 404:
+            err = InvalidRequest(
+                f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url"
+            )
+            return Response(
+                orjson.dumps(err.to_dict()), status_code=404, media_type="application/json"
+            )
+        body = {
+            "error": {
+                "message": str(exc.detail),
+                "type": "invalid_request_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        return Response(
+            orjson.dumps(body),
+            status_code=exc.status_code,
+            media_type="application/json",
+            headers=exc.headers,
+        )
+
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", exc_info=exc)
+        body = {
+            "error": {
+                "message": "chat2api hit an internal error; the log has the details.",
+                "type": "server_error",
+                "param": None,
+                "code": "internal_error",
+            }
+        }
+        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+    app.add_exception_handler(Chat2APIError, on_chat2api)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(ValidationError, on_validation)
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)

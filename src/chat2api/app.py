@@ -1,0 +1,69 @@
+"""``create_app``: the ASGI application and the lifespan of its resources."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from chat2api import __version__
+from chat2api.api.chat import router as chat_router
+from chat2api.api.errors import install_error_handlers
+from chat2api.sentinel import PowSolver
+from chat2api.settings import Settings
+from chat2api.state import AppState
+from chat2api.store.sqlite import SQLiteStore
+from chat2api.upstream.chatgpt import ChatGPTBackend
+from chat2api.upstream.http import SessionPool
+
+log = logging.getLogger(__name__)
+
+DB_FILE = "chat2api.db"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The chat2api app for ``settings``; resources live only inside the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = SQLiteStore(settings.data_dir / DB_FILE)
+        sessions = SessionPool(
+            impersonate=settings.impersonate,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.upstream_timeout,
+        )
+        workers = settings.pow_workers
+        if workers is None:  # one solver process per core, a few at most
+            workers = min(4, os.cpu_count() or 1)
+        solver = PowSolver(workers=workers, time_budget=settings.pow_time_budget)
+        backend = ChatGPTBackend(settings, sessions, solver)
+        app.state.chat2api = AppState(settings, sessions, solver, backend, store)
+        log.info(
+            "chat2api %s ready: upstream %s, store %s",
+            __version__,
+            ", ".join(settings.chatgpt_base_url),
+            store.path,
+        )
+        try:
+            yield
+        finally:
+            await sessions.aclose()
+            solver.close()
+            store.close()
+
+    app = FastAPI(
+        title="chat2api",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_error_handlers(app)
+    router = APIRouter(prefix=settings.prefix_path)
+    router.include_router(chat_router)
+    app.include_router(router)
+    return app

@@ -1,0 +1,142 @@
+"""One chat turn against the upstream: open, retry before the first byte, decode.
+
+``start_turn`` opens the upstream conversation and reads until the answer
+has really begun (its first text, reasoning, or finish). Failures up to that
+point are retried on a fresh attempt (next base URL / proxy, new sentinel
+proof) when the error class says another attempt may succeed; nothing has
+reached the client yet, so this is invisible. After that, ``Turn.events``
+streams the rest; a failure there is surfaced to the client as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+from chat2api.errors import UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from chat2api.protocol.errors import ProtocolError
+from chat2api.protocol.events import Event, Metadata, StreamFailed
+from chat2api.protocol.stream import ConversationDecoder
+from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, OpenedConversation
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 0.1
+BACKOFF_CAP = 2.0
+
+
+def stream_error(event: StreamFailed) -> UpstreamUnavailable:
+    """The error an in-stream failure record stands for."""
+    code = f" ({event.code})" if event.code else ""
+    return UpstreamUnavailable(
+        f"The upstream reported an error in the stream{code}: {event.message}"
+    )
+
+
+class Turn:
+    """An upstream answer in progress, its first events already decoded."""
+
+    def __init__(
+        self, opened: OpenedConversation, decoder: ConversationDecoder, head: list[Event]
+    ) -> None:
+        self._opened = opened
+        self._decoder = decoder
+        self.head = head
+
+    @property
+    def metadata(self) -> Metadata:
+        """What the head revealed: conversation id, message id, served model slug."""
+        merged: dict[str, str | None] = {}
+        for event in self.head:
+            if isinstance(event, Metadata):
+                for key in ("conversation_id", "message_id", "model_slug"):
+                    merged[key] = getattr(event, key) or merged.get(key)
+        return Metadata(**merged)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Every event of the answer, head first. Raises ``UpstreamError`` on failure."""
+        try:
+            for event in self.head:
+                yield event
+            async for chunk in self._opened.body:
+                for event in _decode(self._decoder.feed, chunk):
+                    yield event
+                if self._decoder.done:
+                    break
+            for event in _decode(lambda _: self._decoder.close(), b""):
+                yield event
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Abort the upstream transfer (a no-op once it has finished)."""
+        await self._opened.aclose()
+
+
+def _decode(step: Any, chunk: bytes) -> list[Event]:
+    try:
+        events: list[Event] = step(chunk)
+    except ProtocolError as exc:
+        raise UpstreamUnavailable(f"The upstream stream was unreadable: {exc}") from exc
+    return events
+
+
+async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -> list[Event]:
+    head: list[Event] = []
+    async for chunk in opened.body:
+        for event in _decode(decoder.feed, chunk):
+            if isinstance(event, StreamFailed):
+                raise stream_error(event)
+            head.append(event)
+            if not isinstance(event, Metadata):
+                return head
+        if decoder.done:
+            break
+    for event in _decode(lambda _: decoder.close(), b""):
+        if isinstance(event, StreamFailed):
+            raise stream_error(event)
+        head.append(event)
+    if not any(not isinstance(e, Metadata) for e in head):
+        raise UpstreamUnavailable("The upstream ended the stream before answering.")
+    return head
+
+
+def _may_retry(exc: UpstreamError) -> bool:
+    # A rate limit belongs to the account: the same account will not do better.
+    return exc.retryable and not isinstance(exc, UpstreamRateLimited)
+
+
+async def start_turn(
+    backend: ChatGPTBackend, creds: Credentials, body: dict[str, Any], *, retries: int
+) -> Turn:
+    """Open the conversation and read its head, retrying transient failures."""
+    attempt = 0
+    while True:
+        opened = None
+        try:
+            opened = await backend.open_conversation(creds, body)
+            decoder = ConversationDecoder()
+            head = await _read_head(opened, decoder)
+            return Turn(opened, decoder, head)
+        except UpstreamError as exc:
+            if opened is not None:
+                await opened.aclose()
+            if attempt >= retries or not _may_retry(exc):
+                raise
+            attempt += 1
+            delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+            log.warning(
+                "upstream attempt %d/%d failed (%s); retrying in %.2fs",
+                attempt,
+                retries,
+                exc.code,
+                delay,
+            )
+            await asyncio.sleep(delay)
+        except BaseException:
+            if opened is not None:
+                await opened.aclose()
+            raise

@@ -1,0 +1,168 @@
+"""Upstream events → OpenAI chat completion chunks and completions (pure).
+
+``Answer`` folds the typed event stream into what the client sees, applying
+``max_tokens`` on the way. Streaming asks it for one chunk per event;
+non-streaming folds the same events and asks for one completion at the end,
+so the two can never disagree.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from typing import Any
+
+from chat2api.convert.models import ModelRoute
+from chat2api.convert.usage import count_tokens, truncate_tokens
+from chat2api.protocol.events import (
+    Event,
+    Finished,
+    Metadata,
+    Moderated,
+    ReasoningDelta,
+    TextDelta,
+)
+
+_ID_ALPHABET = string.ascii_letters + string.digits
+MODERATION_REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def completion_id() -> str:
+    """``chatcmpl-`` + 29 random alphanumerics, like OpenAI's ids."""
+    return "chatcmpl-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(29))
+
+
+class Answer:
+    """The client-visible answer, built incrementally from upstream events."""
+
+    def __init__(self, route: ModelRoute, prompt_tokens: int, token_limit: int | None) -> None:
+        self.route = route
+        self.id = completion_id()
+        self.created = int(time.time())
+        self.prompt_tokens = prompt_tokens
+        self.token_limit = token_limit
+        self.content = ""
+        self.reasoning = ""
+        self.finish_reason: str | None = None
+        self.conversation_id: str | None = None
+        self.message_id: str | None = None
+        self.model_slug: str | None = None
+
+    @property
+    def done(self) -> bool:
+        """True once the answer has a finish reason; later events are ignored."""
+        return self.finish_reason is not None
+
+    def apply(self, event: Event) -> tuple[str, str]:
+        """Fold one event; returns the (content, reasoning) text it added."""
+        if self.done:
+            return "", ""
+        if isinstance(event, TextDelta):
+            return self._add_text(event.text), ""
+        if isinstance(event, ReasoningDelta):
+            self.reasoning += event.text
+            return "", event.text
+        if isinstance(event, Metadata):
+            self.conversation_id = event.conversation_id or self.conversation_id
+            self.message_id = event.message_id or self.message_id
+            self.model_slug = event.model_slug or self.model_slug
+        elif isinstance(event, Finished):
+            self.finish_reason = "length" if event.finish_type == "max_tokens" else "stop"
+        elif isinstance(event, Moderated) and event.blocked:
+            added = "" if self.content else self._add_text(MODERATION_REFUSAL)
+            self.finish_reason = self.finish_reason or "content_filter"
+            return added, ""
+        return "", ""
+
+    def _add_text(self, text: str) -> str:
+        if self.token_limit is None:
+            self.content += text
+            return text
+        full, cut = truncate_tokens(self.content + text, self.token_limit, self.route.encoding)
+        added = full[len(self.content) :]
+        self.content = full
+        if cut:
+            self.finish_reason = "length"
+        return added
+
+    def usage(self) -> dict[str, Any]:
+        """OpenAI ``usage`` counted offline with the model's tokenizer."""
+        encoding = self.route.encoding
+        reasoning = count_tokens(self.reasoning, encoding)
+        completion = count_tokens(self.content, encoding) + reasoning
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self.prompt_tokens + completion,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning},
+        }
+
+    def _extra(self, out: dict[str, Any]) -> dict[str, Any]:
+        # Upstream conversation ids ride along as extra top-level fields, which
+        # OpenAI SDKs ignore; only useful (and only sent) when history is kept.
+        if self.conversation_id is not None:
+            out["conversation_id"] = self.conversation_id
+        if self.message_id is not None:
+            out["message_id"] = self.message_id
+        return out
+
+    def chunk(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        *,
+        with_usage_field: bool = False,
+        history: bool = False,
+    ) -> dict[str, Any]:
+        """One ``chat.completion.chunk``."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.route.requested,
+            "system_fingerprint": None,
+            "choices": [
+                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+            ],
+        }
+        if with_usage_field:
+            out["usage"] = None
+        return self._extra(out) if history else out
+
+    def usage_chunk(self, *, history: bool = False) -> dict[str, Any]:
+        """The final chunk of ``stream_options.include_usage``: no choices, usage set."""
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.route.requested,
+            "system_fingerprint": None,
+            "choices": [],
+            "usage": self.usage(),
+        }
+        return self._extra(out) if history else out
+
+    def completion(self, *, history: bool = False) -> dict[str, Any]:
+        """The non-stream ``chat.completion``."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": None}
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
+        out: dict[str, Any] = {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.route.requested,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "logprobs": None,
+                    "finish_reason": self.finish_reason or "stop",
+                }
+            ],
+            "usage": self.usage(),
+        }
+        return self._extra(out) if history else out

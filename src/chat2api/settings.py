@@ -1,0 +1,175 @@
+"""One typed ``Settings``, built once from a mapping.
+
+Variable names and meanings follow the original chat2api so existing
+deployments can switch by pointing the same environment at this service.
+``load_settings`` merges, lowest priority first: a ``.env`` file, the process
+environment, explicit overrides (CLI flags). Nothing here reads ``os.environ``
+at import time; the CLI passes it in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+_HEX = re.compile(r"^[0-9a-f]{1,32}$")
+DEFAULT_BASE_URL = "https://chatgpt.com"
+
+
+def _split_list(value: Any) -> Any:
+    """Comma lists as the original accepted them: ``a,b`` with spaces allowed."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Field aliases are the environment names."""
+
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, case_sensitive=True
+    )
+
+    # --- seed variables (original chat2api names and defaults) ---------------
+    api_prefix: str = Field("", alias="API_PREFIX")
+    authorization: list[str] = Field(default_factory=list, alias="AUTHORIZATION")
+    chatgpt_base_url: list[str] = Field(
+        default_factory=lambda: [DEFAULT_BASE_URL], alias="CHATGPT_BASE_URL"
+    )
+    auth_key: str | None = Field(None, alias="AUTH_KEY")
+    proxy_url: list[str] = Field(default_factory=list, alias="PROXY_URL")
+    export_proxy_url: str | None = Field(None, alias="EXPORT_PROXY_URL")
+    history_disabled: bool = Field(True, alias="HISTORY_DISABLED")
+    pow_difficulty: str = Field("000032", alias="POW_DIFFICULTY")
+    retry_times: int = Field(3, ge=0, le=20, alias="RETRY_TIMES")
+    conversation_only: bool = Field(False, alias="CONVERSATION_ONLY")
+    enable_limit: bool = Field(True, alias="ENABLE_LIMIT")
+    upload_by_url: bool = Field(False, alias="UPLOAD_BY_URL")
+    scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
+    random_token: bool = Field(False, alias="RANDOM_TOKEN")
+    enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
+    auto_seed: bool = Field(True, alias="AUTO_SEED")
+
+    # --- chat2api's own settings ---------------------------------------------
+    data_dir: Path = Field(Path("data"), alias="DATA_DIR")
+    upstream_encoding: Literal["v1", "legacy"] = Field("v1", alias="UPSTREAM_ENCODING")
+    upstream_timeout: float = Field(120.0, gt=0, alias="UPSTREAM_TIMEOUT")
+    connect_timeout: float = Field(10.0, gt=0, alias="CONNECT_TIMEOUT")
+    pow_time_budget: float = Field(20.0, gt=0, alias="POW_TIME_BUDGET")
+    pow_workers: int | None = Field(None, ge=0, le=64, alias="POW_WORKERS")
+    build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
+    impersonate: str = Field("chrome", alias="IMPERSONATE")
+    log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only what the caller passes: the mapping is injected, never read here.
+        return (init_settings,)
+
+    @field_validator("authorization", "chatgpt_base_url", "proxy_url", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_list(value)
+
+    @field_validator("api_prefix", mode="before")
+    @classmethod
+    def _prefix(cls, value: Any) -> Any:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            value = value.strip().strip("/")
+            if value and not re.fullmatch(r"[A-Za-z0-9._~\-/]+", value):
+                raise ValueError("may contain only letters, digits, '-', '_', '.', '~' and '/'")
+        return value
+
+    @field_validator("chatgpt_base_url")
+    @classmethod
+    def _base_urls(cls, value: list[str]) -> list[str]:
+        if not value:
+            return [DEFAULT_BASE_URL]
+        for url in value:
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return [url.rstrip("/") for url in value]
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxies(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not re.match(r"^(https?|socks5h?|socks4a?)://", url):
+                raise ValueError(
+                    "proxies must start with http://, https://, socks5:// or socks5h://"
+                )
+        return value
+
+    @field_validator("pow_difficulty", mode="before")
+    @classmethod
+    def _difficulty(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if not _HEX.match(value):
+                raise ValueError("must be a lowercase hex string such as 000032")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.upper()
+            if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+                raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @property
+    def prefix_path(self) -> str:
+        """The route prefix, ``""`` or ``/<API_PREFIX>``."""
+        return f"/{self.api_prefix}" if self.api_prefix else ""
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    *,
+    env_file: str | Path | None = ".env",
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build the settings: ``.env`` < ``environ`` < ``overrides`` (by env name).
+
+    Empty strings in the environment count as unset, as in the original.
+    Raises ``SettingsError`` naming the first bad variable.
+    """
+    merged: dict[str, Any] = {}
+    if env_file is not None and Path(env_file).is_file():
+        merged.update({k: v for k, v in dotenv_values(env_file).items() if v not in (None, "")})
+    source = os.environ if environ is None else environ
+    names = {field.alias for field in Settings.model_fields.values() if field.alias}
+    merged.update({k: v for k, v in source.items() if k in names and v != ""})
+    if overrides:
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "settings"
+        given = merged.get(name)
+        shown = "" if given is None or "KEY" in name or name == "AUTHORIZATION" else f" {given!r}"
+        raise SettingsError(f"{name}{shown}: {first['msg']}") from exc

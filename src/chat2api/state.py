@@ -1,0 +1,22 @@
+"""What the app holds while it runs, created and closed by the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chat2api.sentinel import PowSolver
+from chat2api.settings import Settings
+from chat2api.store.sqlite import SQLiteStore
+from chat2api.upstream.chatgpt import ChatGPTBackend
+from chat2api.upstream.http import SessionPool
+
+
+@dataclass(slots=True)
+class AppState:
+    """Resources shared by all requests; reached through ``app.state.chat2api``."""
+
+    settings: Settings
+    sessions: SessionPool
+    solver: PowSolver
+    backend: ChatGPTBackend
+    store: SQLiteStore
