@@ -23,7 +23,9 @@ class ServiceServer:
         merged = {"DATA_DIR": str(data_dir), "POW_WORKERS": "1"} | env
         self.settings: Settings = load_settings(merged, env_file=None)
         self.app = create_app(self.settings)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
+        # and without it every keep-alive response waits ~40 ms for a delayed ACK.
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
