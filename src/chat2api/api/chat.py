@@ -19,7 +19,7 @@ from chat2api.convert.completion import Answer
 from chat2api.convert.messages import conversation_body, message_text
 from chat2api.convert.models import listed_models, resolve_model
 from chat2api.convert.usage import count_prompt_tokens
-from chat2api.errors import Chat2APIError, InvalidRequest
+from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
 from chat2api.upstream.chatgpt import Credentials
@@ -31,23 +31,27 @@ SLUG_HEADER = "X-Chat2API-Model-Slug"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def credentials_from(request: Request) -> Credentials:
-    """Per-request account: none (login-free), an AccessToken, or a Team workspace.
+ACCESS_TOKEN_PREFIXES = ("eyJ", "fk-")
 
-    ``Authorization: Bearer <AccessToken>[,<ChatGPT-Account-ID>]``; a
-    ``ChatGPT-Account-ID`` header also selects the workspace.
+
+def credentials_from(request: Request) -> Credentials:
+    """Per-request account: an AccessToken, a Team workspace, or login-free.
+
+    ``Authorization: Bearer <AccessToken>[,<ChatGPT-Account-ID>]`` runs as that
+    account (a ``ChatGPT-Account-ID`` header also selects the workspace). No
+    ``Authorization``, or a key that is not an AccessToken (SDKs insist on
+    some key, e.g. ``sk-anything``), uses the login-free flow.
     """
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if not header or scheme.lower() != "bearer" or not value.strip():
-        if header:
-            raise InvalidRequest(
-                "The Authorization header must be 'Bearer <token>'.", code="invalid_api_key"
-            )
-        return Credentials()
+    if header and (scheme.lower() != "bearer" or not value.strip()):
+        raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
     token, _, account = value.strip().partition(",")
+    token = token.strip()
+    if not token.startswith(ACCESS_TOKEN_PREFIXES):
+        return Credentials()
     account = account.strip() or request.headers.get("chatgpt-account-id", "").strip()
-    return Credentials(token.strip(), account or None)
+    return Credentials(token, account or None)
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:
