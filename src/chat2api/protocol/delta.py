@@ -28,6 +28,7 @@ __all__ = ["DeltaState"]
 
 _OPS = frozenset({"add", "replace", "append", "remove", "truncate", "patch"})
 _MAX_PATCH_DEPTH = 4
+_MAX_CACHED_POINTERS = 256
 _MISSING: Any = object()
 
 
@@ -94,6 +95,7 @@ class DeltaState:
         self._p: str | None = None
         self._o: str | None = None
         self._cursor: tuple[int, str] | None = None
+        self._pointers: dict[str, list[str]] = {}
 
     def apply(self, record: object) -> Any:
         """Apply one ``event: delta`` record; return the root of its channel."""
@@ -149,7 +151,11 @@ class DeltaState:
             return
         if o == "append" and isinstance(v, str):
             self._cursor = (c, p)
-        tokens = parse_pointer(p)
+        tokens = self._pointers.get(p)
+        if tokens is None:
+            tokens = parse_pointer(p)
+            if len(self._pointers) < _MAX_CACHED_POINTERS:
+                self._pointers[p] = tokens
         parent: Any
         key: Any
         if not tokens:

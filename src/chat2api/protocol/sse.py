@@ -63,6 +63,14 @@ class SSEDecoder:
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completes."""
+        return [ServerSentEvent(*fields) for fields in self.feed_fields(chunk)]
+
+    def feed_fields(self, chunk: bytes) -> list[tuple[str, str, str | None, int | None]]:
+        """Like ``feed`` but return ``(event, data, id, retry)`` tuples.
+
+        The fast path for callers that consume events right away: building a
+        frozen dataclass costs more than parsing its lines.
+        """
         text = self._utf8.decode(chunk)
         if not text:
             return []
@@ -89,7 +97,13 @@ class SSEDecoder:
             text = "".join(self._partial)
             self._partial.clear()
         self._trailing_cr = text[-1] == "\r"
-        lines = _LINE_END.split(text)
+        if "\r" in text:
+            crlf_only = text.replace("\r\n", "\n")
+            # A lone CR is rare; only then pay for the regex (on the original
+            # text: "\r\r\n" must stay two line ends).
+            lines = _LINE_END.split(text) if "\r" in crlf_only else crlf_only.split("\n")
+        else:
+            lines = text.split("\n")
         rest = lines.pop()
         if rest:
             self._partial.append(rest)
@@ -111,31 +125,33 @@ class SSEDecoder:
         self._retry = None
         return []
 
-    def _lines(self, lines: list[str]) -> list[ServerSentEvent]:
-        events: list[ServerSentEvent] = []
+    def _lines(self, lines: list[str]) -> list[tuple[str, str, str | None, int | None]]:
+        events: list[tuple[str, str, str | None, int | None]] = []
+        data = self._data
         for line in lines:
             if not line:
-                if self._data:
+                if data:
                     events.append(
-                        ServerSentEvent(
+                        (
                             self._event or "message",
-                            "\n".join(self._data),
+                            data[0] if len(data) == 1 else "\n".join(data),
                             self._last_id,
                             self._retry,
                         )
                     )
-                    self._data = []
+                    data = self._data = []
                     self._data_len = 0
                 self._event = ""
                 self._retry = None
                 continue
-            if line[0] == ":":  # comment
-                continue
-            name, _, value = line.partition(":")
-            if value and value[0] == " ":
+            name, colon, value = line.partition(":")
+            if not name:
+                if colon:
+                    continue  # a comment
+            elif value and value[0] == " ":
                 value = value[1:]
             if name == "data":
-                self._data.append(value)
+                data.append(value)
                 self._data_len += len(value) + 1
                 if self._data_len > self._max:
                     raise LineTooLong(f"SSE event data longer than {self._max} characters")

@@ -81,7 +81,7 @@ from chat2api.protocol.events import (
     StreamFailed,
     TextDelta,
 )
-from chat2api.protocol.sse import DEFAULT_MAX_EVENT_SIZE, ServerSentEvent, SSEDecoder
+from chat2api.protocol.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 
 __all__ = ["ConversationDecoder", "decode_stream"]
 
@@ -166,8 +166,8 @@ class ConversationDecoder:
     def feed(self, chunk: bytes) -> list[Event]:
         """Decode a slice of the response body; return the events it completes."""
         out: list[Event] = []
-        for sse in self._sse.feed(chunk):
-            self._record(sse, out)
+        for name, data, _, _ in self._sse.feed_fields(chunk):
+            self._record(name, data, out)
         return out
 
     def close(self) -> list[Event]:
@@ -177,7 +177,7 @@ class ConversationDecoder:
             return out
         self._closed = True
         for sse in self._sse.flush():
-            self._record(sse, out)
+            self._record(sse.event, sse.data, out)
         self._finish(out)
         if not self._finished and not self._failed and not self._moderated:
             raise StreamTruncated("the stream ended before the answer finished")
@@ -185,11 +185,9 @@ class ConversationDecoder:
 
     # -- records ----------------------------------------------------------
 
-    def _record(self, sse: ServerSentEvent, out: list[Event]) -> None:
+    def _record(self, name: str, data: str, out: list[Event]) -> None:
         if self._done_marker:
             return
-        data = sse.data
-        name = sse.event
         if name == "delta":
             if not data.strip():
                 return
@@ -342,10 +340,15 @@ class ConversationDecoder:
         state.emitted = len(text)
 
     def _sync_metadata(self, out: list[Event]) -> None:
-        meta = Metadata(self._conversation_id, self._answer_id, self._ste_slug or self._msg_slug)
-        if meta != self._meta:
-            self._meta = meta
-            out.append(meta)
+        meta = self._meta
+        slug = self._ste_slug or self._msg_slug
+        if (
+            self._conversation_id != meta.conversation_id
+            or self._answer_id != meta.message_id
+            or slug != meta.model_slug
+        ):
+            self._meta = Metadata(self._conversation_id, self._answer_id, slug)
+            out.append(self._meta)
 
     def _finish(self, out: list[Event]) -> None:
         if self._answer_finish is not None and not self._finished:
