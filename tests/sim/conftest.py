@@ -14,7 +14,10 @@ import pytest
 
 from chat2api.sim import SimConfig, SimServer, mint_access_token
 
-UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+UA = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0 Safari/537.36"
+)
 
 
 @dataclass
@@ -83,7 +86,9 @@ class Client:
         hdrs = self.sentinel(token, prefix)
         hdrs["Accept"] = "text/event-stream"
         hdrs.update(headers or {})
-        return self.request("POST", f"{prefix}/conversation", conversation_body(text, v1, model, extra), hdrs)
+        return self.request(
+            "POST", f"{prefix}/conversation", conversation_body(text, v1, model, extra), hdrs
+        )
 
 
 DEVICE = "2d1f7a3c-5b9e-4c0d-8e7f-6a5b4c3d2e1f"
@@ -93,9 +98,12 @@ CONFIG = [
     "webdriver−false", "location", "onfocus", 1234.5, "11111111-2222-4333-8444-555555555555",
     "", 8, 1767636000123.4,
 ]  # fmt: skip
-P_TOKEN = "gAAAAAC" + base64.b64encode(
-    json.dumps(CONFIG, separators=(",", ":"), ensure_ascii=False).encode()
-).decode()
+P_TOKEN = (
+    "gAAAAAC"
+    + base64.b64encode(
+        json.dumps(CONFIG, separators=(",", ":"), ensure_ascii=False).encode()
+    ).decode()
+)
 
 
 def solve(seed: str, difficulty: str) -> str:

@@ -276,7 +276,9 @@ def _check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None
         if verdict is Verdict.GIVEN_UP and not state.config.reject_given_up_proof:
             verdict = Verdict.OK
         if verdict is Verdict.OK and proof and state.config.reject_reused_proof:
-            verdict = Verdict.OK if state.spend_proof(proof) else Verdict.REUSED
+            # Keyed with the seed: two sends may well find the same nonce for different seeds.
+            fresh = state.spend_proof(issued.seed + "\n" + proof)
+            verdict = Verdict.OK if fresh else Verdict.REUSED
         if verdict is not Verdict.OK:
             return faults.sentinel_rejected()
     if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):

@@ -19,6 +19,7 @@ from chat2api.sim.replies import THOUGHT_SUMMARY
 
 DONE = b"data: [DONE]\n\n"
 STOP_TOKENS = [200002]
+CUT_FAULTS = frozenset({"truncated", "cut"})
 MALFORMED_RECORD = b'data: {"message": {"id": "broken", "content": \n\n'
 
 
@@ -250,7 +251,7 @@ def render_legacy(turn: Turn) -> Rendered:
     text = ""
     for i, chunk in enumerate(turn.chunks):
         if i == plan.fault_at:
-            if turn.fault == "truncated":
+            if turn.fault in CUT_FAULTS:
                 return Rendered(out, complete=False)
             if turn.fault == "stream_error":
                 out.append(_data(_legacy_error(cid)))
@@ -262,7 +263,7 @@ def render_legacy(turn: Turn) -> Rendered:
         snap(answer(text, "in_progress", None))
     if plan.fault_at >= len(turn.chunks):
         # Too few chunks to fail in the middle: fail right before the final snapshot.
-        if turn.fault == "truncated":
+        if turn.fault in CUT_FAULTS:
             return Rendered(out, complete=False)
         if turn.fault == "stream_error":
             out.append(_data(_legacy_error(cid)))
@@ -425,7 +426,7 @@ def render_v1(turn: Turn) -> Rendered:
     last = len(chunks) - 1 if len(chunks) >= 2 else len(chunks)
     for i in range(last):
         if i == plan.fault_at:
-            if turn.fault == "truncated":
+            if turn.fault in CUT_FAULTS:
                 return Rendered(out, complete=False)
             if turn.fault == "stream_error":
                 w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
@@ -439,7 +440,7 @@ def render_v1(turn: Turn) -> Rendered:
             w.op("/message/content/parts/0", "append", chunks[i], channel)
     if plan.fault_at >= last:
         # Too few chunks to fail in the middle: fail right before the final patch.
-        if turn.fault == "truncated":
+        if turn.fault in CUT_FAULTS:
             return Rendered(out, complete=False)
         if turn.fault == "stream_error":
             w.op("", "add", _v1_error(cid), channel + 1, explicit=True)

@@ -109,13 +109,13 @@ class EventStream:
             if gone:
                 self.stats.streams_cancelled += 1
                 return
-            if self.ending == "abort" and await abort_connection(scope):
-                self.stats.streams_truncated += 1
-                return
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # Count before the last write: a client that sees EOF may read the stats at once.
             if self.ending == "complete":
                 self.stats.streams_completed += 1
             else:
                 self.stats.streams_truncated += 1
+            if self.ending == "abort" and await abort_connection(scope):
+                return
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
