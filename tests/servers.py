@@ -20,7 +20,7 @@ class ServiceServer:
     """chat2api itself over real loopback sockets; a context manager."""
 
     def __init__(self, env: dict[str, Any], data_dir: Path) -> None:
-        merged = {"DATA_DIR": str(data_dir), "POW_WORKERS": "1"} | env
+        merged = {"DATA_DIR": str(data_dir), "POW_WORKERS": "0"} | env
         self.settings: Settings = load_settings(merged, env_file=None)
         self.app = create_app(self.settings)
         # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
