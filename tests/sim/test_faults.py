@@ -169,3 +169,11 @@ def test_words_and_delay_directives(client: Client) -> None:
 def test_unknown_fault_is_400(client: Client) -> None:
     """A misspelled fault directive answers 400 instead of being ignored."""
     assert client.converse("x #sim:fault=nope").status == 400
+
+
+def test_directive_leaves_the_queue_alone(client: Client) -> None:
+    """A directive fault wins over the queue and does not consume a queued fault."""
+    client.request("POST", "/_sim/faults", {"fault": "server_error", "count": 1})
+    assert client.converse("x #sim:fault=unusual_activity").status == 403
+    assert client.converse("x").status == 500
+    assert client.converse("x").status == 200

@@ -340,8 +340,7 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     echoes = _echoes(body) if isinstance(body, dict) else []
     users = [e for e in echoes if e.role == "user"]
     directives = parse_directives(_text_of(users[-1].content) if users else "")
-    queued = state.next_fault()
-    fault = directives.fault or queued
+    fault = directives.fault or state.next_fault()
     if fault is not None:
         if fault not in FAULTS:
             return faults.json_response(400, {"detail": f"Unknown sim fault: {fault}"})

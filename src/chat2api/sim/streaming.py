@@ -98,15 +98,17 @@ class EventStream:
         watcher = asyncio.ensure_future(watch())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            sent = 0
             for record in self.records:
                 if gone:
                     break
                 await send({"type": "http.response.body", "body": record, "more_body": True})
+                sent += 1
                 if self.delay:
                     await asyncio.sleep(self.delay)
-            if not gone and not self.delay:
-                await asyncio.sleep(0)  # give the watcher one chance to see a disconnect
-            if gone:
+            if sent < len(self.records):
+                # Gone before the last record: a client that hangs up right after
+                # [DONE] still counts as completed.
                 self.stats.streams_cancelled += 1
                 return
             # Count before the last write: a client that sees EOF may read the stats at once.
