@@ -87,9 +87,11 @@ __all__ = ["ConversationDecoder", "decode_stream"]
 
 Format = Literal["legacy", "v1"]
 
-_FINISHED = frozenset({"finished_successfully", "finished_partial_completion"})
+# Tuples, not sets: the values tested against them come from JSON and may be
+# unhashable lists or dicts.
+_FINISHED = ("finished_successfully", "finished_partial_completion")
 _FINISH_TYPES: dict[str, FinishType] = {"max_tokens": "max_tokens", "interrupted": "interrupted"}
-_ANSWER_TYPES = frozenset({"text", "multimodal_text"})
+_ANSWER_TYPES = ("text", "multimodal_text")
 _REASONING_SEP = "\n\n"
 
 
