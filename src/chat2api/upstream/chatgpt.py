@@ -47,7 +47,13 @@ from chat2api.sentinel import (
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
 from chat2api.upstream.errors import error_from_response
-from chat2api.upstream.http import SessionPool, abort, iter_body, map_transport_errors
+from chat2api.upstream.http import (
+    SessionPool,
+    abort,
+    iter_body,
+    map_transport_errors,
+    open_stream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -285,14 +291,13 @@ class ChatGPTBackend:
             sentinel, challenge = await self.sentinel_headers(target, creds)
         headers = self._headers(target, creds, stream=True) | sentinel
         session = self._sessions.session(target.base_url, target.proxy)
-        with map_transport_errors("starting the conversation"):
-            response = await session.post(
-                target.base_url + self._prefix(creds) + "/conversation",
-                data=orjson.dumps(body),
-                headers=headers,
-                timeout=self._sessions.timeout,
-                stream=True,
-            )
+        response = await open_stream(
+            session,
+            target.base_url + self._prefix(creds) + "/conversation",
+            data=orjson.dumps(body),
+            headers=headers,
+            idle_timeout=self._sessions.stream_timeout,
+        )
         if response.status_code != 200:
             try:
                 with map_transport_errors("reading an error answer"):

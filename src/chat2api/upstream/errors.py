@@ -80,6 +80,9 @@ def error_from_response(
             f"The upstream refused the account's access token ({what}){suffix}"
         )
     if status == 403:
+        named = f"{detail.get('code', '')} {message}".lower()
+        if challenge is None:
+            challenge = next((c for c in ("turnstile", "arkose") if c in named), None)
         if challenge is not None:
             return ChallengeRequired(
                 f"The upstream requires a {challenge} human-verification challenge, which "

@@ -62,7 +62,11 @@ class SessionPool:
         self._impersonate = impersonate
         self._max_clients = max_clients
         self._sessions: dict[tuple[str, str | None], AsyncSession[Response]] = {}
+        # Plain requests: (connect, read) is a total deadline of their sum.
         self.timeout = (connect_timeout, read_timeout)
+        # Streams: curl aborts after this many seconds without a byte (headers
+        # included), however long the whole answer takes.
+        self.stream_timeout = read_timeout
 
     def session(self, base_url: str, proxy: str | None) -> AsyncSession[Response]:
         """The shared session for this upstream and proxy."""
@@ -90,6 +94,33 @@ class SessionPool:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+
+
+async def open_stream(
+    session: AsyncSession[Response],
+    url: str,
+    *,
+    data: bytes,
+    headers: dict[str, str],
+    idle_timeout: float,
+) -> Response:
+    """POST and return once the response headers arrived, within ``idle_timeout`` seconds.
+
+    curl's own low-speed limit (set from the same value) then bounds silence
+    inside the body; it does not reliably cover the wait for the headers, so
+    that wait is bounded here. A transfer abandoned at this point ends when
+    the upstream answers or falls silent; its bytes are never read.
+    """
+    with map_transport_errors("starting the conversation"):
+        try:
+            return await asyncio.wait_for(
+                session.post(url, data=data, headers=headers, timeout=idle_timeout, stream=True),
+                timeout=idle_timeout,
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"The upstream sent no response headers within {idle_timeout:g}s."
+            ) from exc
 
 
 async def iter_body(response: Response) -> AsyncIterator[bytes]:
