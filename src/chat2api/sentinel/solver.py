@@ -9,6 +9,10 @@ processes start on the first solve, and even that submit runs in a thread so
 the loop never waits for a process to spawn. Create one solver in the app's
 lifespan and close it there.
 
+Easy challenges (expected attempts at most ``inline_attempts``, a few
+hundred microseconds of hashing) are solved on the calling thread: a trip
+through the pool costs more than the work itself.
+
 The time budget counts from the moment ``solve`` is called, including time
 queued behind other solves. A cancelled ``solve`` cannot stop a worker that
 already runs; the budget bounds it.
@@ -47,6 +51,11 @@ def _search_until(
     return search(seed, difficulty, config, hash=hash, time_budget=max(0.0, remaining))
 
 
+def expected_attempts(difficulty: str) -> float:
+    """Mean number of hashes to find an answer: ``16**L / (int(d, 16) + 1)``."""
+    return float(16 ** len(difficulty)) / (int(difficulty or "0", 16) + 1)
+
+
 def _process_context() -> multiprocessing.context.BaseContext:
     method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
     return multiprocessing.get_context(method)
@@ -68,6 +77,7 @@ class PowSolver:
         time_budget: float = 10.0,
         *,
         difficulty_limit: str | None = None,
+        inline_attempts: float = 256,
     ) -> None:
         if workers < 0:
             raise ValueError("workers must be >= 0")
@@ -76,6 +86,7 @@ class PowSolver:
         self.workers = workers
         self.time_budget = time_budget
         self.difficulty_limit = difficulty_limit
+        self.inline_attempts = inline_attempts
         self._executor = self._new_executor()
         self._closed = False
 
@@ -92,6 +103,8 @@ class PowSolver:
             raise RuntimeError("PowSolver is closed")
         if self.difficulty_limit is not None and is_too_hard(difficulty, self.difficulty_limit):
             raise ProofOfWorkTooHard(f"Proof of work difficulty too high: {difficulty}")
+        if expected_attempts(difficulty) <= self.inline_attempts:
+            return search(seed, difficulty, config, hash=hash, time_budget=self.time_budget)
         executor = self._executor
         job = functools.partial(
             _search_until, seed, difficulty, list(config), hash, self.time_budget, time.time()
