@@ -8,10 +8,10 @@ import time
 import httpx2 as httpx
 import openai
 import pytest
-from conftest import ServiceFactory, sdk
-from servers import ServiceServer
 
 from chat2api.sim import SimServer, mint_access_token
+from conftest import ServiceFactory, sdk
+from servers import ServiceServer
 
 USER = [{"role": "user", "content": "hello"}]
 

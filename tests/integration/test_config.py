@@ -1,0 +1,146 @@
+"""Configuration: env names of the original, validation at start, API_PREFIX, the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from chat2api.settings import SettingsError, load_settings
+from conftest import ServiceFactory, sdk
+
+
+def test_defaults_follow_the_original() -> None:
+    """With nothing set, the defaults are the original chat2api's."""
+    settings = load_settings({}, env_file=None)
+    assert settings.chatgpt_base_url == ["https://chatgpt.com"]
+    assert settings.history_disabled is True
+    assert settings.pow_difficulty == "000032"
+    assert settings.retry_times == 3
+    assert settings.conversation_only is False
+    assert settings.enable_limit is True
+    assert settings.api_prefix == ""
+
+
+def test_lists_booleans_and_env_file(tmp_path: Path) -> None:
+    """Comma lists and booleans parse; the environment overrides .env; flags override both."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("RETRY_TIMES=5\nAPI_PREFIX=/from-file/\nHISTORY_DISABLED=false\n")
+    settings = load_settings(
+        {"PROXY_URL": "socks5://a:1, http://b:2", "API_PREFIX": "env"},
+        env_file=env_file,
+        overrides={"RETRY_TIMES": 1},
+    )
+    assert settings.proxy_url == ["socks5://a:1", "http://b:2"]
+    assert settings.api_prefix == "env"
+    assert settings.history_disabled is False
+    assert settings.retry_times == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"RETRY_TIMES": "many"}, "RETRY_TIMES 'many'"),
+        ({"POW_DIFFICULTY": "hard"}, "POW_DIFFICULTY"),
+        ({"CHATGPT_BASE_URL": "ftp://x"}, "CHATGPT_BASE_URL"),
+        ({"PROXY_URL": "nonsense"}, "PROXY_URL"),
+        ({"HISTORY_DISABLED": "perhaps"}, "HISTORY_DISABLED"),
+        ({"UPSTREAM_ENCODING": "v2"}, "UPSTREAM_ENCODING"),
+    ],
+)
+def test_bad_values_are_named(env: dict[str, str], needle: str) -> None:
+    """A bad value fails at start with a message naming the variable."""
+    with pytest.raises(SettingsError) as info:
+        load_settings(env, env_file=None)
+    assert needle in str(info.value)
+
+
+def test_secret_values_are_not_echoed() -> None:
+    """A rejected AUTH_KEY value is not printed back."""
+    with pytest.raises(SettingsError) as info:
+        load_settings({"AUTH_KEY": "", "AUTHORIZATION": "x", "RETRY_TIMES": "-1"}, env_file=None)
+    assert "RETRY_TIMES" in str(info.value)
+
+
+def test_api_prefix_moves_every_route(make_service: ServiceFactory, token: str) -> None:
+    """API_PREFIX puts the API under /<prefix>; the bare paths are then 404."""
+    service = make_service(API_PREFIX="secret-path")
+    assert service.openai_base_url.endswith("/secret-path/v1")
+    result = sdk(service, token).chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "say exactly: prefixed"}]
+    )
+    assert result.choices[0].message.content == "prefixed"
+    assert httpx.get(service.openai_base_url + "/models").status_code == 200
+    bare = httpx.get(service.base_url + "/v1/models")
+    assert bare.status_code == 404
+    assert bare.json()["error"]["code"] == "unknown_url"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_cli_rejects_bad_configuration(tmp_path: Path) -> None:
+    """``chat2api serve`` with a bad variable exits 2 with a clear message."""
+    env = os.environ | {"RETRY_TIMES": "lots"}
+    result = subprocess.run(
+        [sys.executable, "-m", "chat2api", "serve", "--port", str(_free_port())],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid configuration: RETRY_TIMES 'lots'" in result.stderr
+
+
+@pytest.mark.slow
+def test_serve_simulate_one_command(tmp_path: Path) -> None:
+    """``chat2api serve --simulate`` answers the official SDK with no account and no network."""
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    command = [sys.executable, "-m", "chat2api", "serve", "--simulate"]
+    proc = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        client = openai.OpenAI(
+            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                models = client.models.list()
+                break
+            except openai.APIConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert "gpt-4o" in [m.id for m in models]
+        result = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "say exactly: it works"}]
+        )
+        assert result.choices[0].message.content == "it works"
+        assert (tmp_path / "data" / "chat2api.db").is_file()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

@@ -1,0 +1,220 @@
+"""The upstream protocol as the simulator sees it: accounts, sentinel, sessions, cancellation."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+
+from chat2api.sim import SimServer, mint_access_token
+from conftest import ServiceFactory, sdk
+from servers import ServiceServer
+
+USER = [{"role": "user", "content": "say exactly: ok"}]
+
+
+def _requests(sim: SimServer, suffix: str) -> list[dict]:
+    return [r for r in sim.state.requests if r["path"].endswith(suffix)]
+
+
+@pytest.fixture(scope="module")
+def v1(services: dict[str, ServiceServer]) -> ServiceServer:
+    """The v1-format service."""
+    return services["v1"]
+
+
+def test_login_free_without_authorization(v1: ServiceServer, sim: SimServer) -> None:
+    """No Authorization header uses /backend-anon with a device id and no bearer."""
+    response = httpx.post(
+        v1.openai_base_url + "/chat/completions", json={"model": "auto", "messages": USER}
+    )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "ok"
+    (conv,) = _requests(sim, "/conversation")
+    assert conv["path"] == "/backend-anon/conversation"
+    assert "authorization" not in conv["headers"]
+    assert len(conv["headers"]["oai-device-id"]) == 36
+    (req,) = _requests(sim, "/chat-requirements")
+    assert req["path"] == "/backend-anon/sentinel/chat-requirements"
+
+
+def test_sdk_key_that_is_not_a_token_is_login_free(v1: ServiceServer, sim: SimServer) -> None:
+    """An SDK key that is not an AccessToken (e.g. sk-…) also uses the login-free flow."""
+    result = sdk(v1, "sk-anything").chat.completions.create(model="auto", messages=USER)
+    assert result.choices[0].message.content == "ok"
+    assert [r["path"] for r in _requests(sim, "/conversation")] == ["/backend-anon/conversation"]
+
+
+def test_access_token_uses_account_flow(v1: ServiceServer, sim: SimServer, token: str) -> None:
+    """A Bearer AccessToken is sent upstream on /backend-api with a stable device id."""
+    client = sdk(v1, token)
+    client.chat.completions.create(model="gpt-4o", messages=USER)
+    client.chat.completions.create(model="gpt-4o", messages=USER)
+    convs = _requests(sim, "/conversation")
+    assert [c["path"] for c in convs] == ["/backend-api/conversation"] * 2
+    assert all(c["headers"]["authorization"] == f"Bearer {token}" for c in convs)
+    assert convs[0]["headers"]["oai-device-id"] == convs[1]["headers"]["oai-device-id"]
+    assert all("chatgpt-account-id" not in c["headers"] for c in convs)
+    sentinel = convs[0]["headers"]
+    assert sentinel["openai-sentinel-chat-requirements-token"]
+    assert sentinel["openai-sentinel-proof-token"].startswith("gAAAAAB")
+
+
+def test_team_workspace_by_comma(v1: ServiceServer, sim: SimServer) -> None:
+    """``token,account-id`` selects that Team workspace via ChatGPT-Account-Id."""
+    team = mint_access_token(plan="team", account_id="ws-1234")
+    sdk(v1, f"{team},ws-1234").chat.completions.create(model="gpt-4o", messages=USER)
+    (conv,) = _requests(sim, "/conversation")
+    assert conv["headers"]["authorization"] == f"Bearer {team}"
+    assert conv["account_id"] == "ws-1234"
+
+
+def test_team_workspace_by_header(v1: ServiceServer, sim: SimServer) -> None:
+    """A ChatGPT-Account-ID request header selects the workspace too."""
+    team = mint_access_token(plan="team", account_id="ws-9")
+    client = openai.OpenAI(
+        base_url=v1.openai_base_url,
+        api_key=team,
+        max_retries=0,
+        default_headers={"ChatGPT-Account-ID": "ws-9"},
+    )
+    client.chat.completions.create(model="gpt-4o", messages=USER)
+    (conv,) = _requests(sim, "/conversation")
+    assert conv["account_id"] == "ws-9"
+
+
+def test_gizmo_model_uses_gizmo_mode(v1: ServiceServer, sim: SimServer, token: str) -> None:
+    """gpt-4-gizmo-g-<id> talks to that GPT through the gizmo conversation mode."""
+    result = sdk(v1, token).chat.completions.create(model="gpt-4-gizmo-g-abc123", messages=USER)
+    assert result.model == "gpt-4-gizmo-g-abc123"
+    (conv,) = _requests(sim, "/conversation")
+    assert conv["body"]["conversation_mode"] == {
+        "kind": "gizmo_interaction",
+        "gizmo_id": "g-abc123",
+    }
+
+
+def test_home_page_fetched_once_and_sessions_reused(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """The build id is fetched once and cached; one pooled session serves every request."""
+    service = make_service()
+    client = sdk(service, token)
+    for _ in range(5):
+        client.chat.completions.create(model="gpt-4o", messages=USER)
+    assert sim.state.stats.home == 1
+    assert sim.state.stats.requirements == 5
+    assert sim.state.stats.conversations == 5
+    assert service.app.state.chat2api.sessions.size == 1
+
+
+def test_base_url_list_is_rotated(make_service: ServiceFactory, sim: SimServer, token: str) -> None:
+    """CHATGPT_BASE_URL takes a comma list; requests rotate over it, a session each."""
+    with SimServer() as other:
+        service = make_service(CHATGPT_BASE_URL=f"{sim.base_url},{other.base_url}")
+        client = sdk(service, token)
+        for _ in range(4):
+            assert client.chat.completions.create(model="gpt-4o", messages=USER).choices
+        assert sim.state.stats.conversations == 2
+        assert other.state.stats.conversations == 2
+        assert service.app.state.chat2api.sessions.size == 2
+
+
+def test_conversation_only_skips_sentinel(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """CONVERSATION_ONLY sends the conversation alone, as to a gateway doing the sentinel."""
+    sim.state.config = sim.state.config.patched({"require_sentinel": False})
+    service = make_service(CONVERSATION_ONLY="true", AUTH_KEY="gateway-secret")
+    result = sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
+    assert result.choices[0].message.content == "ok"
+    assert sim.state.stats.requirements == 0
+    assert sim.state.stats.home == 0
+    (conv,) = _requests(sim, "/conversation")
+    assert conv["headers"]["authkey"] == "gateway-secret"
+    assert "openai-sentinel-proof-token" not in conv["headers"]
+
+
+def test_pow_harder_than_limit_is_refused(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """A proof-of-work harder than POW_DIFFICULTY is refused without solving or sending."""
+    sim.state.config = sim.state.config.patched({"pow_difficulty": "00001f"})
+    service = make_service(POW_DIFFICULTY="000032", RETRY_TIMES=0)
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["code"] == "pow_difficulty_too_high"
+    assert "00001f" in info.value.body["message"]
+    assert sim.state.stats.conversations == 0
+
+
+def test_pow_in_worker_process_is_accepted(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """A real challenge solved in the worker pool passes the simulator's verifier."""
+    sim.state.config = sim.state.config.patched({"pow_difficulty": "003fff"})
+    service = make_service(POW_WORKERS=1)
+    result = sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
+    assert result.choices[0].message.content == "ok"
+    assert sim.state.stats.rejected_sentinel == 0
+
+
+def test_required_turnstile_gives_challenge_error(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """When the requirements demand Turnstile and the upstream refuses, the error says so."""
+    sim.state.config = sim.state.config.patched({"turnstile_required": True})
+    service = make_service(RETRY_TIMES=2)
+    with pytest.raises(openai.PermissionDeniedError) as info:
+        sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["code"] == "upstream_challenge_required"
+    assert "CONVERSATION_ONLY" in info.value.body["message"]
+    assert sim.state.stats.conversations == 1
+
+
+def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, token: str) -> None:
+    """Closing the client connection mid-stream aborts the upstream stream."""
+    body = (
+        b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user",'
+        b'"content":"long #sim:words=400 #sim:delay_ms=20"}]}'
+    )
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", v1.port)) as conn:
+        conn.sendall(request)
+        received = b""
+        while received.count(b"data: ") < 5:
+            received += conn.recv(65536)
+    deadline = time.monotonic() + 10
+    while sim.state.stats.streams_cancelled < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sim.state.stats.streams_cancelled == 1
+    assert sim.state.stats.streams_completed == 0
+
+
+def test_raw_sse_framing(v1: ServiceServer, token: str) -> None:
+    """The stream is text/event-stream, one ``data:`` JSON per event, ending in [DONE]."""
+    with httpx.stream(
+        "POST",
+        v1.openai_base_url + "/chat/completions",
+        json={"model": "gpt-4o", "stream": True, "messages": USER},
+        headers={"Authorization": f"Bearer {token}"},
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = response.read()
+    assert raw.endswith(b"data: [DONE]\n\n")
+    events = raw.split(b"\n\n")
+    assert events[-1] == b""
+    for event in events[:-2]:
+        assert event.startswith(b"data: {") and event.endswith(b"}")
+        assert b"\n" not in event
+    assert b"\r" not in raw
