@@ -24,7 +24,7 @@ from chat2api.sim.app import SimApp, create_sim_app
 from chat2api.sim.config import SimConfig
 from chat2api.sim.state import SimState
 
-DEFAULT_PORT = 5005
+DEFAULT_PORT = 5006  # chat2api itself defaults to 5005
 
 
 class _DropUpgradeWarning(logging.Filter):
