@@ -211,3 +211,31 @@ def test_models_and_served_slug(service: ServiceServer, token: str) -> None:
     )
     assert raw.headers["x-chat2api-model-slug"] == "gpt-5-3"
     assert raw.parse().model == "auto"
+
+
+def test_upstream_length_finish(service: ServiceServer, token: str) -> None:
+    """An answer the upstream cut for length ends with finish_reason length."""
+    client = sdk(service, token)
+    result = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "go on #sim:fault=max_tokens"}]
+    )
+    assert result.choices[0].finish_reason == "length"
+    assert result.choices[0].message.content
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "go on #sim:fault=max_tokens"}],
+            stream=True,
+        )
+    )
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_moderation_block(service: ServiceServer, token: str) -> None:
+    """A blocked turn answers a refusal with finish_reason content_filter."""
+    client = sdk(service, token)
+    result = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "bad #sim:fault=moderation"}]
+    )
+    assert result.choices[0].finish_reason == "content_filter"
+    assert result.choices[0].message.content == "I'm sorry, but I can't help with that request."
