@@ -1,5 +1,8 @@
 """The simulated ChatGPT web backend as a Starlette app (E2 era, spec sections 1–7).
 
+It also serves the OAuth refresh endpoint (`POST /oauth/token`, spec 7.2), so
+one sim base URL stands in for both chatgpt.com and auth.openai.com.
+
 Request flow of a conversation POST, in order: record it; take a fault (from a
 `#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
 slow); authentication; body check; sentinel verification (requirements token,
@@ -14,6 +17,7 @@ import base64
 import os
 import random
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -39,10 +43,16 @@ from chat2api.sim.state import FAULTS, Requirements, SimState
 from chat2api.sim.streaming import EXTENSION, ConnectionReset, EventStream
 from chat2api.sim.tokens import (
     ACCOUNT_STATES,
+    REFRESH_STATES,
     Account,
     TokenError,
+    is_optional_int,
     mint_access_token,
+    mint_id_token,
+    mint_refresh_token,
     read_access_token,
+    read_refresh_token,
+    rotate_refresh_token,
 )
 
 STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
@@ -430,6 +440,90 @@ def _turn(
     )
 
 
+# --------------------------------------------------------------------------- oauth
+
+OAUTH_SCOPE = "openid profile email offline_access"
+OAUTH_EXPIRES_IN = 864000
+NO_STORE = {"cache-control": "no-store", "pragma": "no-cache"}
+
+
+def _oauth_error(status: int, error: str, description: str) -> Response:
+    return faults.json_response(
+        status, {"error": error, "error_description": description}, headers=NO_STORE
+    )
+
+
+def _parse_token_body(raw: bytes, content_type: str) -> dict[str, Any] | None:
+    """The body of a token request: JSON (mobile form) or form-urlencoded (Codex form)."""
+    if "application/x-www-form-urlencoded" in content_type or not raw.lstrip().startswith(b"{"):
+        try:
+            pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            return None
+        return dict(pairs)
+    parsed = _parse_json(raw)
+    return parsed if isinstance(parsed, dict) and "_unparsed" not in parsed else None
+
+
+async def oauth_token(request: Request) -> Response:
+    """POST /oauth/token — exchange a refresh token (spec 7.2), rotating it when it says so."""
+    state = sim_state(request)
+    cfg = state.config
+    state.stats.refreshes += 1
+    headers = _headers(request)
+    body = _parse_token_body(await request.body(), headers.get("content-type", ""))
+    state.record(request.url.path, "POST", headers, body)
+    if cfg.refresh_delay:
+        await asyncio.sleep(cfg.refresh_delay)
+    if state.next_refresh_fault() is not None:
+        state.stats.faults_injected += 1
+        return _oauth_error(500, "server_error", "The authorization server had an internal error.")
+
+    if body is None:
+        return _oauth_error(400, "invalid_request", "The request body could not be parsed.")
+    if body.get("grant_type") != "refresh_token":
+        return _oauth_error(400, "unsupported_grant_type", "Only refresh_token is supported.")
+    client_id = body.get("client_id")
+    token = body.get("refresh_token")
+    if not isinstance(client_id, str) or not client_id:
+        return _oauth_error(400, "invalid_request", "Missing client_id.")
+    if not isinstance(token, str) or not token:
+        return _oauth_error(400, "invalid_request", "Missing refresh_token.")
+    try:
+        grant = read_refresh_token(token)
+    except TokenError:
+        return _oauth_error(400, "invalid_grant", "Invalid refresh token.")
+    if grant.state == "revoked":
+        return _oauth_error(400, "invalid_grant", "The refresh token has been revoked.")
+    # Check and retire in one step (no await in between): of concurrent uses, one wins.
+    if token in state.used_refresh_tokens or (
+        grant.rotate and not state.spend_refresh_token(token)
+    ):
+        return _oauth_error(
+            400,
+            "invalid_grant",
+            "Your refresh token has already been used to generate a new access token. "
+            "Please try signing in again.",
+        )
+    access = mint_access_token(
+        state=grant.access_state,
+        plan=grant.plan,
+        account_id=grant.account_id,
+        expires_in=OAUTH_EXPIRES_IN,
+        clears_in=grant.clears_in,
+        user_id=grant.user_id(),
+    )
+    answer = {
+        "access_token": access,
+        "refresh_token": rotate_refresh_token(grant) if grant.rotate else token,
+        "id_token": mint_id_token(grant, client_id),
+        "scope": OAUTH_SCOPE,
+        "expires_in": OAUTH_EXPIRES_IN,
+        "token_type": "Bearer",
+    }
+    return faults.json_response(200, answer, headers=NO_STORE)
+
+
 # --------------------------------------------------------------------------- admin
 
 
@@ -480,14 +574,19 @@ async def admin_faults(request: Request) -> Response:
         state.queue_faults(name, count)
     except ValueError as exc:
         return faults.json_response(400, {"detail": str(exc)})
-    return faults.json_response(200, {"queued": list(state.faults)})
+    return faults.json_response(200, {"queued": list(state.faults) + list(state.refresh_faults)})
 
 
 async def admin_accounts(request: Request) -> Response:
-    """POST /_sim/accounts — mint an access token in a chosen state."""
+    """POST /_sim/accounts — mint an access token (or, with kind=refresh_token, a refresh token)."""
     body = _parse_json(await request.body()) or {}
     if not isinstance(body, dict):
         return faults.json_response(400, {"detail": "expected a JSON object"})
+    kind = body.get("kind", "access_token")
+    if kind == "refresh_token":
+        return _admin_refresh_token(body)
+    if kind != "access_token":
+        return faults.json_response(400, {"detail": f"unknown kind: {kind}"})
     acct_state = body.get("state", "valid")
     plan = body.get("plan", "plus")
     clears_in = body.get("clears_in")
@@ -516,6 +615,45 @@ async def admin_accounts(request: Request) -> Response:
     )
 
 
+def _admin_refresh_token(body: dict[str, Any]) -> Response:
+    """Mint a refresh token for POST /_sim/accounts {"kind": "refresh_token", ...}."""
+    rt_state = body.get("state", "valid")
+    plan = body.get("plan", "plus")
+    account_id = body.get("account_id")
+    rotate = body.get("rotate", True)
+    access_state = body.get("access_state", "valid")
+    clears_in = body.get("clears_in")
+    if (
+        rt_state not in REFRESH_STATES
+        or not isinstance(plan, str)
+        or not (account_id is None or isinstance(account_id, str))
+        or not isinstance(rotate, bool)
+        or access_state not in ACCOUNT_STATES
+        or not is_optional_int(clears_in)
+    ):
+        return faults.json_response(400, {"detail": "bad refresh token request"})
+    token = mint_refresh_token(
+        state=rt_state,
+        plan=plan,
+        account_id=account_id,
+        rotate=rotate,
+        access_state=access_state,
+        clears_in=clears_in,
+    )
+    grant = read_refresh_token(token)
+    return faults.json_response(
+        200,
+        {
+            "refresh_token": token,
+            "state": grant.state,
+            "plan": grant.plan,
+            "account_id": grant.account_id,
+            "rotate": grant.rotate,
+            "access_state": grant.access_state,
+        },
+    )
+
+
 def create_sim_app(config: SimConfig | None = None) -> SimApp:
     """Build the simulator; its state is reachable as `app.state.sim` (a SimState)."""
     cfg = config or SimConfig()
@@ -530,6 +668,7 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-anon/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
         Route("/backend-api/conversation", conversation, methods=["POST"]),
         Route("/backend-anon/conversation", conversation, methods=["POST"]),
+        Route("/oauth/token", oauth_token, methods=["POST"]),
         Route("/_sim/requests", admin_requests, methods=["GET"]),
         Route("/_sim/stats", admin_stats, methods=["GET"]),
         Route("/_sim/reset", admin_reset, methods=["POST"]),

@@ -44,6 +44,8 @@ class SimConfig:
     chunk_delay: float = 0.0
     slow_seconds: float = 2.0
     rate_limit_clears_in: int = 252
+    # OAuth refresh (POST /oauth/token)
+    refresh_delay: float = 0.0
     # identity of the fake deployment
     build_id: str = "prod-5f3c0e9d2b7a41c68e0d9a1f4b2c7e3d6a8f0b1c"
     models: tuple[str, ...] = field(default=DEFAULT_MODELS)
@@ -75,7 +77,7 @@ class SimConfig:
             raise ValueError("an fnv difficulty has at most 8 hex digits")
         if self.reply_words < 0 or self.chunk_words < 1:
             raise ValueError("reply_words must be >= 0 and chunk_words >= 1")
-        if self.chunk_delay < 0 or self.slow_seconds < 0:
+        if self.chunk_delay < 0 or self.slow_seconds < 0 or self.refresh_delay < 0:
             raise ValueError("delays must be >= 0")
 
     def as_json(self) -> dict[str, Any]:

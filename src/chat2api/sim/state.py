@@ -31,6 +31,7 @@ FAULTS = frozenset(
         "moderation",
     }
 )
+REFRESH_FAULTS = frozenset({"refresh_error"})
 MAX_BINDINGS = 200_000
 
 
@@ -62,6 +63,7 @@ class Stats:
     rejected_sentinel: int = 0
     faults_injected: int = 0
     models: int = 0
+    refreshes: int = 0
 
 
 @dataclass
@@ -76,6 +78,10 @@ class SimState:
     )
     used_proofs: collections.OrderedDict[str, None] = field(default_factory=collections.OrderedDict)
     faults: collections.deque[str] = field(default_factory=collections.deque)
+    refresh_faults: collections.deque[str] = field(default_factory=collections.deque)
+    used_refresh_tokens: collections.OrderedDict[str, None] = field(
+        default_factory=collections.OrderedDict
+    )
 
     def record(self, path: str, method: str, headers: dict[str, str], body: object) -> None:
         """Keep one request for GET /_sim/requests (oldest dropped past the configured cap)."""
@@ -116,20 +122,38 @@ class SimState:
             self.used_proofs.popitem(last=False)
         return True
 
+    def spend_refresh_token(self, token: str) -> bool:
+        """Retire a rotated refresh token; False when it had been retired before."""
+        if token in self.used_refresh_tokens:
+            return False
+        self.used_refresh_tokens[token] = None
+        while len(self.used_refresh_tokens) > MAX_BINDINGS:
+            self.used_refresh_tokens.popitem(last=False)
+        return True
+
     def queue_faults(self, fault: str, count: int) -> None:
-        """Make the next `count` conversations fail with `fault`."""
+        """Make the next `count` conversations (or, for `refresh_error`, refreshes) fail."""
+        if fault in REFRESH_FAULTS:
+            self.refresh_faults.extend([fault] * count)
+            return
         if fault not in FAULTS:
             raise ValueError(f"unknown fault: {fault}")
         self.faults.extend([fault] * count)
 
     def next_fault(self) -> str | None:
-        """Take the next queued fault, if any."""
+        """Take the next queued conversation fault, if any."""
         return self.faults.popleft() if self.faults else None
 
+    def next_refresh_fault(self) -> str | None:
+        """Take the next queued refresh fault, if any."""
+        return self.refresh_faults.popleft() if self.refresh_faults else None
+
     def reset(self) -> None:
-        """Forget counters, records, bindings and queued faults (config is kept)."""
+        """Forget counters, records, bindings, used tokens and queued faults (config is kept)."""
         self.stats = Stats()
         self.requests.clear()
         self.issued.clear()
         self.used_proofs.clear()
         self.faults.clear()
+        self.refresh_faults.clear()
+        self.used_refresh_tokens.clear()
