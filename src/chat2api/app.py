@@ -15,13 +15,11 @@ from chat2api.api.errors import install_error_handlers
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
 from chat2api.state import AppState
-from chat2api.store.sqlite import SQLiteStore
+from chat2api.store import open_store
 from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.http import SessionPool
 
 log = logging.getLogger(__name__)
-
-DB_FILE = "chat2api.db"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,7 +27,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = SQLiteStore(settings.data_dir / DB_FILE)
+        store = open_store(settings)
         sessions = SessionPool(
             impersonate=settings.impersonate,
             connect_timeout=settings.connect_timeout,
@@ -42,17 +40,17 @@ def create_app(settings: Settings) -> FastAPI:
         backend = ChatGPTBackend(settings, sessions, solver)
         app.state.chat2api = AppState(settings, sessions, solver, backend, store)
         log.info(
-            "chat2api %s ready: upstream %s, store %s",
+            "chat2api %s ready: upstream %s, store %r",
             __version__,
             ", ".join(settings.chatgpt_base_url),
-            store.path,
+            store,
         )
         try:
             yield
         finally:
             await sessions.aclose()
             solver.close()
-            store.close()
+            await store.close()
 
     app = FastAPI(
         title="chat2api",

@@ -73,6 +73,7 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
 
     @classmethod
     def settings_customise_sources(

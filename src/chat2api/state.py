@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
-from chat2api.store.sqlite import SQLiteStore
+from chat2api.store.base import Store
 from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.http import SessionPool
 
@@ -19,4 +19,4 @@ class AppState:
     sessions: SessionPool
     solver: PowSolver
     backend: ChatGPTBackend
-    store: SQLiteStore
+    store: Store

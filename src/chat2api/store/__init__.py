@@ -1,1 +1,25 @@
-"""chat2api.store."""
+"""chat2api.store: the account pool's persistence (see ``store.base`` for the contract)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat2api.store.base import Account, Store, account_key, fingerprint
+
+if TYPE_CHECKING:
+    from chat2api.settings import Settings
+
+__all__ = ["DB_FILE", "Account", "Store", "account_key", "fingerprint", "open_store"]
+
+DB_FILE = "chat2api.db"
+
+
+def open_store(settings: Settings) -> Store:
+    """The store ``settings`` ask for: Redis if ``REDIS_URL`` is set, else SQLite."""
+    if settings.redis_url:
+        from chat2api.store.redis import RedisStore
+
+        return RedisStore(settings.redis_url)
+    from chat2api.store.sqlite import SQLiteStore
+
+    return SQLiteStore(settings.data_dir / DB_FILE)

@@ -2,17 +2,36 @@
 
 Migrations are ordered functions; each applied one is recorded in the
 ``_migrations`` table, so a database is brought up to date on open and never
-migrated twice.
+migrated twice (two processes opening a fresh file at once are safe: each
+migration re-checks the record inside its write transaction).
+
+The methods are ``async`` for the ``Store`` protocol but call sqlite3
+directly on the loop: every call is one short statement or one short
+``BEGIN IMMEDIATE`` transaction on a local file, cheaper than a thread hop.
+Several processes may open the same file (the CLI while the server runs);
+WAL lets readers go on during a write and ``busy_timeout`` makes writers
+wait for each other instead of failing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import random
+import secrets
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any, cast
+
+from chat2api.store.base import Account, AccountKind, AccountStatus, check_account
 
 Migration = Callable[[sqlite3.Connection], None]
+
+BUSY_TIMEOUT_MS = 5000
+LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
 
 
 def m001_meta(db: sqlite3.Connection) -> None:
@@ -20,53 +39,320 @@ def m001_meta(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
 
 
-MIGRATIONS: list[Migration] = [m001_meta]
+def m002_accounts(db: sqlite3.Connection) -> None:
+    """The account pool, shared counters, named locks and the pool's version."""
+    db.execute(
+        """
+        CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            seq INTEGER NOT NULL UNIQUE,  -- insertion order: oldest first
+            kind TEXT NOT NULL,
+            secret TEXT NOT NULL,
+            workspace TEXT,
+            access_token TEXT,
+            access_expires_at REAL,
+            plan TEXT,
+            status TEXT NOT NULL DEFAULT 'active',
+            dead_reason TEXT,
+            cooldowns TEXT NOT NULL DEFAULT '{}',  -- JSON: model -> epoch
+            last_used REAL,
+            successes INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0,
+            added_at REAL NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute(
+        "CREATE TABLE locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL)"
+    )
+    # One row; bumped in the same transaction as every add/remove/clear.
+    db.execute(
+        "CREATE TABLE accounts_version (one INTEGER PRIMARY KEY CHECK (one = 1), "
+        "version INTEGER NOT NULL)"
+    )
+    db.execute("INSERT INTO accounts_version VALUES (1, 0)")
+
+
+MIGRATIONS: list[Migration] = [m001_meta, m002_accounts]
+
+
+@contextmanager
+def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction, taken up front so it never fails half-way on BUSY."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) -> list[str]:
-    """Apply the migrations not yet recorded, each in its own transaction.
+    """Apply the migrations not yet recorded, in order, each in its own transaction.
 
-    ``db`` must be in autocommit mode (``isolation_level=None``).
+    ``db`` must be in autocommit mode (``isolation_level=None``). Returns the
+    names applied now.
     """
     db.execute(
         "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
-    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied = []
     for migration in migrations:
         name = migration.__name__
-        if name in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _write(db):
+            # Checked inside the write lock: another process may have just applied it.
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                continue
             migration(db)
             db.execute("INSERT INTO _migrations VALUES (?, ?)", (name, time.time()))
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
         applied.append(name)
     return applied
 
 
+_COLUMNS = (
+    "id, kind, secret, workspace, access_token, access_expires_at, plan, status, "
+    "dead_reason, cooldowns, last_used, successes, failures, added_at"
+)
+
+
+def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
+    (
+        id_,
+        kind,
+        secret,
+        workspace,
+        access_token,
+        access_expires_at,
+        plan,
+        status,
+        dead_reason,
+        cooldowns,
+        last_used,
+        successes,
+        failures,
+        added_at,
+    ) = row
+    return Account(
+        id=id_,
+        kind=cast(AccountKind, kind),
+        secret=secret,
+        workspace=workspace,
+        access_token=access_token,
+        access_expires_at=access_expires_at,
+        plan=plan,
+        status=cast(AccountStatus, status),
+        dead_reason=dead_reason,
+        cooldowns={str(m): float(t) for m, t in json.loads(cooldowns).items()},
+        last_used=last_used,
+        successes=successes,
+        failures=failures,
+        added_at=added_at,
+    )
+
+
 class SQLiteStore:
-    """The SQLite store; ``path=":memory:"`` for tests."""
+    """The SQLite ``Store``; ``path=":memory:"`` for tests."""
 
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # busy_timeout first: switching to WAL itself may wait for another process.
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
         migrate(self._db)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
 
     def get_meta(self, key: str) -> str | None:
         """One stored fact, or None."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def close(self) -> None:
+    # --- the pool ------------------------------------------------------------
+
+    async def add_accounts(self, accounts: Sequence[Account]) -> list[str]:
+        """Insert new accounts in one transaction; returns the ids added."""
+        for account in accounts:
+            check_account(account)
+        now = time.time()
+        rows = [
+            (
+                a.id,
+                a.kind,
+                a.secret,
+                a.workspace,
+                a.access_token,
+                a.access_expires_at,
+                a.plan,
+                a.status,
+                a.dead_reason,
+                json.dumps(a.cooldowns),
+                a.last_used,
+                a.successes,
+                a.failures,
+                a.added_at or now,
+            )
+            for a in accounts
+        ]
+        added: list[str] = []
+        with _write(self._db) as db:
+            (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM accounts").fetchone()
+            for row in rows:
+                cursor = db.execute(
+                    f"INSERT INTO accounts (seq, {_COLUMNS}) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (seq + 1, *row),
+                )
+                if cursor.rowcount:
+                    seq += 1
+                    added.append(row[0])
+            if added:
+                db.execute("UPDATE accounts_version SET version = version + 1")
+        return added
+
+    async def get_account(self, account_id: str) -> Account | None:
+        """One account, or None."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
+        ).fetchone()
+        return None if row is None else _account(row)
+
+    async def list_accounts(self) -> list[Account]:
+        """Every account, oldest first."""
+        rows = self._db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY seq").fetchall()
+        return [_account(row) for row in rows]
+
+    async def account_ids(self) -> tuple[int, list[str]]:
+        """``(version, ids oldest first)``, read in one snapshot."""
+        self._db.execute("BEGIN")  # a read transaction: both reads see the same state
+        try:
+            (version,) = self._db.execute("SELECT version FROM accounts_version").fetchone()
+            ids = [row[0] for row in self._db.execute("SELECT id FROM accounts ORDER BY seq")]
+        finally:
+            self._db.execute("COMMIT")
+        return int(version), ids
+
+    async def version(self) -> int:
+        """A number that changes whenever accounts are added or removed."""
+        (version,) = self._db.execute("SELECT version FROM accounts_version").fetchone()
+        return int(version)
+
+    async def remove_account(self, account_id: str) -> bool:
+        """Remove one account; False if there was none."""
+        with _write(self._db) as db:
+            removed = db.execute("DELETE FROM accounts WHERE id = ?", (account_id,)).rowcount
+            if removed:
+                db.execute("UPDATE accounts_version SET version = version + 1")
+        return bool(removed)
+
+    async def clear_accounts(self) -> int:
+        """Remove every account; returns how many there were."""
+        with _write(self._db) as db:
+            removed = db.execute("DELETE FROM accounts").rowcount
+            if removed:
+                db.execute("UPDATE accounts_version SET version = version + 1")
+        return int(removed)
+
+    # --- one account's state -------------------------------------------------
+
+    async def set_status(
+        self, account_id: str, status: AccountStatus, reason: str | None = None
+    ) -> None:
+        """Mark an account dead (with why) or active again (clears the reason)."""
+        self._db.execute(
+            "UPDATE accounts SET status = ?, dead_reason = ? WHERE id = ?",
+            (status, reason if status == "dead" else None, account_id),
+        )
+
+    async def set_cooldown(self, account_id: str, model: str, until: float) -> None:
+        """Cool ``account_id`` for ``model`` (``"*"`` = every model) until ``until``."""
+        with _write(self._db) as db:
+            row = db.execute("SELECT cooldowns FROM accounts WHERE id = ?", (account_id,))
+            found = row.fetchone()
+            if found is None:
+                return
+            cooldowns = json.loads(found[0])
+            cooldowns[model] = until
+            db.execute(
+                "UPDATE accounts SET cooldowns = ? WHERE id = ?",
+                (json.dumps(cooldowns), account_id),
+            )
+
+    async def clear_cooldowns(self, account_id: str) -> None:
+        """Forget every cooldown of an account."""
+        self._db.execute("UPDATE accounts SET cooldowns = '{}' WHERE id = ?", (account_id,))
+
+    async def set_tokens(
+        self,
+        account_id: str,
+        *,
+        access_token: str | None,
+        access_expires_at: float | None,
+        secret: str | None = None,
+        plan: str | None = None,
+    ) -> None:
+        """Store a fresh AccessToken (and a rotated RefreshToken in ``secret``)."""
+        self._db.execute(
+            "UPDATE accounts SET access_token = ?, access_expires_at = ?, "
+            "secret = COALESCE(?, secret), plan = COALESCE(?, plan) WHERE id = ?",
+            (access_token, access_expires_at, secret, plan, account_id),
+        )
+
+    async def record_use(self, account_id: str, *, success: bool, at: float) -> None:
+        """Count one success or failure and set ``last_used``."""
+        column = "successes" if success else "failures"
+        self._db.execute(
+            f"UPDATE accounts SET {column} = {column} + 1, last_used = ? WHERE id = ?",
+            (at, account_id),
+        )
+
+    # --- coordination --------------------------------------------------------
+
+    async def next_counter(self, name: str) -> int:
+        """An ever-increasing shared counter: 1, 2, 3, …"""
+        (value,) = self._db.execute(
+            "INSERT INTO counters VALUES (?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+            (name,),
+        ).fetchone()
+        return int(value)
+
+    def _try_lock(self, name: str, owner: str, ttl: float) -> bool:
+        now = time.time()
+        cursor = self._db.execute(
+            "INSERT INTO locks VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET owner = excluded.owner, expires_at = excluded.expires_at "
+            "WHERE locks.expires_at <= ?",
+            (name, owner, now + ttl, now),
+        )
+        return cursor.rowcount == 1
+
+    def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:
+        """A lock shared by every process on this file, held at most ``ttl`` seconds."""
+        return self._lock(name, ttl)
+
+    @asynccontextmanager
+    async def _lock(self, name: str, ttl: float) -> AsyncIterator[bool]:
+        owner = secrets.token_hex(8)
+        deadline = time.monotonic() + ttl
+        acquired = self._try_lock(name, owner, ttl)
+        while not acquired and time.monotonic() < deadline:
+            await asyncio.sleep(random.uniform(*LOCK_POLL))
+            acquired = self._try_lock(name, owner, ttl)
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                self._db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    async def close(self) -> None:
+        """Close the connection."""
         self._db.close()

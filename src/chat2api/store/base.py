@@ -1,0 +1,163 @@
+"""The ``Store`` contract: what the pool, admin and CLI persist, on any backend.
+
+Two backends implement it: SQLite (``store.sqlite``, the embedded default, one
+instance) and Redis (``store.redis``, selected by ``REDIS_URL``, shared by
+several instances). One contract-test suite runs against both.
+
+Design notes:
+
+* An account's identity is ``account_key(secret, workspace)``: a short hash,
+  never the secret, so ids can be logged and put in URLs.
+* Everything the request path reads per request is a single-key operation
+  (the rotation counter, one account's record), so choosing an account costs
+  the same with 1 or 10,000 accounts; the full list is only read when
+  ``version`` says it changed (accounts added or removed).
+* State that must be shared by instances lives here: dead marks, cooldowns,
+  cached AccessTokens, rotated RefreshTokens, the rotation counter, and the
+  locks that make a refresh single-flight.
+* Updates to an id that is not stored (``set_status``, ``set_cooldown``,
+  ``clear_cooldowns``, ``set_tokens``, ``record_use``) are ignored: an account
+  removed while a request used it must not come back as a partial record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+AccountKind = Literal["access_token", "refresh_token"]
+AccountStatus = Literal["active", "dead"]
+
+
+def account_key(secret: str, workspace: str | None = None) -> str:
+    """A stable, non-reversible id for an account: 16 hex chars."""
+    material = secret if workspace is None else f"{secret},{workspace}"
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def fingerprint(secret: str) -> str:
+    """What a person sees for a secret: its kind-revealing head and a short hash."""
+    return f"{secret[:4]}…{hashlib.sha256(secret.encode()).hexdigest()[:8]}"
+
+
+@dataclass(slots=True)
+class Account:
+    """One ChatGPT account of the pool, with its shared state."""
+
+    id: str
+    kind: AccountKind
+    secret: str  # as given: the AccessToken or the RefreshToken (rotated ones replace it)
+    workspace: str | None = None  # ChatGPT-Account-Id of a Team workspace
+    access_token: str | None = None  # for refresh-token accounts: the cached exchange
+    access_expires_at: float | None = None  # epoch seconds
+    plan: str | None = None
+    status: AccountStatus = "active"
+    dead_reason: str | None = None
+    cooldowns: dict[str, float] = field(default_factory=dict)  # model ("*" = all) → epoch
+    last_used: float | None = None
+    successes: int = 0
+    failures: int = 0
+    added_at: float = 0.0
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.secret)
+
+    def cooling_until(self, model: str, now: float) -> float | None:
+        """When this account is usable again for ``model``, if it is cooling now."""
+        ends = [t for m, t in self.cooldowns.items() if m in (model, "*") and t > now]
+        return max(ends) if ends else None
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Account({self.id}, {self.kind}, {self.status})"
+
+
+def check_account(account: Account) -> None:
+    """Raise ``ValueError`` if ``account`` cannot be stored as it is."""
+    if not isinstance(account, Account):
+        raise ValueError(f"not an Account: {type(account).__name__}")
+    if not account.id or not isinstance(account.id, str):
+        raise ValueError("an account needs an id")
+    if account.kind not in ("access_token", "refresh_token"):
+        raise ValueError(f"account {account.id}: unknown kind {account.kind!r}")
+    if account.status not in ("active", "dead"):
+        raise ValueError(f"account {account.id}: unknown status {account.status!r}")
+    if not account.secret or not isinstance(account.secret, str):
+        raise ValueError(f"account {account.id}: an account needs a secret")
+
+
+class Store(Protocol):
+    """Persistence of the account pool; every method is atomic on its own."""
+
+    async def add_accounts(self, accounts: Sequence[Account]) -> list[str]:
+        """Insert new accounts in ONE transaction (all or none); returns the ids added
+        (accounts whose id already exists are skipped, not updated; within one call
+        the first of a repeated id wins). Every account is checked first
+        (``check_account``): one invalid account raises ``ValueError`` and stores
+        nothing. An ``added_at`` of 0 is stamped with the time of the call."""
+        ...
+
+    async def get_account(self, account_id: str) -> Account | None: ...
+
+    async def list_accounts(self) -> list[Account]:
+        """Every account, oldest first."""
+        ...
+
+    async def account_ids(self) -> tuple[int, list[str]]:
+        """``(version, ids oldest first)``; see ``version``."""
+        ...
+
+    async def version(self) -> int:
+        """A number that changes whenever accounts are added or removed."""
+        ...
+
+    async def remove_account(self, account_id: str) -> bool: ...
+
+    async def clear_accounts(self) -> int:
+        """Remove every account; returns how many there were."""
+        ...
+
+    async def set_status(
+        self, account_id: str, status: AccountStatus, reason: str | None = None
+    ) -> None:
+        """Mark an account dead (with why) or active again (clears the reason)."""
+        ...
+
+    async def set_cooldown(self, account_id: str, model: str, until: float) -> None:
+        """Cool ``account_id`` for ``model`` (``"*"`` = every model) until epoch ``until``."""
+        ...
+
+    async def clear_cooldowns(self, account_id: str) -> None: ...
+
+    async def set_tokens(
+        self,
+        account_id: str,
+        *,
+        access_token: str | None,
+        access_expires_at: float | None,
+        secret: str | None = None,
+        plan: str | None = None,
+    ) -> None:
+        """Store a fresh AccessToken (and a rotated RefreshToken in ``secret``)."""
+        ...
+
+    async def record_use(self, account_id: str, *, success: bool, at: float) -> None:
+        """Count one success or failure and set ``last_used``."""
+        ...
+
+    async def next_counter(self, name: str) -> int:
+        """An ever-increasing shared counter (round-robin cursor): 1, 2, 3, …"""
+        ...
+
+    def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:
+        """A lock shared by every instance on this store, held at most ``ttl`` seconds.
+
+        ``async with store.lock(name, ttl) as acquired`` waits (up to ``ttl``)
+        for the lock; ``acquired`` is False if it could not be had in time.
+        """
+        ...
+
+    async def close(self) -> None: ...

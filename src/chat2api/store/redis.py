@@ -1,0 +1,333 @@
+"""The shared store: Redis, for several chat2api instances behind one pool.
+
+Key layout (``P`` is the key prefix, ``chat2api`` by default)::
+
+    P:acct:<id>      hash    one account; absent fields are None;
+                             cooldowns are fields ``cd:<model>`` → epoch
+    P:accounts       zset    account ids, scored by insertion order (oldest first)
+    P:seq            string  the last insertion-order score handed out
+    P:version        string  bumped with every add/remove/clear
+    P:counter:<name> string  ``next_counter`` (INCR)
+    P:lock:<name>    string  the lock's owner token, with a PX expiry
+
+Everything that touches more than one key (add, remove, clear) or must not
+write to a removed account (the per-account updates) is a Lua script, which
+Redis runs atomically: a client that dies mid-call leaves all or nothing.
+The scripts also touch keys they derive from the prefix, so the store
+expects a single Redis server, not a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+
+from chat2api.store.base import Account, AccountKind, AccountStatus, check_account
+
+DEFAULT_PREFIX = "chat2api"
+LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
+_LIST_CHUNK = 500  # accounts read per pipeline round trip by list_accounts
+_COOLDOWN = "cd:"
+
+# KEYS: accounts zset, seq, version, then one account key per account.
+# ARGV: a JSON object of the account's fields (string values) per account key.
+_ADD = """
+local added = {}
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local fields = cjson.decode(ARGV[i - 3])
+    local flat = {}
+    for k, v in pairs(fields) do
+      flat[#flat + 1] = k
+      flat[#flat + 1] = v
+    end
+    redis.call('HSET', KEYS[i], unpack(flat))
+    redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), fields['id'])
+    added[#added + 1] = fields['id']
+  end
+end
+if #added > 0 then redis.call('INCR', KEYS[3]) end
+return added
+"""
+
+# KEYS: accounts zset, version, account key. ARGV: id.
+_REMOVE = """
+if redis.call('DEL', KEYS[3]) == 0 then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('INCR', KEYS[2])
+return 1
+"""
+
+# KEYS: accounts zset, version. ARGV: the account key prefix ("P:acct:").
+_CLEAR = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
+redis.call('DEL', KEYS[1])
+if #ids > 0 then redis.call('INCR', KEYS[2]) end
+return #ids
+"""
+
+# KEYS: account key. ARGV: n, then n field/value pairs to set, then fields to delete.
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local n = tonumber(ARGV[1])
+if n > 0 then redis.call('HSET', KEYS[1], unpack(ARGV, 2, 1 + 2 * n)) end
+if #ARGV > 1 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 2 + 2 * n)) end
+return 1
+"""
+
+# KEYS: account key. ARGV: counter field, last_used.
+_RECORD = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HSET', KEYS[1], 'last_used', ARGV[2])
+return 1
+"""
+
+# KEYS: account key.
+_CLEAR_COOLDOWNS = """
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 3) == 'cd:' then redis.call('HDEL', KEYS[1], field) end
+end
+return 1
+"""
+
+# KEYS: lock key. ARGV: owner.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _fields(account: Account, added_at: float) -> dict[str, str]:
+    """An account as hash fields; None values are left out."""
+    values: dict[str, Any] = {
+        "id": account.id,
+        "kind": account.kind,
+        "secret": account.secret,
+        "workspace": account.workspace,
+        "access_token": account.access_token,
+        "access_expires_at": account.access_expires_at,
+        "plan": account.plan,
+        "status": account.status,
+        "dead_reason": account.dead_reason,
+        "last_used": account.last_used,
+        "successes": account.successes,
+        "failures": account.failures,
+        "added_at": account.added_at or added_at,
+    }
+    values |= {_COOLDOWN + model: until for model, until in account.cooldowns.items()}
+    return {
+        k: repr(v) if isinstance(v, float) else str(v) for k, v in values.items() if v is not None
+    }
+
+
+def _float(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _account(fields: dict[str, str]) -> Account:
+    return Account(
+        id=fields["id"],
+        kind=cast(AccountKind, fields["kind"]),
+        secret=fields["secret"],
+        workspace=fields.get("workspace"),
+        access_token=fields.get("access_token"),
+        access_expires_at=_float(fields.get("access_expires_at")),
+        plan=fields.get("plan"),
+        status=cast(AccountStatus, fields.get("status", "active")),
+        dead_reason=fields.get("dead_reason"),
+        cooldowns={
+            k.removeprefix(_COOLDOWN): float(v)
+            for k, v in fields.items()
+            if k.startswith(_COOLDOWN)
+        },
+        last_used=_float(fields.get("last_used")),
+        successes=int(fields.get("successes", 0)),
+        failures=int(fields.get("failures", 0)),
+        added_at=float(fields.get("added_at", 0.0)),
+    )
+
+
+def _redacted(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:***@" if parts.username else ":***@"
+    return urlunsplit(parts._replace(netloc=user + netloc))
+
+
+class RedisStore:
+    """The Redis ``Store``; ``prefix`` namespaces every key (tests use a random one)."""
+
+    def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self._add = self._redis.register_script(_ADD)
+        self._remove = self._redis.register_script(_REMOVE)
+        self._clear = self._redis.register_script(_CLEAR)
+        self._update = self._redis.register_script(_UPDATE)
+        self._record = self._redis.register_script(_RECORD)
+        self._clear_cooldowns = self._redis.register_script(_CLEAR_COOLDOWNS)
+        self._release = self._redis.register_script(_RELEASE)
+
+    def __repr__(self) -> str:
+        return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
+
+    def _key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _acct(self, account_id: str) -> str:
+        return self._key("acct", account_id)
+
+    # --- the pool ------------------------------------------------------------
+
+    async def add_accounts(self, accounts: Sequence[Account]) -> list[str]:
+        """Insert new accounts in one atomic script; returns the ids added."""
+        for account in accounts:
+            check_account(account)
+        if not accounts:
+            return []
+        now = time.time()
+        unique = list({a.id: a for a in reversed(accounts)}.values())[::-1]  # first one wins
+        keys = [self._key("accounts"), self._key("seq"), self._key("version")]
+        keys += [self._acct(a.id) for a in unique]
+        args = [json.dumps(_fields(a, now)) for a in unique]
+        added = await self._add(keys=keys, args=args)
+        return [str(i) for i in added]
+
+    async def get_account(self, account_id: str) -> Account | None:
+        """One account, or None."""
+        fields = cast(dict[str, str], await self._redis.hgetall(self._acct(account_id)))
+        return _account(fields) if fields else None
+
+    async def list_accounts(self) -> list[Account]:
+        """Every account, oldest first."""
+        ids = cast(list[str], await self._redis.zrange(self._key("accounts"), 0, -1))
+        accounts = []
+        for start in range(0, len(ids), _LIST_CHUNK):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for account_id in ids[start : start + _LIST_CHUNK]:
+                    pipe.hgetall(self._acct(account_id))
+                found = await pipe.execute()
+            # An account removed between the two reads is simply not listed.
+            accounts += [_account(fields) for fields in found if fields]
+        return accounts
+
+    async def account_ids(self) -> tuple[int, list[str]]:
+        """``(version, ids oldest first)``, read in one MULTI."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._key("version"))
+            pipe.zrange(self._key("accounts"), 0, -1)
+            version, ids = await pipe.execute()
+        return int(version or 0), list(ids)
+
+    async def version(self) -> int:
+        """A number that changes whenever accounts are added or removed."""
+        return int(await self._redis.get(self._key("version")) or 0)
+
+    async def remove_account(self, account_id: str) -> bool:
+        """Remove one account; False if there was none."""
+        keys = [self._key("accounts"), self._key("version"), self._acct(account_id)]
+        return bool(await self._remove(keys=keys, args=[account_id]))
+
+    async def clear_accounts(self) -> int:
+        """Remove every account; returns how many there were."""
+        keys = [self._key("accounts"), self._key("version")]
+        return int(await self._clear(keys=keys, args=[self._key("acct", "")]))
+
+    # --- one account's state -------------------------------------------------
+
+    async def _set(self, account_id: str, values: dict[str, float | str | None]) -> None:
+        """Set (or, for None, delete) fields of an existing account in one step."""
+        sets = [
+            (k, repr(v) if isinstance(v, float) else v) for k, v in values.items() if v is not None
+        ]
+        deletes = [k for k, v in values.items() if v is None]
+        args: list[str] = [str(len(sets))]
+        for field, value in sets:
+            args += [field, value]
+        await self._update(keys=[self._acct(account_id)], args=args + deletes)
+
+    async def set_status(
+        self, account_id: str, status: AccountStatus, reason: str | None = None
+    ) -> None:
+        """Mark an account dead (with why) or active again (clears the reason)."""
+        await self._set(
+            account_id, {"status": status, "dead_reason": reason if status == "dead" else None}
+        )
+
+    async def set_cooldown(self, account_id: str, model: str, until: float) -> None:
+        """Cool ``account_id`` for ``model`` (``"*"`` = every model) until ``until``."""
+        await self._set(account_id, {_COOLDOWN + model: float(until)})
+
+    async def clear_cooldowns(self, account_id: str) -> None:
+        """Forget every cooldown of an account."""
+        await self._clear_cooldowns(keys=[self._acct(account_id)])
+
+    async def set_tokens(
+        self,
+        account_id: str,
+        *,
+        access_token: str | None,
+        access_expires_at: float | None,
+        secret: str | None = None,
+        plan: str | None = None,
+    ) -> None:
+        """Store a fresh AccessToken (and a rotated RefreshToken in ``secret``)."""
+        values: dict[str, float | str | None] = {
+            "access_token": access_token,
+            "access_expires_at": None if access_expires_at is None else float(access_expires_at),
+        }
+        if secret is not None:
+            values["secret"] = secret
+        if plan is not None:
+            values["plan"] = plan
+        await self._set(account_id, values)
+
+    async def record_use(self, account_id: str, *, success: bool, at: float) -> None:
+        """Count one success or failure and set ``last_used``."""
+        field = "successes" if success else "failures"
+        await self._record(keys=[self._acct(account_id)], args=[field, repr(float(at))])
+
+    # --- coordination --------------------------------------------------------
+
+    async def next_counter(self, name: str) -> int:
+        """An ever-increasing shared counter: 1, 2, 3, …"""
+        return int(await self._redis.incr(self._key("counter", name)))
+
+    def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:
+        """A lock shared by every client of this Redis, held at most ``ttl`` seconds."""
+        return self._lock(name, ttl)
+
+    @asynccontextmanager
+    async def _lock(self, name: str, ttl: float) -> AsyncIterator[bool]:
+        key = self._key("lock", name)
+        owner = secrets.token_hex(8)
+        ttl_ms = max(1, int(ttl * 1000))
+        deadline = time.monotonic() + ttl
+        acquired = bool(await self._redis.set(key, owner, nx=True, px=ttl_ms))
+        while not acquired and time.monotonic() < deadline:
+            await asyncio.sleep(random.uniform(*LOCK_POLL))
+            acquired = bool(await self._redis.set(key, owner, nx=True, px=ttl_ms))
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                await self._release(keys=[key], args=[owner])
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
