@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -12,10 +14,14 @@ from fastapi import APIRouter, FastAPI
 from chat2api import __version__
 from chat2api.api.chat import router as chat_router
 from chat2api.api.errors import install_error_handlers
+from chat2api.pool.pool import AccountPool, pool_options
+from chat2api.pool.schedule import scheduled_refresh
+from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
 from chat2api.state import AppState
 from chat2api.store import open_store
+from chat2api.upstream.auth import OAuthClient
 from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.http import SessionPool
 
@@ -38,7 +44,25 @@ def create_app(settings: Settings) -> FastAPI:
             workers = min(4, os.cpu_count() or 1)
         solver = PowSolver(workers=workers, time_budget=settings.pow_time_budget)
         backend = ChatGPTBackend(settings, sessions, solver)
-        app.state.chat2api = AppState(settings, sessions, solver, backend, store)
+        oauth = OAuthClient(
+            sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
+        )
+        pool = AccountPool(store, oauth, pool_options(settings))
+        app.state.chat2api = AppState(
+            settings,
+            sessions,
+            solver,
+            backend,
+            store,
+            pool,
+            PoolAccounts(pool),
+            RefreshCache(oauth),
+        )
+        scheduler = (
+            asyncio.create_task(scheduled_refresh(pool, settings.refresh_check_seconds))
+            if settings.scheduled_refresh
+            else None
+        )
         log.info(
             "chat2api %s ready: upstream %s, store %r",
             __version__,
@@ -48,6 +72,10 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduler
             await sessions.aclose()
             solver.close()
             await store.close()

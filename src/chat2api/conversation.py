@@ -16,11 +16,12 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from chat2api.errors import UpstreamError, UpstreamRateLimited, UpstreamUnavailable
+from chat2api.errors import PoolError, UpstreamError, UpstreamUnavailable
+from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed
 from chat2api.protocol.stream import ConversationDecoder
-from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, OpenedConversation
+from chat2api.upstream.chatgpt import ChatGPTBackend, OpenedConversation
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,15 @@ class Turn:
     """An upstream answer in progress, its first events already decoded."""
 
     def __init__(
-        self, opened: OpenedConversation, decoder: ConversationDecoder, head: list[Event]
+        self,
+        opened: OpenedConversation,
+        decoder: ConversationDecoder,
+        head: list[Event],
+        lease: Lease,
     ) -> None:
         self._opened = opened
         self._decoder = decoder
+        self._lease = lease
         self.head = head
 
     @property
@@ -57,7 +63,11 @@ class Turn:
         return Metadata(**merged)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Every event of the answer, head first. Raises ``UpstreamError`` on failure."""
+        """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
+
+        The consumer may stop early (an answer cut at ``max_tokens``); the
+        account's use still counts as a success.
+        """
         try:
             for event in self.head:
                 yield event
@@ -68,12 +78,22 @@ class Turn:
                     break
             for event in _decode(lambda _: self._decoder.close(), b""):
                 yield event
+        except UpstreamError as exc:
+            await self._lease.failed(exc)
+            raise
         finally:
             await self.aclose()
 
     async def aclose(self) -> None:
-        """Abort the upstream transfer (a no-op once it has finished)."""
-        await self._opened.aclose()
+        """Abort the upstream transfer if still running and give the account back."""
+        try:
+            await self._opened.aclose()
+        finally:
+            await self._lease.release()
+
+    async def succeeded(self) -> None:
+        """Record that the account served this answer."""
+        await self._lease.succeeded()
 
 
 def _decode(step: Any, chunk: bytes) -> list[Event]:
@@ -104,39 +124,59 @@ async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -
     return head
 
 
-def _may_retry(exc: UpstreamError) -> bool:
-    # A rate limit belongs to the account: the same account will not do better.
-    return exc.retryable and not isinstance(exc, UpstreamRateLimited)
-
-
 async def start_turn(
-    backend: ChatGPTBackend, creds: Credentials, body: dict[str, Any], *, retries: int
+    backend: ChatGPTBackend,
+    accounts: AccountSource,
+    body: dict[str, Any],
+    *,
+    model: str,
+    retries: int,
 ) -> Turn:
-    """Open the conversation and read its head, retrying transient failures."""
+    """Open the conversation and read its head, retrying transient failures.
+
+    Each attempt takes a lease from ``accounts``; an account that failed is
+    not offered again for this request unless the failure handling (a
+    refresh after a 401) says it is worth another try.
+    """
     attempt = 0
+    exclude: frozenset[str] = frozenset()
+    last: UpstreamError | None = None
     while True:
+        try:
+            lease = await accounts.acquire(model, exclude)
+        except PoolError:
+            if last is not None:  # every account tried: the upstream's answer says more
+                raise last from None
+            raise
         opened = None
         try:
-            opened = await backend.open_conversation(creds, body)
+            opened = await backend.open_conversation(lease.credentials, body)
             decoder = ConversationDecoder()
             head = await _read_head(opened, decoder)
-            return Turn(opened, decoder, head)
+            return Turn(opened, decoder, head, lease)
         except UpstreamError as exc:
             if opened is not None:
                 await opened.aclose()
-            if attempt >= retries or not _may_retry(exc):
+            retry = await lease.failed(exc)
+            await lease.release()
+            if attempt >= retries or not retry:
                 raise
+            last = exc
+            if not lease.retry_same:
+                exclude = exclude | {lease.key}
             attempt += 1
             delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
             log.warning(
-                "upstream attempt %d/%d failed (%s); retrying in %.2fs",
+                "upstream attempt %d/%d failed (%s) on account %s; retrying in %.2fs",
                 attempt,
                 retries,
                 exc.code,
+                lease.key,
                 delay,
             )
             await asyncio.sleep(delay)
         except BaseException:
             if opened is not None:
                 await opened.aclose()
+            await lease.release()
             raise

@@ -10,6 +10,9 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
     ├── InvalidRequest                 400 invalid_request_error
     │   └── ModelNotFound              404
     ├── AuthenticationFailed           401 (the client's own key)
+    ├── PoolError                      the account pool cannot serve now
+    │   ├── NoUsableAccount            503 empty pool, or every account dead
+    │   └── PoolBusy                   503 every usable account at its limit
     └── UpstreamError                  failures of the ChatGPT backend
         ├── UpstreamUnauthorized       401 token invalid or expired
         ├── UpstreamRateLimited        429 (+ Retry-After when known)
@@ -84,6 +87,25 @@ class AuthenticationFailed(Chat2APIError):
     status_code = 401
     error_type = "invalid_request_error"
     default_code = "invalid_api_key"
+
+
+class PoolError(Chat2APIError):
+    """The account pool cannot serve this request right now."""
+
+    status_code = 503
+    error_type = "server_error"
+
+
+class NoUsableAccount(PoolError):
+    default_code = "no_usable_account"
+
+
+class PoolBusy(PoolError):
+    default_code = "accounts_busy"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", "1")
 
 
 class UpstreamError(Chat2APIError):

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+
+    # --- account pool ----------------------------------------------------------
+    oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")
+    admin_key: str | None = Field(None, alias="ADMIN_KEY")
+    account_concurrency: int = Field(1, ge=1, le=100, alias="ACCOUNT_CONCURRENCY")
+    pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
+    cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
+    refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
 
     @classmethod
@@ -102,6 +110,13 @@ class Settings(BaseSettings):
             if value and not re.fullmatch(r"[A-Za-z0-9._~\-/]+", value):
                 raise ValueError("may contain only letters, digits, '-', '_', '.', '~' and '/'")
         return value
+
+    @field_validator("oauth_base_url")
+    @classmethod
+    def _oauth_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value.rstrip("/")
 
     @field_validator("chatgpt_base_url")
     @classmethod

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chat2api.pool.pool import AccountPool
+from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
 from chat2api.store.base import Store
@@ -20,3 +22,6 @@ class AppState:
     solver: PowSolver
     backend: ChatGPTBackend
     store: Store
+    pool: AccountPool
+    pool_accounts: PoolAccounts
+    refresh_cache: RefreshCache

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
+from chat2api.api.auth import account_source
 from chat2api.api.errors import invalid_from_validation
 from chat2api.api.schemas import ChatCompletionRequest
 from chat2api.conversation import Turn, start_turn, stream_error
@@ -19,39 +20,15 @@ from chat2api.convert.completion import Answer
 from chat2api.convert.messages import conversation_body, message_text
 from chat2api.convert.models import listed_models, resolve_model
 from chat2api.convert.usage import count_prompt_tokens
-from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
+from chat2api.errors import Chat2APIError, InvalidRequest
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 SLUG_HEADER = "X-Chat2API-Model-Slug"
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-ACCESS_TOKEN_PREFIXES = ("eyJ", "fk-")
-
-
-def credentials_from(request: Request) -> Credentials:
-    """Per-request account: an AccessToken, a Team workspace, or login-free.
-
-    ``Authorization: Bearer <AccessToken>[,<ChatGPT-Account-ID>]`` runs as that
-    account (a ``ChatGPT-Account-ID`` header also selects the workspace). No
-    ``Authorization``, or a key that is not an AccessToken (SDKs insist on
-    some key, e.g. ``sk-anything``), uses the login-free flow.
-    """
-    header = request.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if header and (scheme.lower() != "bearer" or not value.strip()):
-        raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
-    token, _, account = value.strip().partition(",")
-    token = token.strip()
-    if not token.startswith(ACCESS_TOKEN_PREFIXES):
-        return Credentials()
-    account = account.strip() or request.headers.get("chatgpt-account-id", "").strip()
-    return Credentials(token, account or None)
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:
@@ -92,7 +69,7 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.chat2api
     chat = _parse(await request.body())
     route = resolve_model(chat.model)
-    creds = credentials_from(request)
+    accounts = account_source(request, state)
     turns = [
         (message.role, message_text(message, i), message.name)
         for i, message in enumerate(chat.messages)
@@ -104,7 +81,9 @@ async def chat_completions(request: Request) -> Response:
         encoding=state.settings.upstream_encoding,
     )
     answer = Answer(route, count_prompt_tokens(turns, route.encoding), chat.token_limit)
-    turn = await start_turn(state.backend, creds, body, retries=state.settings.retry_times)
+    turn = await start_turn(
+        state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
+    )
     history = not state.settings.history_disabled
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
@@ -120,6 +99,7 @@ async def chat_completions(request: Request) -> Response:
             raise stream_error(event)
         answer.apply(event)
         if answer.done:
+            await turn.succeeded()
             break
     await turn.aclose()
     if answer.model_slug:
@@ -152,6 +132,7 @@ async def _stream(
             if content:
                 yield chunk({"content": content})
             if answer.done:
+                await turn.succeeded()
                 break
     except Chat2APIError as exc:
         log.warning("stream %s failed mid-way: %s (%s)", answer.id, exc.code, exc.message)

@@ -1,0 +1,37 @@
+"""Reading an AccessToken's claims without verifying it (spec 7.4)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+
+_AUTH_CLAIM = "https://api.openai.com/auth"
+
+
+def jwt_claims(token: str) -> dict[str, Any]:
+    """The payload of a JWT, or ``{}`` when it is not one."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(payload))
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` claim in epoch seconds, if any."""
+    exp = jwt_claims(token).get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def token_plan(token: str) -> str | None:
+    """The ChatGPT plan (free, plus, pro, team…) the token says, if any."""
+    auth = jwt_claims(token).get(_AUTH_CLAIM)
+    plan = auth.get("chatgpt_plan_type") if isinstance(auth, dict) else None
+    return str(plan) if plan else None

@@ -1,0 +1,383 @@
+"""The account pool: selection, per-account limits, cooldowns, dead marks, refresh.
+
+Selection reads only what it needs from the store: the id list (re-read
+when the store's ``version`` changes), one shared round-robin counter, and
+the record of each candidate looked at. Cooldowns and dead marks therefore
+come from the store on every pick, so several instances sharing one store
+skip an account another instance cooled down.
+
+The per-account limit on concurrent conversations is kept per instance:
+requests over the limit wait (``wait_seconds`` at most) for a slot.
+
+A refresh is single-flight twice over: an in-process lock per account, and
+the store's lock across instances; whoever gets it second re-reads the
+account and finds the fresh AccessToken already there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from chat2api.errors import (
+    ChallengeRequired,
+    NoUsableAccount,
+    PoolBusy,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamUnauthorized,
+)
+from chat2api.pool.jwt import token_expiry, token_plan
+from chat2api.pool.tokens import GivenToken
+from chat2api.settings import Settings
+from chat2api.store.base import Account, Store, account_key
+from chat2api.upstream.auth import OAuthClient, RefreshRejected
+from chat2api.upstream.chatgpt import Credentials
+
+log = logging.getLogger(__name__)
+
+SCAN_LIMIT = 64  # candidates looked at one by one before one bulk read
+REFRESH_MARGIN = 300.0  # refresh an AccessToken this many seconds before it expires
+REFRESH_LOCK_TTL = 60.0
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    def time(self) -> float:
+        return time.time()
+
+
+@dataclass(frozen=True, slots=True)
+class PoolOptions:
+    concurrency: int = 1
+    wait_seconds: float = 30.0
+    random_order: bool = False
+    enable_limit: bool = True
+    default_cooldown: float = 60.0
+
+
+def pool_options(settings: Settings) -> PoolOptions:
+    """The pool's options from the settings."""
+    return PoolOptions(
+        concurrency=settings.account_concurrency,
+        wait_seconds=settings.pool_wait_seconds,
+        random_order=settings.random_token,
+        enable_limit=settings.enable_limit,
+        default_cooldown=settings.cooldown_seconds,
+    )
+
+
+class PoolLease:
+    """One pool account held for one conversation."""
+
+    def __init__(
+        self, pool: AccountPool, account: Account, credentials: Credentials, model: str
+    ) -> None:
+        self._pool = pool
+        self.account = account
+        self.key = account.id
+        self.credentials = credentials
+        self.model = model
+        self.retry_same = False  # set when a refresh makes this account worth another try
+        self._released = False
+
+    async def succeeded(self) -> None:
+        await self._pool.store.record_use(self.key, success=True, at=self._pool.clock.time())
+
+    async def failed(self, exc: UpstreamError) -> bool:
+        return await self._pool.report_failure(self, exc)
+
+    async def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._pool.release_slot(self.key)
+
+
+class AccountPool:
+    """Hands out pool accounts (see module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        oauth: OAuthClient,
+        options: PoolOptions | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.oauth = oauth
+        self.options = options or PoolOptions()
+        self.clock: Clock = clock or SystemClock()
+        self._ids: list[str] = []
+        self._version: int | None = None
+        self._busy: dict[str, int] = {}
+        self._freed = asyncio.Condition()
+        self._refresh_locks: dict[str, asyncio.Lock] = {}
+        self._refreshed_for_401: dict[str, float] = {}
+
+    # ------------------------------------------------------------- accounts
+
+    async def add_tokens(self, tokens: list[GivenToken]) -> list[str]:
+        """Store new accounts for the given tokens (one transaction); returns ids added."""
+        now = self.clock.time()
+        accounts = []
+        for given in tokens:
+            if given.kind == "other":
+                raise ValueError("only AccessTokens and RefreshTokens can join the pool")
+            account = Account(
+                id=account_key(given.token, given.workspace),
+                kind=given.kind,
+                secret=given.token,
+                workspace=given.workspace,
+                added_at=now,
+            )
+            if given.kind == "access_token":
+                account.access_token = given.token
+                account.access_expires_at = token_expiry(given.token)
+                account.plan = token_plan(given.token)
+            accounts.append(account)
+        return await self.store.add_accounts(accounts)
+
+    async def size(self) -> int:
+        """How many accounts the pool has (dead ones included)."""
+        return len(await self._account_ids())
+
+    async def _account_ids(self) -> list[str]:
+        version = await self.store.version()
+        if version != self._version:
+            self._version, self._ids = await self.store.account_ids()
+        return self._ids
+
+    # ------------------------------------------------------------ selection
+
+    async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> PoolLease:
+        """A lease on a usable account for ``model``; waits while all are busy."""
+        deadline = self.clock.time() + self.options.wait_seconds
+        while True:
+            lease, soonest, busy = await self._try_acquire(model, exclude)
+            if lease is not None:
+                return lease
+            if busy:
+                remaining = deadline - self.clock.time()
+                if remaining <= 0:
+                    raise PoolBusy(
+                        "Every usable account is serving its limit of conversations; "
+                        "try again shortly."
+                    )
+                async with self._freed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 1.0))
+                continue
+            if soonest is not None:
+                wait = max(1.0, soonest - self.clock.time())
+                raise UpstreamRateLimited(
+                    f"Every account of the pool is cooling down after a rate limit for {model}.",
+                    retry_after=wait,
+                    code="all_accounts_cooling",
+                )
+            raise NoUsableAccount(
+                "No usable account: the pool is empty or every account is dead "
+                "(see the token page or `chat2api tokens list`)."
+            )
+
+    async def _try_acquire(
+        self, model: str, exclude: frozenset[str]
+    ) -> tuple[PoolLease | None, float | None, bool]:
+        ids = await self._account_ids()
+        if not ids:
+            return None, None, False
+        n = len(ids)
+        if self.options.random_order:
+            order = random.sample(range(n), min(n, SCAN_LIMIT))
+        else:
+            start = await self.store.next_counter("round-robin") - 1
+            order = [(start + i) % n for i in range(min(n, SCAN_LIMIT))]
+        soonest: float | None = None
+        busy = False
+        for index in order:
+            account_id = ids[index]
+            if account_id in exclude:
+                continue
+            if self._busy.get(account_id, 0) >= self.options.concurrency:
+                busy = True
+                continue
+            account = await self.store.get_account(account_id)
+            lease, until = await self._take(account, model)
+            if lease is not None:
+                return lease, None, False
+            if until is not None:
+                soonest = until if soonest is None else min(soonest, until)
+        if n > SCAN_LIMIT:
+            # A large pool where the first candidates were unusable: one bulk read.
+            for account in await self.store.list_accounts():
+                if account.id in exclude:
+                    continue
+                if self._busy.get(account.id, 0) >= self.options.concurrency:
+                    busy = busy or account.status == "active"
+                    continue
+                lease, until = await self._take(account, model)
+                if lease is not None:
+                    return lease, None, False
+                if until is not None:
+                    soonest = until if soonest is None else min(soonest, until)
+        return None, soonest, busy
+
+    async def _take(
+        self, account: Account | None, model: str
+    ) -> tuple[PoolLease | None, float | None]:
+        """Lease ``account`` if usable now; else when its cooldown ends (or None)."""
+        if account is None or account.status == "dead":
+            return None, None
+        now = self.clock.time()
+        until = account.cooling_until(model, now) if self.options.enable_limit else None
+        if until is not None:
+            return None, until
+        self._busy[account.id] = self._busy.get(account.id, 0) + 1
+        try:
+            credentials = await self._credentials(account)
+        except RefreshRejected:
+            self.release_slot(account.id)
+            return None, None
+        except BaseException:
+            self.release_slot(account.id)
+            raise
+        return PoolLease(self, account, credentials, model), None
+
+    def release_slot(self, account_id: str) -> None:
+        """Free one concurrency slot and wake a waiting request."""
+        left = self._busy.get(account_id, 0) - 1
+        if left > 0:
+            self._busy[account_id] = left
+        else:
+            self._busy.pop(account_id, None)
+
+        async def notify() -> None:
+            async with self._freed:
+                self._freed.notify(1)
+
+        task = asyncio.get_running_loop().create_task(notify())
+        task.add_done_callback(lambda _: None)
+
+    # -------------------------------------------------------------- refresh
+
+    def _fresh(self, account: Account) -> bool:
+        if account.access_token is None:
+            return False
+        expires = account.access_expires_at
+        return expires is None or expires - REFRESH_MARGIN > self.clock.time()
+
+    async def _credentials(self, account: Account) -> Credentials:
+        if account.kind == "refresh_token" and not self._fresh(account):
+            account = await self.refresh(account.id, stale=account.access_token)
+        token = account.access_token or account.secret
+        return Credentials(token, account.workspace)
+
+    async def refresh(self, account_id: str, *, stale: str | None = None) -> Account:
+        """A fresh AccessToken for a RefreshToken account, exchanged at most once.
+
+        ``stale`` is the AccessToken the caller found wanting (expired, or
+        refused with 401): if the store already holds a different, fresh one,
+        no exchange happens. Raises ``RefreshRejected`` (the account is then
+        marked dead) or a transport error.
+        """
+        lock = self._refresh_locks.setdefault(account_id, asyncio.Lock())
+        async with lock:
+            account = await self.store.get_account(account_id)
+            if account is None:
+                raise NoUsableAccount("The account was removed.")
+            if account.kind != "refresh_token":
+                return account
+            if account.access_token != stale and self._fresh(account):
+                return account
+            async with self.store.lock(f"refresh:{account_id}", REFRESH_LOCK_TTL):
+                account = await self.store.get_account(account_id) or account
+                if account.access_token != stale and self._fresh(account):
+                    return account
+                try:
+                    grant = await self.oauth.refresh(account.secret)
+                except RefreshRejected as exc:
+                    await self.store.set_status(account_id, "dead", exc.message)
+                    log.warning("account %s is dead: %s", account_id, exc.message)
+                    raise
+                await self.store.set_tokens(
+                    account_id,
+                    access_token=grant.access_token,
+                    access_expires_at=grant.expires_at,
+                    secret=grant.refresh_token,
+                    plan=token_plan(grant.access_token),
+                )
+                log.info("refreshed account %s", account_id)
+                return await self.store.get_account(account_id) or account
+
+    async def refresh_all(
+        self,
+        *,
+        due_only: bool = False,
+        progress: Callable[[Account, str | None], Awaitable[None] | None] | None = None,
+    ) -> dict[str, str | None]:
+        """Refresh every RefreshToken account (or only those due); id → error or None."""
+        results: dict[str, str | None] = {}
+        for account in await self.store.list_accounts():
+            if account.kind != "refresh_token" or account.status == "dead":
+                continue
+            if due_only and self._fresh_for(account, REFRESH_DUE):
+                continue
+            error: str | None = None
+            try:
+                await self.refresh(account.id, stale=account.access_token)
+            except UpstreamError as exc:
+                error = exc.message
+            results[account.id] = error
+            if progress is not None:
+                maybe = progress(account, error)
+                if maybe is not None:
+                    await maybe
+        return results
+
+    def _fresh_for(self, account: Account, seconds: float) -> bool:
+        expires = account.access_expires_at
+        return account.access_token is not None and (
+            expires is None or expires - seconds > self.clock.time()
+        )
+
+    # -------------------------------------------------------------- outcome
+
+    async def report_failure(self, lease: PoolLease, exc: UpstreamError) -> bool:
+        """Record what ``exc`` says about the account; True when retrying may help."""
+        now = self.clock.time()
+        account = lease.account
+        await self.store.record_use(account.id, success=False, at=now)
+        if isinstance(exc, UpstreamRateLimited):
+            if self.options.enable_limit:
+                wait = exc.retry_after or self.options.default_cooldown
+                await self.store.set_cooldown(account.id, lease.model, now + wait)
+                log.info("account %s cools down for %s: %.0fs", account.id, lease.model, wait)
+            return True
+        if isinstance(exc, UpstreamUnauthorized):
+            recent = self._refreshed_for_401.get(account.id)
+            if account.kind == "refresh_token" and (recent is None or now - recent > 60):
+                self._refreshed_for_401[account.id] = now
+                try:
+                    await self.refresh(account.id, stale=lease.credentials.access_token)
+                except UpstreamError:
+                    return True
+                lease.retry_same = True
+                return True
+            await self.store.set_status(account.id, "dead", f"access token refused: {exc.message}")
+            log.warning("account %s is dead: access token refused", account.id)
+            return True
+        if isinstance(exc, ChallengeRequired | UpstreamRejected):
+            return False
+        return exc.retryable
+
+
+REFRESH_DUE = 5 * 86400.0  # scheduled refresh: AccessTokens with less than 5 days left

@@ -1,0 +1,68 @@
+"""Account sources for a request: the pool, or a RefreshToken the client brought."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+
+from chat2api.pool.lease import FixedLease, Lease
+from chat2api.pool.pool import REFRESH_MARGIN, AccountPool
+from chat2api.upstream.auth import OAuthClient
+from chat2api.upstream.chatgpt import Credentials
+
+
+class PoolAccounts:
+    """The shared pool; with no account in it, the login-free flow (as the original)."""
+
+    def __init__(self, pool: AccountPool) -> None:
+        self.pool = pool
+
+    async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
+        if await self.pool.size() == 0:
+            return FixedLease(Credentials())
+        return await self.pool.acquire(model, exclude)
+
+
+class RefreshCache:
+    """AccessTokens for client-supplied RefreshTokens, kept until they expire.
+
+    Keyed by a hash of the RefreshToken (the token itself is not kept as a
+    key); one exchange per RefreshToken however many requests need it.
+    """
+
+    def __init__(self, oauth: OAuthClient, max_entries: int = 10_000) -> None:
+        self._oauth = oauth
+        self._max = max_entries
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def access_token(self, refresh_token: str) -> str:
+        key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        cached = self._tokens.get(key)
+        if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
+            return cached[0]
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
+                return cached[0]
+            grant = await self._oauth.refresh(refresh_token)
+            if len(self._tokens) >= self._max:
+                self._tokens.pop(next(iter(self._tokens)))
+            self._tokens[key] = (grant.access_token, grant.expires_at)
+        self._locks.pop(key, None)
+        return grant.access_token
+
+
+class ClientRefreshToken:
+    """A RefreshToken sent as the request's key: exchanged, then used as given."""
+
+    def __init__(self, cache: RefreshCache, refresh_token: str, workspace: str | None) -> None:
+        self._cache = cache
+        self._refresh_token = refresh_token
+        self._workspace = workspace
+
+    async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
+        token = await self._cache.access_token(self._refresh_token)
+        return FixedLease(Credentials(token, self._workspace))
