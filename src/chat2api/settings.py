@@ -82,6 +82,7 @@ class Settings(BaseSettings):
     cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
     refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
+    redis_prefix: str = Field("chat2api", min_length=1, alias="REDIS_PREFIX")
 
     @classmethod
     def settings_customise_sources(
