@@ -311,7 +311,7 @@ class AccountPool:
                 await self.store.set_tokens(
                     account_id,
                     access_token=grant.access_token,
-                    access_expires_at=grant.expires_at,
+                    access_expires_at=self.clock.time() + grant.expires_in,
                     secret=grant.refresh_token,
                     plan=token_plan(grant.access_token),
                 )

@@ -50,7 +50,7 @@ class RefreshCache:
             grant = await self._oauth.refresh(refresh_token)
             if len(self._tokens) >= self._max:
                 self._tokens.pop(next(iter(self._tokens)))
-            self._tokens[key] = (grant.access_token, grant.expires_at)
+            self._tokens[key] = (grant.access_token, time.time() + grant.expires_in)
         self._locks.pop(key, None)
         return grant.access_token
 

@@ -19,7 +19,7 @@ def open_store(settings: Settings) -> Store:
     if settings.redis_url:
         from chat2api.store.redis import RedisStore
 
-        return RedisStore(settings.redis_url)
+        return RedisStore(settings.redis_url, prefix=settings.redis_prefix)
     from chat2api.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.data_dir / DB_FILE)

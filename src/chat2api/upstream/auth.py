@@ -8,7 +8,6 @@ working.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,10 +32,10 @@ class RefreshRejected(UpstreamError):
 
 @dataclass(frozen=True, slots=True)
 class TokenGrant:
-    """A fresh AccessToken, its expiry (epoch seconds), and a rotated RefreshToken if any."""
+    """A fresh AccessToken, its lifetime in seconds, and a rotated RefreshToken if any."""
 
     access_token: str
-    expires_at: float
+    expires_in: float
     refresh_token: str | None
 
 
@@ -81,7 +80,7 @@ class OAuthClient:
         rotated = data.get("refresh_token")
         return TokenGrant(
             access_token=str(access),
-            expires_at=time.time() + lifetime,
+            expires_in=lifetime,
             refresh_token=str(rotated) if rotated and rotated != refresh_token else None,
         )
 
