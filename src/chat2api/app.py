@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from chat2api import __version__
+from chat2api.admin.api import router as admin_router
 from chat2api.api.chat import router as chat_router
 from chat2api.api.errors import install_error_handlers
 from chat2api.pool.pool import AccountPool, pool_options
@@ -91,5 +92,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     router = APIRouter(prefix=settings.prefix_path)
     router.include_router(chat_router)
+    router.include_router(admin_router)
     app.include_router(router)
     return app

@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
+import sqlite3
 import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
+from redis.exceptions import RedisError
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from chat2api.admin.accounts import (
+    RefreshResult,
+    accounts_overview,
+    add_tokens,
+    find_account,
+    parse_token_args,
+    refresh_accounts,
+    refresh_candidates,
+    remove_account,
+)
+from chat2api.admin.offline import open_pool
+from chat2api.errors import Chat2APIError
+from chat2api.pool.pool import AccountPool
+from chat2api.pool.tokens import TokenListError, parse_token_lines
 from chat2api.settings import Settings, SettingsError, load_settings
 
 app = typer.Typer(
@@ -102,6 +127,222 @@ def sim(
     _configure_logging("INFO")
     typer.echo(f"ChatGPT backend simulator at http://{host}:{port} (Ctrl+C to stop)")
     serve_sim(host=host, port=port)
+
+
+# ---------------------------------------------------------------- tokens
+
+tokens_app = typer.Typer(
+    help="Manage the account pool's tokens, in the store `serve` uses.",
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="tokens")
+
+EnvFileOption = Annotated[Path, typer.Option(help="Dotenv file read before the environment.")]
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Where the SQLite store lives (DATA_DIR).")
+]
+
+T = TypeVar("T")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"chat2api: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _pool_settings(env_file: Path, data_dir: Path | None) -> Settings:
+    settings = _settings(env_file, {"DATA_DIR": data_dir})
+    # Progress bars and tables go to the terminal; only warnings interrupt them.
+    _configure_logging("DEBUG" if settings.log_level == "DEBUG" else "WARNING")
+    return settings
+
+
+def _with_pool(settings: Settings, action: Callable[[AccountPool], Awaitable[T]]) -> T:
+    """Run ``action`` on the configured pool; failures become a message and exit 1."""
+
+    async def run() -> T:
+        async with open_pool(settings) as pool:
+            return await action(pool)
+
+    try:
+        return asyncio.run(run())
+    except Chat2APIError as exc:
+        _fail(exc.message)
+    except (OSError, sqlite3.Error, RedisError) as exc:
+        _fail(f"the store could not be used: {exc}")
+
+
+def _span(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _ago(epoch: float, now: float) -> str:
+    """``4m ago``, ``in 3h``."""
+    return f"in {_span(epoch - now)}" if epoch > now else f"{_span(now - epoch)} ago"
+
+
+def _when(epoch: float, now: float) -> str:
+    """A local time and how far it is from now: ``14:03 (in 4m)``."""
+    moment = datetime.fromtimestamp(epoch)
+    shown = moment.strftime("%H:%M" if abs(epoch - now) < 43200 else "%m-%d %H:%M")
+    return f"{shown} ({_ago(epoch, now)})"
+
+
+@tokens_app.command("add")
+def tokens_add(
+    tokens: Annotated[
+        list[str],
+        typer.Argument(
+            help="Tokens (`token` or `token,ChatGPT-Account-ID`), or `-` to read one per "
+            "line from stdin (# comments ignored; keeps tokens out of shell history).",
+            show_default=False,
+        ),
+    ],
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Add AccessTokens or RefreshTokens to the pool."""
+    try:
+        if tokens == ["-"]:
+            given = parse_token_lines(sys.stdin.read())
+        elif "-" in tokens:
+            _fail("`-` (read stdin) cannot be mixed with tokens given as arguments", 2)
+        else:
+            given = parse_token_args(tokens)
+        if not given:
+            raise TokenListError("no token given (blank lines and # comments do not count)")
+    except TokenListError as exc:
+        _fail(str(exc), 2)
+    settings = _pool_settings(env_file, data_dir)
+    result = _with_pool(settings, lambda pool: add_tokens(pool, given))
+    typer.echo(f"added {len(result.added)}, skipped {result.skipped} (already in the pool)")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Show the accounts (by fingerprint, never the tokens) and their state."""
+    settings = _pool_settings(env_file, data_dir)
+    overview = _with_pool(settings, lambda pool: accounts_overview(pool.store))
+    if as_json:
+        typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
+        return
+    counts = overview["counts"]
+    table = Table(
+        title=f"{counts['total']} accounts: {counts['active']} active, "
+        f"{counts['cooling']} cooling, {counts['dead']} dead",
+        title_justify="left",
+        box=None,
+        header_style="bold underline",
+        pad_edge=False,
+    )
+    table.add_column("id", no_wrap=True, min_width=16)
+    table.add_column("fingerprint", no_wrap=True, min_width=13)
+    table.add_column("plan", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("until / reason", overflow="fold", min_width=10)
+    table.add_column("last used", no_wrap=True)
+    table.add_column("ok/fail", justify="right", no_wrap=True)
+    styles = {"active": "green", "cooling": "yellow", "dead": "red"}
+    now = time.time()
+    for account in overview["accounts"]:
+        detail = account["dead_reason"] if account["state"] == "dead" else None
+        if detail is None and account["cooldown_until"] is not None:
+            detail = _when(account["cooldown_until"], now)
+        table.add_row(
+            account["id"],
+            account["fingerprint"],
+            account["plan"] or "—",
+            f"[{styles[account['state']]}]{account['state']}[/]",
+            escape(detail or "—"),
+            "never" if account["last_used"] is None else _ago(account["last_used"], now),
+            f"{account['successes']}/{account['failures']}",
+        )
+    # Piped output is not wrapped at 80 columns, so it stays one line per account.
+    wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    Console(width=160 if wide else None).print(table)
+
+
+@tokens_app.command("remove")
+def tokens_remove(
+    account: Annotated[
+        str | None,
+        typer.Argument(help="The account's id, fingerprint, or the fingerprint's hash part."),
+    ] = None,
+    remove_all: Annotated[bool, typer.Option("--all", help="Remove every account.")] = False,
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Remove one account from the pool (or all with --all)."""
+    if (account is None) == (not remove_all):
+        _fail("name one account, or pass --all (not both)", 2)
+    settings = _pool_settings(env_file, data_dir)
+    if account is None:
+        count = _with_pool(settings, lambda pool: pool.store.clear_accounts())
+        typer.echo(f"removed {count} accounts")
+        return
+    removed = _with_pool(settings, lambda pool: remove_account(pool.store, account))
+    typer.echo(f"removed {removed.id} ({removed.fingerprint})")
+
+
+@tokens_app.command("refresh")
+def tokens_refresh(
+    account: Annotated[
+        str | None, typer.Argument(help="Refresh only this account (id or fingerprint).")
+    ] = None,
+    refresh_all: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Refresh every RefreshToken account, not only those due (< 5 days left)."
+        ),
+    ] = False,
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Exchange RefreshTokens for fresh AccessTokens now, with a progress bar."""
+    if account is not None and refresh_all:
+        _fail("name one account, or pass --all (not both)", 2)
+    settings = _pool_settings(env_file, data_dir)
+    console = Console(stderr=True)
+
+    async def run(pool: AccountPool) -> list[RefreshResult]:
+        if account is not None:
+            chosen = [await find_account(pool.store, account)]
+        else:
+            chosen = refresh_candidates(await pool.store.list_accounts(), due_only=not refresh_all)
+        if not chosen:
+            return []
+        with Progress(
+            TextColumn("refreshing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("refresh", total=len(chosen))
+            return await refresh_accounts(pool, chosen, lambda _: progress.advance(task))
+
+    results = _with_pool(settings, run)
+    if not results:
+        typer.echo(
+            "nothing to refresh"
+            + ("" if refresh_all else " (use --all to refresh every RefreshToken)")
+        )
+        return
+    failed = [r for r in results if r.status != "refreshed"]
+    for result in results:
+        outcome = "refreshed" if result.error is None else f"failed: {result.error}"
+        typer.echo(f"{result.id} {result.fingerprint} {outcome}")
+    typer.echo(f"refreshed {len(results) - len(failed)} of {len(results)}")
+    if failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

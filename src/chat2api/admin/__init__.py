@@ -1,0 +1,1 @@
+"""Token management: the admin JSON API, the token page, and what the CLI shares with them."""
