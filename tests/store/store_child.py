@@ -6,9 +6,9 @@
     python store_child.py hold <location> <lock> <ttl>
         take the lock, say so, and sleep (holding it) until killed
 
-``location`` is a SQLite path, or ``redis://…#<prefix>``. The child prints
-``ready`` once the store is open, so the parent kills it at a moment of its
-own choosing after that.
+``location`` is a SQLite path, or ``redis://…#<prefix>``. The writer prints
+``ready`` once the store is open and ``batch <n>`` after each batch, so the
+parent can kill it at a moment of its own choosing while it writes.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ async def write(location: str, batches: int, size: int) -> None:
     print("ready", flush=True)
     for number in range(batches):
         await store.add_accounts(batch(number, size))
+        print(f"batch {number}", flush=True)
     await store.close()
     print("done", flush=True)
 
