@@ -40,7 +40,12 @@ def js_number(value: float) -> str:
     if value == 0:
         return "0"  # JS prints -0 as "0" too
     sign = "-" if value < 0 else ""
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).as_tuple()
+    shortest = repr(abs(value))
+    if "e" not in shortest:
+        # repr is positional only for 1e-4 <= |value| < 1e16, where JS is
+        # positional too with the same digits; only repr's ".0" differs.
+        return sign + shortest.removesuffix(".0")
+    _, digit_tuple, exponent = Decimal(shortest).as_tuple()
     digits = "".join(map(str, digit_tuple)).rstrip("0")
     assert isinstance(exponent, int)  # finite, checked above
     # value = 0.<digits> * 10**n  (ECMA-262 Number::toString, k = len(digits))
@@ -60,6 +65,8 @@ def js_number(value: float) -> str:
 
 
 def _js_string(value: str) -> str:
+    if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+        return '"' + value + '"'  # nothing to escape: the common case, made cheap
     # json.dumps(ensure_ascii=False) escapes exactly what JSON.stringify does
     # (", \, control characters with lowercase \u00xx) except lone
     # surrogates, which well-formed JSON.stringify writes as \udxxx.

@@ -32,7 +32,7 @@ import base64
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -244,13 +244,44 @@ class _Layout:
     def json(self, nonce: int, elapsed: int) -> bytes:
         return self.head + str(nonce).encode() + self.mid + str(elapsed).encode() + self.tail
 
-    def tails(self, first: int) -> tuple[list[bytes], list[bytes], list[bytes]]:
-        """base64 of ``<last r bytes of mid> + str(e) + tail`` for r = 0, 1, 2."""
+    def tails(self, first: int, r: int) -> Iterator[bytes]:
+        """base64 of ``<last r bytes of mid> + str(e) + tail`` for the window at ``first``."""
         b64 = base64.b64encode
-        mid, tail = self.mid, self.tail
-        values = [str(e).encode() + tail for e in range(first, first + WINDOW)]
-        zero, one, two = ([b64(mid[len(mid) - r :] + v) for v in values] for r in range(3))
-        return zero, one, two
+        lead, tail = self.mid[len(self.mid) - r :], self.tail
+        for e in range(first, first + WINDOW):
+            yield b64(lead + str(e).encode() + tail)
+
+
+class _Tails:
+    """``_Layout.tails`` of the current window, built on first use and kept.
+
+    The first pass over a remainder's row builds it while the search walks
+    it, so an easy challenge (a few dozen attempts, answered in the first
+    row) pays for the tails it tried, not for three windows of them.
+    """
+
+    __slots__ = ("_layout", "_rows", "first")
+
+    def __init__(self, layout: _Layout) -> None:
+        self._layout = layout
+        self._rows: list[list[bytes] | None] = [None, None, None]
+        self.first = -1
+
+    def window(self, first: int) -> None:
+        if first != self.first:
+            self.first = first
+            self._rows = [None, None, None]
+
+    def row(self, r: int) -> Iterable[bytes]:
+        row = self._rows[r]
+        return self._build(r) if row is None else row
+
+    def _build(self, r: int) -> Iterator[bytes]:
+        built: list[bytes] = []
+        for tail in self._layout.tails(self.first, r):
+            built.append(tail)
+            yield tail
+        self._rows[r] = built  # only a row walked to its end is kept
 
 
 def search(
@@ -298,26 +329,23 @@ def _search_sha3(
     cut = len(head) - len(head) % 3
     base = hashlib.sha3_512(js_utf8(seed) + b64(head[:cut]))
     head_rest = head[cut:]
-    window_first = -1
-    tails: tuple[list[bytes], ...] = ()
+    tails = _Tails(layout)
     attempts = 0
     nonce = 0
     while True:
         now = clock()
         if now >= deadline:
             return None, attempts
-        first = int((now - start) * 1000) // WINDOW * WINDOW
-        if first != window_first:
-            window_first, tails = first, layout.tails(first)
+        tails.window(int((now - start) * 1000) // WINDOW * WINDOW)
         prefix = head_rest + str(nonce).encode() + mid
         r = len(prefix) % 3
         state = base.copy()
         state.update(b64(prefix[: len(prefix) - r]))
-        for i, tail in enumerate(tails[r]):
+        for i, tail in enumerate(tails.row(r)):
             h = state.copy()
             h.update(tail)
             if h.digest() <= bound:
-                return (nonce, window_first + i), attempts + i + 1
+                return (nonce, tails.first + i), attempts + i + 1
         attempts += WINDOW
         nonce += 1
 
@@ -338,21 +366,18 @@ def _search_fnv(
     cut = len(head) - len(head) % 3
     base = _fnv_update(_fnv_update(_FNV_OFFSET, _utf16_units(seed)), b64(head[:cut]))
     head_rest = head[cut:]
-    window_first = -1
-    tails: tuple[list[bytes], ...] = ()
+    tails = _Tails(layout)
     attempts = 0
     nonce = 0
     while True:
         now = clock()
         if now >= deadline:
             return None, attempts
-        first = int((now - start) * 1000) // WINDOW * WINDOW
-        if first != window_first:
-            window_first, tails = first, layout.tails(first)
+        tails.window(int((now - start) * 1000) // WINDOW * WINDOW)
         prefix = head_rest + str(nonce).encode() + mid
         r = len(prefix) % 3
         state = _fnv_update(base, b64(prefix[: len(prefix) - r]))
-        for i, tail in enumerate(tails[r]):
+        for i, tail in enumerate(tails.row(r)):
             h = state
             for c in tail:
                 h = ((h ^ c) * 16777619) & _MASK32
@@ -361,7 +386,7 @@ def _search_fnv(
             h ^= h >> 13
             h = (h * 3266489909) & _MASK32
             if h ^ (h >> 16) < bound:
-                return (nonce, window_first + i), attempts + i + 1
+                return (nonce, tails.first + i), attempts + i + 1
         attempts += WINDOW
         nonce += 1
 

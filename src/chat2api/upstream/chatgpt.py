@@ -17,6 +17,7 @@ One ``ChatGPTBackend`` per app. A conversation takes three upstream calls
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
 import logging
@@ -66,6 +67,12 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:10]
 
 
+@functools.lru_cache(maxsize=4096)
+def _token_device_id(access_token: str) -> str:
+    # uuid5 hashes with SHA-1 and builds a UUID object: worth caching per token.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "chat2api:" + access_token))
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     """Who the request runs as: an access token (and Team workspace) or nobody."""
@@ -82,7 +89,7 @@ class Credentials:
         """A device id: stable per token, fresh per request when anonymous."""
         if self.access_token is None:
             return str(uuid.uuid4())
-        return str(uuid.uuid5(uuid.NAMESPACE_URL, "chat2api:" + self.access_token))
+        return _token_device_id(self.access_token)
 
     def __repr__(self) -> str:  # never print the token itself
         who = "anonymous" if self.access_token is None else fingerprint(self.access_token)
