@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from chat2api.sim import SimServer, mint_access_token
-from servers import ServiceServer
+from servers import ServiceFactory, ServiceServer
 
 
 @pytest.fixture(scope="session")
@@ -35,9 +34,6 @@ def fresh_sim(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     server.state.config = config
     server.state.reset()
-
-
-ServiceFactory = Callable[..., ServiceServer]
 
 
 @pytest.fixture
@@ -85,8 +81,3 @@ def service(request: pytest.FixtureRequest, services: dict[str, ServiceServer]) 
 def token() -> str:
     """A valid AccessToken the simulator accepts."""
     return mint_access_token(plan="plus")
-
-
-def sdk(server: ServiceServer, api_key: str) -> openai.OpenAI:
-    """The official SDK pointed at chat2api, with its own retries off."""
-    return openai.OpenAI(base_url=server.openai_base_url, api_key=api_key, max_retries=0)

@@ -6,10 +6,12 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import openai
 import uvicorn
 
 from chat2api.app import create_app
@@ -79,3 +81,11 @@ class ServiceServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+ServiceFactory = Callable[..., "ServiceServer"]
+
+
+def sdk(server: ServiceServer, api_key: str) -> openai.OpenAI:
+    """The official SDK pointed at chat2api, with its own retries off."""
+    return openai.OpenAI(base_url=server.openai_base_url, api_key=api_key, max_retries=0)

@@ -13,8 +13,7 @@ import pytest
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import DB_FILE, account_key, fingerprint
 from chat2api.store.sqlite import SQLiteStore
-from conftest import ServiceFactory
-from servers import ServiceServer
+from servers import ServiceFactory, ServiceServer
 
 ADMIN_KEY = "admin-key-for-tests-0123456789"
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -13,7 +13,7 @@ import pytest
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import account_key, fingerprint
-from conftest import ServiceFactory
+from servers import ServiceFactory
 
 # Variables of the developer's shell that would point the CLI elsewhere.
 _CLEARED = ("REDIS_URL", "REDIS_PREFIX", "ADMIN_KEY", "API_PREFIX", "PROXY_URL", "COLUMNS")

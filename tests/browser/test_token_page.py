@@ -15,8 +15,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import fingerprint
-from conftest import ServiceFactory
-from servers import ServiceServer
+from servers import ServiceFactory, ServiceServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -5,8 +5,7 @@ from __future__ import annotations
 import toktok
 
 from chat2api.sim import SimServer, reasoning_text, reply_text
-from conftest import sdk
-from servers import ServiceServer
+from servers import ServiceServer, sdk
 
 
 def _prompt_tokens(turns: list[tuple[str, str]], encoding: str) -> int:

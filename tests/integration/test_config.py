@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from chat2api.settings import SettingsError, load_settings
-from conftest import ServiceFactory, sdk
+from servers import ServiceFactory, sdk
 
 
 def test_defaults_follow_the_original() -> None:

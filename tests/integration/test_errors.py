@@ -10,8 +10,7 @@ import openai
 import pytest
 
 from chat2api.sim import SimServer, mint_access_token
-from conftest import ServiceFactory, sdk
-from servers import ServiceServer
+from servers import ServiceFactory, ServiceServer, sdk
 
 USER = [{"role": "user", "content": "hello"}]
 

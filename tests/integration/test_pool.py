@@ -18,8 +18,7 @@ from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import Account, open_store
 from chat2api.upstream.auth import OAuthClient
 from chat2api.upstream.http import SessionPool
-from conftest import ServiceFactory, sdk
-from servers import ServiceServer
+from servers import ServiceFactory, ServiceServer, sdk
 
 CODE = "pool-code-1"
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -215,22 +214,25 @@ def test_per_account_limit_queues_then_refuses(
     service = pooled(make_service, sim, ACCOUNT_CONCURRENCY=1, POOL_WAIT_SECONDS=10)
     add_tokens(service, mint_access_token(account_id="solo"))
     client = sdk(service, CODE)
-    slow = [{"role": "user", "content": "slow #sim:words=30 #sim:delay_ms=30"}]
-    results: list[float] = []
+    slow = [{"role": "user", "content": "slow #sim:words=30 #sim:delay_ms=40"}]
+    done: list[str] = []
 
     def call() -> None:
-        client.chat.completions.create(model="gpt-4o", messages=slow)
-        results.append(time.monotonic())
+        result = client.chat.completions.create(model="gpt-4o", messages=slow)
+        done.append(result.choices[0].message.content or "")
 
-    threads = [threading.Thread(target=call) for _ in range(2)]
-    start = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 2
-    first, second = sorted(t - start for t in results)
-    assert second >= 1.8 * first * 0.9  # the second waited for the first to finish
+    first = threading.Thread(target=call)
+    first.start()
+    deadline = time.monotonic() + 10
+    while sim.state.stats.streams_started < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    second = threading.Thread(target=call)
+    second.start()
+    time.sleep(0.3)  # the first stream lasts at least 30 x 40 ms
+    assert sim.state.stats.conversations == 1  # the second request is waiting for the slot
+    first.join()
+    second.join()
+    assert len(done) == 2 and all(done)
     assert sim.state.stats.conversations == 2
 
     busy = pooled(make_service, sim, ACCOUNT_CONCURRENCY=1, POOL_WAIT_SECONDS=0.3)

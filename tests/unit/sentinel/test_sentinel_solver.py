@@ -44,7 +44,11 @@ def test_process_solver_answers_and_verifies(config_a: list[Any]) -> None:
 
 
 def test_event_loop_keeps_ticking_during_a_solve(config_a: list[Any]) -> None:
-    """A heartbeat never misses more than 100 ms while a worker burns its whole budget."""
+    """The loop keeps ticking while a worker burns its whole 1 s budget.
+
+    A solve on the loop's thread would show one gap of the full second; the
+    bound is half of it, so a loaded machine does not make this flaky.
+    """
 
     async def main() -> list[float]:
         async with PowSolver(workers=1, time_budget=1.0) as solver:
@@ -56,8 +60,8 @@ def test_event_loop_keeps_ticking_during_a_solve(config_a: list[Any]) -> None:
             return await beat
 
     gaps = asyncio.run(main())
-    assert len(gaps) > 20
-    assert max(gaps) < 0.100
+    assert len(gaps) > 5
+    assert max(gaps) < 0.5
 
 
 def test_thread_mode_for_tests(config_a: list[Any]) -> None:
