@@ -16,6 +16,8 @@ import uvicorn
 
 from chat2api.app import create_app
 from chat2api.settings import Settings, load_settings
+from chat2api.sim import SimServer
+from chat2api.store import Account
 
 
 class ServiceServer:
@@ -89,3 +91,49 @@ ServiceFactory = Callable[..., "ServiceServer"]
 def sdk(server: ServiceServer, api_key: str) -> openai.OpenAI:
     """The official SDK pointed at chat2api, with its own retries off."""
     return openai.OpenAI(base_url=server.openai_base_url, api_key=api_key, max_retries=0)
+
+
+def add_tokens(settings: Settings, *tokens: str) -> list[str]:
+    """Add tokens to the store ``settings`` name, from outside, as the CLI does."""
+    from chat2api.pool.pool import AccountPool
+    from chat2api.pool.tokens import parse_token
+    from chat2api.store import open_store
+    from chat2api.upstream.auth import OAuthClient
+    from chat2api.upstream.http import SessionPool
+
+    async def run() -> list[str]:
+        store = open_store(settings)
+        try:
+            pool = AccountPool(store, OAuthClient(SessionPool(), "http://127.0.0.1:9"))
+            return await pool.add_tokens([parse_token(t) for t in tokens])
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def stored_accounts(settings: Settings) -> dict[str, Account]:
+    """The accounts in the store ``settings`` name, by id."""
+    from chat2api.store import open_store
+
+    async def run() -> dict[str, Account]:
+        store = open_store(settings)
+        try:
+            return {a.id: a for a in await store.list_accounts()}
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+def bearers(sim: SimServer, path_suffix: str) -> list[str]:
+    """The bearer token of every simulator request whose path ends so, in order.
+
+    ``/chat-requirements`` gives every attempt, ``/conversation`` every one
+    that got past the sentinel.
+    """
+    return [
+        r["headers"].get("authorization", "").removeprefix("Bearer ")
+        for r in sim.state.requests
+        if r["path"].endswith(path_suffix)
+    ]

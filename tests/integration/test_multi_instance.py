@@ -17,13 +17,11 @@ from pathlib import Path
 import openai
 import pytest
 
-from chat2api.pool.pool import AccountPool
-from chat2api.pool.tokens import parse_token
+from chat2api.settings import Settings, load_settings
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import Account
 from chat2api.store.redis import RedisStore
-from chat2api.upstream.auth import OAuthClient
-from chat2api.upstream.http import SessionPool
+from servers import add_tokens, bearers, stored_accounts
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CODE = "shared-code"
@@ -115,37 +113,20 @@ def instances(sim: SimServer, prefix: str, tmp_path: Path) -> Iterator[tuple[Ins
             instance.stop()
 
 
-def _add(prefix: str, *tokens: str) -> list[str]:
-    async def run() -> list[str]:
-        store = RedisStore(REDIS_URL, prefix=prefix)
-        try:
-            pool = AccountPool(store, OAuthClient(SessionPool(), "http://127.0.0.1:9"))
-            return await pool.add_tokens([parse_token(t) for t in tokens])
-        finally:
-            await store.close()
+def _settings(prefix: str) -> Settings:
+    return load_settings({"REDIS_URL": REDIS_URL, "REDIS_PREFIX": prefix}, env_file=None)
 
-    return asyncio.run(run())
+
+def _add(prefix: str, *tokens: str) -> list[str]:
+    return add_tokens(_settings(prefix), *tokens)
 
 
 def _get(prefix: str, account_id: str) -> Account:
-    async def run() -> Account:
-        store = RedisStore(REDIS_URL, prefix=prefix)
-        try:
-            account = await store.get_account(account_id)
-            assert account is not None
-            return account
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return stored_accounts(_settings(prefix))[account_id]
 
 
 def _tried(sim: SimServer) -> list[str]:
-    return [
-        r["headers"].get("authorization", "").removeprefix("Bearer ")
-        for r in sim.state.requests
-        if r["path"].endswith("/chat-requirements")
-    ]
+    return bearers(sim, "/chat-requirements")
 
 
 @pytest.mark.slow

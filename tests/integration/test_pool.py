@@ -12,13 +12,10 @@ import httpx2 as httpx
 import openai
 import pytest
 
-from chat2api.pool.pool import AccountPool
-from chat2api.pool.tokens import parse_token
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import Account, open_store
-from chat2api.upstream.auth import OAuthClient
-from chat2api.upstream.http import SessionPool
-from servers import ServiceFactory, ServiceServer, sdk
+from servers import ServiceFactory, ServiceServer, bearers, sdk, stored_accounts
+from servers import add_tokens as add_tokens_to
 
 CODE = "pool-code-1"
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -26,47 +23,22 @@ USER = [{"role": "user", "content": "say exactly: ok"}]
 
 def add_tokens(service: ServiceServer, *tokens: str) -> list[str]:
     """Add tokens to the service's store from outside, as the CLI does."""
-
-    async def run() -> list[str]:
-        store = open_store(service.settings)
-        try:
-            pool = AccountPool(store, OAuthClient(SessionPool(), "http://127.0.0.1:9"))
-            return await pool.add_tokens([parse_token(t) for t in tokens])
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return add_tokens_to(service.settings, *tokens)
 
 
 def accounts(service: ServiceServer) -> dict[str, Account]:
     """The service's accounts by id, read from its store."""
-
-    async def run() -> dict[str, Account]:
-        store = open_store(service.settings)
-        try:
-            return {a.id: a for a in await store.list_accounts()}
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
+    return stored_accounts(service.settings)
 
 
 def served_by(sim: SimServer) -> list[str]:
     """The bearer token of every conversation the simulator saw, in order."""
-    return [
-        r["headers"].get("authorization", "").removeprefix("Bearer ")
-        for r in sim.state.requests
-        if r["path"].endswith("/conversation")
-    ]
+    return bearers(sim, "/conversation")
 
 
 def tried(sim: SimServer) -> list[str]:
     """The bearer token of every attempt (each starts with chat-requirements), in order."""
-    return [
-        r["headers"].get("authorization", "").removeprefix("Bearer ")
-        for r in sim.state.requests
-        if r["path"].endswith("/chat-requirements")
-    ]
+    return bearers(sim, "/chat-requirements")
 
 
 def pooled(make_service: ServiceFactory, sim: SimServer, **env: Any) -> ServiceServer:

@@ -1,0 +1,77 @@
+"""TokenCounter: counts from its worker process equal toktok's own."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+import toktok
+
+from chat2api.convert.usage import TokenCounter, TokenCountError
+
+TEXTS = ["", "user", "Hello, world! Ünïcödé and emoji 🎉", "word " * 500]
+
+
+def run(coro_fn):  # type: ignore[no-untyped-def]
+    async def main():  # type: ignore[no-untyped-def]
+        counter = TokenCounter()
+        try:
+            return await coro_fn(counter)
+        finally:
+            await counter.aclose()
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_counts_equal_toktok(encoding: str) -> None:
+    """Batch counts from the worker are toktok's counts, empty texts included."""
+    counts = run(lambda c: c.count(TEXTS, encoding))
+    assert counts == [int(n) for n in toktok.batch_count(TEXTS, encoding)]
+
+
+def test_truncate_equals_toktok() -> None:
+    """A cut made by the worker is toktok.truncate's, flagged as cut."""
+    text = "one two three four five six seven eight nine ten"
+    kept, cut = run(lambda c: c.truncate(text, 4, "o200k_base"))
+    assert (kept, cut) == (toktok.truncate(text, 4, "o200k_base")[0], True)
+
+
+def test_byte_bound_needs_no_worker() -> None:
+    """Texts of at most `limit` bytes, and all-empty counts, never start the worker."""
+
+    async def go(counter: TokenCounter) -> tuple[object, object, int | None]:
+        short = await counter.truncate("short text", 10, "o200k_base")
+        empty = await counter.count(["", ""], "o200k_base")
+        return short, empty, counter.pid
+
+    assert run(go) == (("short text", False), [0, 0], None)
+
+
+def test_dead_worker_is_replaced() -> None:
+    """A worker killed between requests is replaced; the next request still answers."""
+
+    async def go(counter: TokenCounter) -> list[int]:
+        await counter.count(["hello"], "o200k_base")
+        pid = counter.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.2)
+        counts = await counter.count(["hello world"], "o200k_base")
+        assert counter.pid != pid
+        return counts
+
+    assert run(go) == [2]
+
+
+def test_bad_encoding_is_an_error() -> None:
+    """An error in the worker comes back as TokenCountError; the worker lives on."""
+
+    async def go(counter: TokenCounter) -> list[int]:
+        with pytest.raises(TokenCountError):
+            await counter.count(["x"], "no_such_encoding")  # type: ignore[arg-type]
+        return await counter.count(["hello"], "o200k_base")
+
+    assert run(go) == [1]
