@@ -15,6 +15,7 @@ from chat2api import __version__
 from chat2api.admin.api import router as admin_router
 from chat2api.api.chat import router as chat_router
 from chat2api.api.errors import install_error_handlers
+from chat2api.convert.usage import TokenCounter
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
@@ -45,6 +46,8 @@ def create_app(settings: Settings) -> FastAPI:
             workers = min(4, os.cpu_count() or 1)
         solver = PowSolver(workers=workers, time_budget=settings.pow_time_budget)
         backend = ChatGPTBackend(settings, sessions, solver)
+        tokens = TokenCounter()  # the tokenizer's vocabulary lives in its worker process
+        app.state.tokens = tokens
         oauth = OAuthClient(
             sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
         )
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
                     await scheduler
             await sessions.aclose()
             solver.close()
+            await tokens.aclose()
             await store.close()
 
     app = FastAPI(

@@ -19,7 +19,6 @@ from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.completion import Answer
 from chat2api.convert.messages import conversation_body, message_text
 from chat2api.convert.models import listed_models, resolve_model
-from chat2api.convert.usage import count_prompt_tokens
 from chat2api.errors import Chat2APIError, InvalidRequest
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
@@ -80,7 +79,7 @@ async def chat_completions(request: Request) -> Response:
         history_disabled=state.settings.history_disabled,
         encoding=state.settings.upstream_encoding,
     )
-    answer = Answer(route, count_prompt_tokens(turns, route.encoding), chat.token_limit)
+    answer = Answer(route, turns, chat.token_limit, request.app.state.tokens)
     turn = await start_turn(
         state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
     )
@@ -97,7 +96,7 @@ async def chat_completions(request: Request) -> Response:
     async for event in turn.events():
         if isinstance(event, StreamFailed):
             raise stream_error(event)
-        answer.apply(event)
+        await answer.apply(event)
         if answer.done:
             await turn.succeeded()
             break
@@ -105,7 +104,7 @@ async def chat_completions(request: Request) -> Response:
     if answer.model_slug:
         headers[SLUG_HEADER] = answer.model_slug
     return Response(
-        orjson.dumps(answer.completion(history=history)),
+        orjson.dumps(answer.completion(await answer.usage(), history=history)),
         media_type="application/json",
         headers=headers,
     )
@@ -126,7 +125,7 @@ async def _stream(
         async for event in turn.events():
             if isinstance(event, StreamFailed):
                 raise stream_error(event)
-            content, reasoning = answer.apply(event)
+            content, reasoning = await answer.apply(event)
             if reasoning:
                 yield chunk({"reasoning_content": reasoning})
             if content:
@@ -142,5 +141,5 @@ async def _stream(
         await turn.aclose()
     yield chunk({}, answer.finish_reason or "stop")
     if include_usage:
-        yield _sse(answer.usage_chunk(history=history))
+        yield _sse(answer.usage_chunk(await answer.usage(), history=history))
     yield b"data: [DONE]\n\n"

@@ -1,44 +1,183 @@
 """Offline token counting (o200k / cl100k, compiled into ``toktok``; no download).
 
+``toktok`` itself is imported only by the worker, ``convert.token_worker``.
+
 Prompt tokens follow OpenAI's published chat accounting: 3 tokens per
 message, plus the role and content tokens, plus 1 for a ``name``, plus 3 to
 prime the reply.
+
+Why a worker process: a tokenizer's vocabulary costs the process that uses
+it ~74 MiB (o200k) or ~38 MiB (cl100k), more than the rest of the server.
+``TokenCounter`` keeps it in one worker process, started on first use, and
+is asked only where an answer needs counts: ``usage`` at the end of an
+answer (off the time-to-first-byte path) and the ``max_tokens`` cut-off.
+The cut-off asks only when a cheap exact bound cannot decide: every token
+of these byte-level BPE encodings is at least one UTF-8 byte, so a text of
+at most N bytes has at most N tokens and is never cut at N.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
+import sys
 from collections.abc import Sequence
+from typing import Any
 
-import toktok
+import orjson
 
 from chat2api.convert.models import Encoding
+
+log = logging.getLogger(__name__)
 
 _PER_MESSAGE = 3
 _PER_NAME = 1
 _REPLY_PRIMING = 3
+_LINE_LIMIT = 2**28  # the longest answer line read from the worker (bytes)
+
+Turns = Sequence[tuple[str, str, str | None]]
+"""A chat prompt as ``(role, text, name)`` turns."""
 
 
-def count_tokens(text: str, encoding: Encoding) -> int:
-    """Tokens in ``text``."""
-    if not text:
-        return 0
-    return int(toktok.batch_count([text], encoding, threads=1)[0])
-
-
-def count_prompt_tokens(turns: Sequence[tuple[str, str, str | None]], encoding: Encoding) -> int:
-    """Tokens of a chat prompt given as ``(role, text, name)`` turns."""
+def prompt_texts(turns: Turns) -> list[str]:
+    """The texts of a prompt that are counted: role, content and name of each turn."""
     texts: list[str] = []
     for role, text, name in turns:
         texts.append(role)
         texts.append(text)
         if name:
             texts.append(name)
-    counts = toktok.batch_count(texts, encoding, threads=1) if texts else []
+    return texts
+
+
+def prompt_tokens(turns: Turns, counts: Sequence[int]) -> int:
+    """Prompt tokens from the counts of :func:`prompt_texts`, with the chat overheads."""
     names = sum(_PER_NAME for _, _, name in turns if name)
     return int(sum(counts)) + _PER_MESSAGE * len(turns) + names + _REPLY_PRIMING
 
 
-def truncate_tokens(text: str, limit: int, encoding: Encoding) -> tuple[str, bool]:
-    """``text`` cut to at most ``limit`` tokens, and whether it was cut."""
-    kept, total = toktok.truncate(text, limit, encoding)
-    return str(kept), int(total) > limit
+class TokenCountError(RuntimeError):
+    """The token counting worker failed or answered with an error."""
+
+
+class _WorkerGone(TokenCountError):
+    """The worker exited or garbled its output; a new one may do better."""
+
+
+class TokenCounter:
+    """Counts tokens in one worker process, started on first use (module docstring).
+
+    The worker (``chat2api.convert.token_worker``) speaks JSON lines over its
+    stdin/stdout pipes, driven by this event loop: a request costs one pipe
+    write and one read here, no threads, no pickling. A worker that dies is
+    replaced on the next request (one retry). Create one in the app's
+    lifespan and close it there.
+    """
+
+    def __init__(self) -> None:
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._starting: asyncio.Lock | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count()
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, once started."""
+        return self._proc.pid if self._proc is not None else None
+
+    async def _worker(self) -> asyncio.subprocess.Process:
+        proc = self._proc
+        if proc is not None and self._reader is not None and not self._reader.done():
+            return proc
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:  # single flight: one worker however many callers
+            proc = self._proc
+            if proc is not None and self._reader is not None and not self._reader.done():
+                return proc
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "chat2api.convert.token_worker",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=_LINE_LIMIT,
+            )
+            self._proc = proc
+            self._reader = asyncio.create_task(self._read(proc))
+            log.debug("token counting worker started (pid %d)", proc.pid)
+            return proc
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        error: BaseException = _WorkerGone("the token counting worker exited")
+        try:
+            while line := await proc.stdout.readline():
+                ident, result, problem = orjson.loads(line)
+                future = self._pending.pop(ident, None)
+                if future is None or future.done():
+                    continue
+                if problem is None:
+                    future.set_result(result)
+                else:
+                    future.set_exception(TokenCountError(problem))
+        except (ValueError, orjson.JSONDecodeError, asyncio.LimitOverrunError) as exc:
+            error = _WorkerGone(f"the token counting worker's answer was unreadable: {exc}")
+            proc.kill()
+        finally:
+            pending, self._pending = self._pending, {}
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(error)
+
+    async def _call(self, request: list[Any]) -> Any:
+        if self._closed:
+            raise RuntimeError("TokenCounter is closed")
+        for attempt in (1, 2):
+            proc = await self._worker()
+            assert proc.stdin is not None
+            ident = next(self._ids)
+            future = asyncio.get_running_loop().create_future()
+            self._pending[ident] = future
+            try:
+                proc.stdin.write(orjson.dumps([ident, *request]) + b"\n")
+                return await future
+            except (_WorkerGone, ConnectionError) as exc:
+                self._pending.pop(ident, None)
+                if attempt == 2:
+                    raise
+                log.warning("token counting worker died (%s); starting a new one", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def count(self, texts: Sequence[str], encoding: Encoding) -> list[int]:
+        """Tokens in each of ``texts``; no worker trip when all are empty."""
+        if not any(texts):
+            return [0] * len(texts)
+        counts: list[int] = await self._call(["count", encoding, list(texts)])
+        return counts
+
+    async def truncate(self, text: str, limit: int, encoding: Encoding) -> tuple[str, bool]:
+        """``text`` cut to at most ``limit`` tokens, and whether it was cut."""
+        if len(text.encode("utf-8", "surrogatepass")) <= limit:
+            return text, False  # the byte bound (module docstring) decides
+        kept, cut = await self._call(["truncate", encoding, text, limit])
+        return str(kept), bool(cut)
+
+    async def aclose(self) -> None:
+        """Stop the worker: end of input, then a kill if it lingers."""
+        self._closed = True
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if self._reader is not None:
+            await self._reader
