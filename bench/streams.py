@@ -229,7 +229,7 @@ def report(
     growth = after / idle_rss - 1 if idle_rss else float("nan")
     print("\nchat2api process memory (RSS of the main process):")
     print(f"  started, no request yet: {mib(fresh)} MiB")
-    print(f"  warm idle before: {mib(idle_rss)} MiB (PoW worker processes: {mib(idle_children)})")
+    print(f"  warm idle before: {mib(idle_rss)} MiB (worker processes: {mib(idle_children)})")
     verdict = "ok" if peak <= PEAK_TARGET else "MISSED"
     print(f"  peak while streaming: {mib(peak)} MiB (target <= {mib(PEAK_TARGET)}: {verdict})")
     verdict = "ok" if abs(growth) <= SETTLE_TOLERANCE else "MISSED"
