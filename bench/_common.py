@@ -308,20 +308,16 @@ class DirectClient:
             raise BenchError(f"conversation answered HTTP {answer.status_code}")
         return answer
 
-    async def complete(self, text: str) -> float:
-        """Seconds for the three upstream calls, the SSE body read to the end."""
-        started = time.perf_counter()
-        answer = await self._open(text)
-        tail = b""
-        try:
-            async for chunk in answer.aiter_content():
-                tail = (tail + chunk)[-64:]
-        finally:
-            await answer.aclose()
-        elapsed = time.perf_counter() - started
-        if not tail.rstrip().endswith(b"data: [DONE]"):
+    async def complete(self, text: str) -> tuple[float, str]:
+        """Seconds for the three upstream calls and the answer decoded, and its text.
+
+        A direct client wants the answer, so it decodes the stream as a minimal
+        client must (the same work ``stream`` does); chat2api does that too.
+        """
+        result = await self.stream(text)
+        if not result.done:
             raise BenchError("the upstream stream did not end with [DONE]")
-        return elapsed
+        return result.total, result.text
 
     async def stream(self, text: str) -> StreamResult:
         """One stream; TTFB counts from the requirements call to the first answer text."""

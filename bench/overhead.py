@@ -117,7 +117,14 @@ async def bench(args: argparse.Namespace) -> None:
             openai = OpenAIClient(api_session, servers.api_url, servers.token)
 
             def direct_call(level: int) -> Call:
-                return lambda i: direct.complete(prompt(level, i))
+                async def call(i: int) -> float:
+                    text = prompt(level, i)
+                    elapsed, content = await direct.complete(text)
+                    if content != reply_text(text, REPLY_WORDS):
+                        raise BenchError(f"wrong direct answer for {text!r}: {content[:80]!r}")
+                    return elapsed
+
+                return call
 
             def api_call(level: int) -> Call:
                 async def call(i: int) -> float:
