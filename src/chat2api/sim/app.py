@@ -7,7 +7,9 @@ Request flow of a conversation POST, in order: record it; take a fault (from a
 `#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
 slow); authentication; body check; sentinel verification (requirements token,
 proof of work, challenges); account state and account-level faults; then the
-SSE stream in the encoding the body asked for.
+SSE stream in the encoding the body asked for. A queued script (`POST
+/_sim/script`) is taken only at that last step, so a request that ends in an
+error (or the `moderation` fault) leaves it for the next one.
 """
 
 from __future__ import annotations
@@ -33,13 +35,14 @@ from chat2api.sim.config import SimConfig
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.records import EchoMessage, Turn, render_legacy, render_v1
 from chat2api.sim.replies import (
+    content_text,
     parse_directives,
     reasoning_text,
     reply_text,
     split_chunks,
     title_text,
 )
-from chat2api.sim.state import FAULTS, Requirements, SimState
+from chat2api.sim.state import FAULTS, Requirements, Script, SimState
 from chat2api.sim.streaming import EXTENSION, ConnectionReset, EventStream
 from chat2api.sim.tokens import (
     ACCOUNT_STATES,
@@ -57,6 +60,7 @@ from chat2api.sim.tokens import (
 
 STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
 STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
+SCRIPT_FIELDS = frozenset({"reply", "reasoning", "chunks", "model_slug", "finish"})
 
 
 class SimApp(Starlette):
@@ -301,16 +305,6 @@ def _check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None
 # --------------------------------------------------------------------------- conversation
 
 
-def _text_of(content: object) -> str:
-    if not isinstance(content, dict):
-        return ""
-    parts = content.get("parts")
-    if isinstance(parts, list):
-        return "\n".join(p for p in parts if isinstance(p, str))
-    text = content.get("text")
-    return text if isinstance(text, str) else ""
-
-
 def _echoes(body: dict[str, Any]) -> list[EchoMessage]:
     out: list[EchoMessage] = []
     messages = body.get("messages")
@@ -349,7 +343,7 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     state.record(request.url.path, "POST", headers, body)
     echoes = _echoes(body) if isinstance(body, dict) else []
     users = [e for e in echoes if e.role == "user"]
-    directives = parse_directives(_text_of(users[-1].content) if users else "")
+    directives = parse_directives(content_text(users[-1].content) if users else "")
     fault = directives.fault or state.next_fault()
     if fault is not None:
         if fault not in FAULTS:
@@ -393,7 +387,11 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     if fault == "server_error":
         return faults.server_error()
 
-    turn = _turn(cfg, body, echoes, directives.prompt, directives.words, who, fault)
+    # Taken here, with no await since the checks: FIFO in the order streams start.
+    script = None if fault == "moderation" else state.next_script()
+    if script is not None:
+        state.stats.scripted += 1
+    turn = _turn(cfg, body, echoes, directives.prompt, directives.words, who, fault, script)
     encodings = body.get("supported_encodings")
     v1 = isinstance(encodings, list) and "v1" in encodings
     rendered = render_v1(turn) if v1 else render_legacy(turn)
@@ -410,17 +408,31 @@ def _turn(
     words: int | None,
     who: Account | None,
     fault: str | None,
+    script: Script | None = None,
 ) -> Turn:
     requested = body.get("model")
     requested = requested if isinstance(requested, str) and requested else "auto"
     slug = cfg.auto_model if requested == "auto" else requested
     if body.get("action") == "continue" and not prompt:
         prompt = "continue"
-    reply = reply_text(prompt, cfg.reply_words if words is None else words)
-    chunks = split_chunks(reply, cfg.chunk_words)
-    thoughts = None
-    if is_reasoning(requested, body.get("system_hints")):
-        thoughts = tuple(split_chunks(reasoning_text(prompt), cfg.chunk_words))
+    finish = "max_tokens" if fault == "max_tokens" else "stop"
+    thoughts: tuple[str, ...] | None = None
+    if script is not None:
+        # Exactly what the test asked for: no hashed reply, no automatic reasoning.
+        chunks = (
+            script.chunks
+            if script.chunks is not None
+            else split_chunks(script.reply, cfg.chunk_words)
+        )
+        if script.reasoning is not None:
+            thoughts = tuple(split_chunks(script.reasoning, cfg.chunk_words))
+        slug = script.model_slug or slug
+        finish = "max_tokens" if fault == "max_tokens" else script.finish
+    else:
+        reply = reply_text(prompt, cfg.reply_words if words is None else words)
+        chunks = split_chunks(reply, cfg.chunk_words)
+        if is_reasoning(requested, body.get("system_hints")):
+            thoughts = tuple(split_chunks(reasoning_text(prompt), cfg.chunk_words))
     given_id = body.get("conversation_id")
     conversation_id = given_id if isinstance(given_id, str) and given_id else None
     parent = echoes[-1].id if echoes else str(body.get("parent_message_id") or uuid.uuid4())
@@ -435,7 +447,7 @@ def _turn(
         chunks=tuple(chunks),
         thought_chunks=thoughts,
         title=title_text(prompt),
-        finish_type="max_tokens" if fault == "max_tokens" else "stop",
+        finish_type=finish,
         fault=fault if fault in STREAM_SHAPING_FAULTS else None,
     )
 
@@ -541,9 +553,46 @@ async def admin_stats(request: Request) -> Response:
 
 
 async def admin_reset(request: Request) -> Response:
-    """POST /_sim/reset — clear counters, records, bindings and queued faults."""
+    """POST /_sim/reset — clear counters, records, bindings, queued faults and scripts."""
     sim_state(request).reset()
     return faults.json_response(200, {"ok": True})
+
+
+async def admin_script(request: Request) -> Response:
+    """GET/POST /_sim/script — list the queued scripts, or queue one (JSON: the `script` fields)."""
+    state = sim_state(request)
+    if request.method == "POST":
+        body = _parse_json(await request.body())
+        if not isinstance(body, dict) or "_unparsed" in body:
+            return faults.json_response(400, {"detail": "expected a JSON object"})
+        unknown = set(body) - SCRIPT_FIELDS
+        if unknown:
+            return faults.json_response(
+                400, {"detail": f"unknown script field: {sorted(unknown)[0]}"}
+            )
+        reply = body.get("reply")
+        chunks = body.get("chunks")
+        if not isinstance(reply, str):
+            return faults.json_response(400, {"detail": "reply must be a string"})
+        if chunks is not None and not isinstance(chunks, list):
+            return faults.json_response(400, {"detail": "chunks must be a list of strings"})
+        try:
+            state.script(
+                reply,
+                reasoning=body.get("reasoning"),
+                chunks=chunks,
+                model_slug=body.get("model_slug"),
+                finish=body.get("finish", "stop"),
+            )
+        except ValueError as exc:
+            return faults.json_response(400, {"detail": str(exc)})
+    return faults.json_response(200, {"queued": [s.as_json() for s in state.scripts]})
+
+
+async def admin_last_prompt(request: Request) -> Response:
+    """GET /_sim/last_prompt — `{"messages": [{"role", "text"}]}` of the last conversation."""
+    messages = [{"role": r, "text": t} for r, t in sim_state(request).last_prompt()]
+    return faults.json_response(200, {"messages": messages})
 
 
 async def admin_config(request: Request) -> Response:
@@ -674,6 +723,8 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/_sim/reset", admin_reset, methods=["POST"]),
         Route("/_sim/config", admin_config, methods=["GET", "POST"]),
         Route("/_sim/faults", admin_faults, methods=["POST"]),
+        Route("/_sim/script", admin_script, methods=["GET", "POST"]),
+        Route("/_sim/last_prompt", admin_last_prompt, methods=["GET"]),
         Route("/_sim/accounts", admin_accounts, methods=["POST"]),
     ]
     app = SimApp(routes=routes)

@@ -60,6 +60,17 @@ def parse_directives(text: str) -> Directives:
     return Directives(prompt=prompt, fault=fault, words=words, delay_ms=delay_ms)
 
 
+def content_text(content: object) -> str:
+    """The text of a message's `content`: string `parts` joined with newlines, else `text`."""
+    if not isinstance(content, dict):
+        return ""
+    parts = content.get("parts")
+    if isinstance(parts, list):
+        return "\n".join(p for p in parts if isinstance(p, str))
+    text = content.get("text")
+    return text if isinstance(text, str) else ""
+
+
 def _hashed_words(seed: str, count: int) -> list[str]:
     out: list[str] = []
     counter = 0

@@ -1,4 +1,4 @@
-"""Mutable state of one running simulator: config, counters, records, sentinel bindings.
+"""Mutable state of one running simulator: config, counters, records, sentinel bindings, scripts.
 
 It lives on `app.state.sim`; handlers run on one event loop, so plain
 containers suffice. Tests in another thread only read counters and copies.
@@ -9,9 +9,10 @@ from __future__ import annotations
 import collections
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from chat2api.sim.config import SimConfig
+from chat2api.sim.replies import content_text
 
 FAULTS = frozenset(
     {
@@ -33,6 +34,54 @@ FAULTS = frozenset(
 )
 REFRESH_FAULTS = frozenset({"refresh_error"})
 MAX_BINDINGS = 200_000
+FINISH_TYPES = ("stop", "max_tokens")
+Finish = Literal["stop", "max_tokens"]
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """One scripted answer: the next conversation that streams an answer says exactly this.
+
+    `chunks` (when given) are the exact stream steps of the answer text; their
+    concatenation is `reply`. `reasoning`, when not None, is streamed first as a
+    thoughts message. `model_slug` overrides the served slug; `finish` is the
+    final `finish_details.type`.
+    """
+
+    reply: str
+    reasoning: str | None = None
+    chunks: tuple[str, ...] | None = None
+    model_slug: str | None = None
+    finish: Finish = "stop"
+
+    def validate(self) -> None:
+        """Raise ValueError when the script cannot be streamed as asked."""
+        texts: list[object] = [self.reply, self.reasoning, self.model_slug, *(self.chunks or ())]
+        for text in texts:
+            if text is not None and not isinstance(text, str):
+                raise ValueError("reply, reasoning, chunks and model_slug must be strings")
+        for text in texts:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise ValueError("script text must not hold lone surrogates") from exc
+        if self.chunks is not None and "".join(self.chunks) != self.reply:
+            raise ValueError("the concatenation of chunks must equal reply")
+        if self.model_slug == "":
+            raise ValueError("model_slug must not be empty")
+        if self.finish not in FINISH_TYPES:
+            raise ValueError("finish must be 'stop' or 'max_tokens'")
+
+    def as_json(self) -> dict[str, Any]:
+        """The script as a JSON-ready mapping (as `GET /_sim/script` lists it)."""
+        return {
+            "reply": self.reply,
+            "reasoning": self.reasoning,
+            "chunks": None if self.chunks is None else list(self.chunks),
+            "model_slug": self.model_slug,
+            "finish": self.finish,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +111,7 @@ class Stats:
     streams_truncated: int = 0
     rejected_sentinel: int = 0
     faults_injected: int = 0
+    scripted: int = 0
     models: int = 0
     refreshes: int = 0
 
@@ -82,9 +132,17 @@ class SimState:
     used_refresh_tokens: collections.OrderedDict[str, None] = field(
         default_factory=collections.OrderedDict
     )
+    scripts: collections.deque[Script] = field(default_factory=collections.deque)
+    last_conversation: object = None
 
     def record(self, path: str, method: str, headers: dict[str, str], body: object) -> None:
-        """Keep one request for GET /_sim/requests (oldest dropped past the configured cap)."""
+        """Keep one request for GET /_sim/requests (oldest dropped past the configured cap).
+
+        The body of a conversation request is also kept apart for `last_prompt`,
+        whatever the cap.
+        """
+        if path.endswith("/conversation"):
+            self.last_conversation = body
         self.requests.append(
             {
                 "path": path,
@@ -148,8 +206,58 @@ class SimState:
         """Take the next queued refresh fault, if any."""
         return self.refresh_faults.popleft() if self.refresh_faults else None
 
+    def script(
+        self,
+        reply: str,
+        *,
+        reasoning: str | None = None,
+        chunks: list[str] | None = None,
+        model_slug: str | None = None,
+        finish: Finish = "stop",
+    ) -> Script:
+        """Queue one scripted answer (FIFO); ValueError when it is inconsistent.
+
+        It is taken by the next conversation, of any account, that gets as far
+        as streaming an answer; a request that ends with an error (a fault, auth,
+        sentinel, body check) or the `moderation` fault leaves it queued.
+        """
+        item = Script(
+            reply=reply,
+            reasoning=reasoning,
+            chunks=None if chunks is None else tuple(chunks),
+            model_slug=model_slug,
+            finish=finish,
+        )
+        item.validate()
+        self.scripts.append(item)
+        return item
+
+    def next_script(self) -> Script | None:
+        """Take the next queued script, if any."""
+        return self.scripts.popleft() if self.scripts else None
+
+    def last_prompt(self) -> list[tuple[str, str]]:
+        """`(role, text)` of each message of the last conversation request (text parts joined).
+
+        Empty when no conversation request came in since the last reset (or its
+        body had no message list). A message without a role reads as `user`.
+        """
+        body = self.last_conversation
+        messages = body.get("messages") if isinstance(body, dict) else None
+        out: list[tuple[str, str]] = []
+        for m in messages if isinstance(messages, list) else []:
+            if not isinstance(m, dict):
+                continue
+            author = m.get("author")
+            role = author.get("role") if isinstance(author, dict) else None
+            out.append((role if isinstance(role, str) else "user", content_text(m.get("content"))))
+        return out
+
     def reset(self) -> None:
-        """Forget counters, records, bindings, used tokens and queued faults (config is kept)."""
+        """Forget counters, records, bindings, used tokens, queued faults and scripts.
+
+        The config is kept.
+        """
         self.stats = Stats()
         self.requests.clear()
         self.issued.clear()
@@ -157,3 +265,5 @@ class SimState:
         self.faults.clear()
         self.refresh_faults.clear()
         self.used_refresh_tokens.clear()
+        self.scripts.clear()
+        self.last_conversation = None
