@@ -1,0 +1,184 @@
+"""OpenAI function calling over an upstream that has none (pure).
+
+The ChatGPT web backend only answers text, so chat2api describes the client's
+tools in a short instruction prepended to the conversation
+(``tool_instructions``), recognises the model's calls in the streamed answer
+(``ToolCallParser``), and renders earlier calls and their results back into
+the text history (``render_assistant_tool_calls``, ``render_tool_result``).
+The protocol and its rules are in docs/tools.md.
+
+This module is the public face; the parts live in ``tools_schema`` (the
+``tools`` field and argument checks), ``tools_json`` (tolerant JSON) and
+``tools_parser`` (the streaming recogniser).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chat2api.convert.tools_json import repair_arguments
+from chat2api.convert.tools_parser import (
+    CALL_END,
+    CALL_START,
+    CallArgumentsDelta,
+    CallDone,
+    CallInvalid,
+    CallStarted,
+    TextOut,
+    ToolCallParser,
+    ToolEvent,
+    new_call_id,
+)
+from chat2api.convert.tools_schema import FunctionTool, parse_tools, validate_arguments
+from chat2api.errors import InvalidRequest
+
+__all__ = [
+    "CALL_END",
+    "CALL_START",
+    "RESULT_END",
+    "RESULT_START",
+    "CallArgumentsDelta",
+    "CallDone",
+    "CallInvalid",
+    "CallStarted",
+    "FunctionTool",
+    "TextOut",
+    "ToolCallParser",
+    "ToolEvent",
+    "correction_message",
+    "new_call_id",
+    "parse_tools",
+    "render_assistant_tool_calls",
+    "render_tool_result",
+    "repair_arguments",
+    "resolve_tool_choice",
+    "tool_instructions",
+    "validate_arguments",
+]
+
+RESULT_START = "<tool_result"
+RESULT_END = "</tool_result>"
+
+_SYNTAX = f'{CALL_START}\n{{"name": "NAME", "arguments": {{...}}}}\n{CALL_END}'
+
+
+def _compact(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def resolve_tool_choice(tool_choice: object, tools: Sequence[FunctionTool]) -> str:
+    """``"none"``, ``"auto"``, ``"required"`` or the name of the one function to call.
+
+    ``tool_choice`` is the request field as sent (None means ``"auto"``); a
+    shape OpenAI does not accept, or a function not in ``tools``, is an
+    ``InvalidRequest`` on ``tool_choice``.
+    """
+    if tool_choice is None:
+        return "auto"
+    if isinstance(tool_choice, str):
+        if tool_choice in ("none", "auto", "required"):
+            return tool_choice
+        raise InvalidRequest(
+            f"tool_choice {tool_choice!r} is not one of 'none', 'auto', 'required'.",
+            param="tool_choice",
+        )
+    if isinstance(tool_choice, Mapping) and tool_choice.get("type") == "function":
+        function = tool_choice.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if isinstance(name, str):
+            if any(tool.name == name for tool in tools):
+                return name
+            raise InvalidRequest(
+                f"tool_choice names {name!r}, which is not in tools.",
+                param="tool_choice.function.name",
+            )
+    raise InvalidRequest(
+        "tool_choice must be 'none', 'auto', 'required' or "
+        '{"type": "function", "function": {"name": ...}}.',
+        param="tool_choice",
+    )
+
+
+def _choice_rule(choice: str) -> str:
+    if choice == "none":
+        return "Do not call any function now: answer in plain text."
+    if choice == "auto":
+        return "Call functions only when they help; otherwise answer directly."
+    if choice == "required":
+        return "You must call at least one function in this answer."
+    return f"You must call the function {choice} in this answer."
+
+
+def tool_instructions(
+    tools: Sequence[FunctionTool], tool_choice: object, parallel_tool_calls: bool
+) -> str:
+    """The instruction prepended to a request that carries ``tools``."""
+    choice = resolve_tool_choice(tool_choice, tools)
+    lines = [
+        "# Tools",
+        "You can call the functions below. To call one, write this block, "
+        "each marker on a line of its own, outside any code block:",
+        _SYNTAX,
+        "arguments is a JSON object matching the function's parameters schema.",
+    ]
+    if parallel_tool_calls:
+        lines.append("To make several calls at once, write one block per call.")
+    else:
+        lines.append("Make at most one call per answer.")
+    lines.append(
+        "Text before a call is shown to the user; stop after your last call. "
+        f"Results come back in a later message as {RESULT_START} blocks."
+    )
+    lines.append(_choice_rule(choice))
+    lines.append("Functions:")
+    for tool in tools:
+        head = f"- {tool.name}: {tool.description}" if tool.description else f"- {tool.name}"
+        lines.append(head.rstrip())
+        lines.append(f"  parameters: {_compact(tool.parameters)}")
+    return "\n".join(lines)
+
+
+def _call_block(name: str, arguments: str) -> str:
+    fixed = repair_arguments(arguments)
+    # Arguments the client never could have received from us are kept as a string.
+    args = fixed if fixed is not None else _compact(arguments)
+    return f'{CALL_START}\n{{"name": {_compact(name)}, "arguments": {args}}}\n{CALL_END}'
+
+
+def render_assistant_tool_calls(
+    content: str | None, tool_calls: Sequence[Mapping[str, Any]]
+) -> str:
+    """An assistant message that made ``tool_calls`` (OpenAI shape), as the model wrote it."""
+    parts = [content.rstrip()] if content and content.strip() else []
+    for call in tool_calls:
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            continue
+        arguments = function.get("arguments")
+        parts.append(
+            _call_block(
+                str(function.get("name", "")),
+                arguments if isinstance(arguments, str) else _compact(arguments or {}),
+            )
+        )
+    return "\n".join(parts)
+
+
+def render_tool_result(tool_call_id: str, name: str, content: str) -> str:
+    """A ``role: "tool"`` message: the result of call ``tool_call_id`` to ``name``."""
+    head = f"{RESULT_START} name={_compact(name)} id={_compact(tool_call_id)}>"
+    return f"{head}\n{content}\n{RESULT_END}"
+
+
+def correction_message(invalid: CallInvalid, tool: FunctionTool | None) -> str:
+    """The user turn asking the model to write an unusable call again, correctly."""
+    lines = [
+        f"Your function call could not be used: {invalid.reason}.",
+        "Write the call again, correctly, as exactly one block:",
+        _SYNTAX,
+    ]
+    if tool is not None:
+        lines.append(f"{tool.name} parameters: {_compact(tool.parameters)}")
+    return "\n".join(lines)
