@@ -1,0 +1,120 @@
+"""parse_tools (the request's tools field) and validate_arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chat2api.convert.tools import FunctionTool, parse_tools, validate_arguments
+from chat2api.errors import InvalidRequest
+
+
+def fn(**function: Any) -> dict[str, Any]:
+    """A function tool entry with the given function fields."""
+    return {"type": "function", "function": function}
+
+
+def test_parse_full_entry() -> None:
+    """Every field of a function tool is read."""
+    params = {"type": "object", "properties": {"q": {"type": "string"}}}
+    [tool] = parse_tools([fn(name="search", description="Find.", parameters=params, strict=True)])
+    assert (tool.name, tool.description, tool.parameters, tool.strict) == (
+        "search",
+        "Find.",
+        params,
+        True,
+    )
+
+
+def test_parse_defaults() -> None:
+    """Description, parameters and strict are optional."""
+    [tool] = parse_tools([fn(name="now")])
+    assert tool.description == ""
+    assert tool.parameters == {"type": "object", "properties": {}}
+    assert tool.strict is False
+
+
+def test_empty_tools_is_no_tools() -> None:
+    """An empty tools array means no tools, not an error."""
+    assert parse_tools([]) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "param", "message"),
+    [
+        ({"type": "function"}, "tools", "array"),
+        (["x"], "tools[0]", "must be an object"),
+        (
+            [{"type": "web_search"}],
+            "tools[0].type",
+            "tools[0].type 'web_search' is not supported; only 'function' tools",
+        ),
+        (
+            [fn(name="a"), {"type": "code_interpreter"}],
+            "tools[1].type",
+            "'code_interpreter' is not supported",
+        ),
+        ([{"function": {"name": "a"}}], "tools[0].type", "missing"),
+        ([{"type": "function"}], "tools[0].function", "must be an object"),
+        ([fn(description="x")], "tools[0].function.name", "1 to 64"),
+        ([fn(name="has space")], "tools[0].function.name", "1 to 64"),
+        ([fn(name="a" * 65)], "tools[0].function.name", "1 to 64"),
+        ([fn(name="a", description=3)], "tools[0].function.description", "string"),
+        ([fn(name="a", parameters=[])], "tools[0].function.parameters", "JSON schema object"),
+        (
+            [fn(name="a", parameters={"type": "nonsense"})],
+            "tools[0].function.parameters",
+            "not a valid JSON schema",
+        ),
+        ([fn(name="a", strict="yes")], "tools[0].function.strict", "boolean"),
+        ([fn(name="a"), fn(name="a")], "tools[1].function.name", "declared twice"),
+    ],
+)
+def test_parse_errors_name_the_param(raw: Any, param: str, message: str) -> None:
+    """A bad entry is an InvalidRequest whose param points at it."""
+    with pytest.raises(InvalidRequest) as caught:
+        parse_tools(raw)
+    assert caught.value.param == param
+    assert message in caught.value.message
+    assert caught.value.status_code == 400
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string"},
+        "days": {"type": "integer", "minimum": 1},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["city"],
+    "additionalProperties": False,
+}
+TOOL = FunctionTool("forecast", "", SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ({"city": "Oslo"}, None),
+        ({"city": "Oslo", "days": 3, "tags": ["a"]}, None),
+        ({}, "arguments: 'city' is a required property"),
+        ({"city": 1}, "arguments.city: 1 is not of type 'string'"),
+        ({"city": "x", "days": 0}, "arguments.days: 0 is less than the minimum of 1"),
+        ({"city": "x", "tags": ["a", 2]}, "arguments.tags[1]: 2 is not of type 'string'"),
+        (
+            {"city": "x", "extra": 1},
+            "arguments: Additional properties are not allowed ('extra' was unexpected)",
+        ),
+    ],
+)
+def test_validate_arguments(args: dict[str, Any], error: str | None) -> None:
+    """Arguments are checked against the schema; the error names the path."""
+    assert validate_arguments(TOOL, args) == error
+
+
+def test_validation_message_is_bounded() -> None:
+    """A huge offending value does not make a huge message."""
+    error = validate_arguments(TOOL, {"city": ["x" * 5000]})
+    assert error is not None
+    assert len(error) <= 300
