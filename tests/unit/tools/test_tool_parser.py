@@ -395,3 +395,33 @@ def test_any_split_of_a_call_merges_the_same(prefix: str, query: str, cuts: list
     assert merged.calls[0].done is not None
     assert json.loads(merged.calls[0].done) == {"query": query}
     assert merged.comparable() == run(text).comparable()
+
+
+_NOISE = [
+    *_PIECES,
+    CALL_START,
+    CALL_END,
+    "\n",
+    '{"name": "search"',
+    '"arguments": ',
+    '{"query": "q"',
+    "}",
+    ",",
+    "True",
+]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(st.one_of(st.sampled_from(_NOISE), st.text(max_size=4)), max_size=40).map(
+        "".join
+    ),
+    cuts=st.lists(st.integers(min_value=1, max_value=300), max_size=10),
+)
+def test_garbage_never_raises_and_never_depends_on_chunking(text: str, cuts: list[int]) -> None:
+    """Any text, markers and broken JSON included, gives well-ordered events, split-invariant."""
+    merged = run(text, sorted({c for c in cuts if c < len(text)}))  # merge() checks the order
+    assert merged.comparable() == run(text).comparable()
+    if "`" not in text and "~" not in text:  # no code: no marker is ever visible
+        assert CALL_START not in merged.text
+        assert CALL_END not in merged.text
