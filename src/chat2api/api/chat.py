@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -17,8 +17,10 @@ from chat2api.api.errors import invalid_from_validation
 from chat2api.api.schemas import ChatCompletionRequest
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.completion import Answer
-from chat2api.convert.messages import conversation_body, message_text
+from chat2api.convert.messages import PromptTurn, conversation_body, prompt_turns
 from chat2api.convert.models import listed_models, resolve_model
+from chat2api.convert.toolcalls import ToolCalls
+from chat2api.convert.tools import parse_tools, resolve_tool_choice
 from chat2api.errors import Chat2APIError, InvalidRequest
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
@@ -69,38 +71,38 @@ async def chat_completions(request: Request) -> Response:
     chat = _parse(await request.body())
     route = resolve_model(chat.model)
     accounts = account_source(request, state)
-    turns = [
-        (message.role, message_text(message, i), message.name)
-        for i, message in enumerate(chat.messages)
-    ]
-    body = conversation_body(
-        chat.messages,
-        route,
-        history_disabled=state.settings.history_disabled,
-        encoding=state.settings.upstream_encoding,
-    )
-    answer = Answer(route, turns, chat.token_limit, request.app.state.tokens)
-    turn = await start_turn(
-        state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
-    )
+    tools = parse_tools(chat.tools) if chat.tools else []
+    turns = prompt_turns(chat.messages, tools, chat.tool_choice, chat.parallel_tool_calls)
+    calls = None
+    if tools and resolve_tool_choice(chat.tool_choice, tools) != "none":
+        calls = ToolCalls(tools, parallel=chat.parallel_tool_calls)
+    answer = Answer(route, turns, chat.token_limit, request.app.state.tokens, calls)
+
+    async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
+        body = conversation_body(
+            [*turns, *extra],
+            route,
+            history_disabled=state.settings.history_disabled,
+            encoding=state.settings.upstream_encoding,
+        )
+        return await start_turn(
+            state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
+        )
+
+    turn = await start()
     history = not state.settings.history_disabled
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
+    deltas = _deltas(turn, answer, start)
     if chat.stream:
         return StreamingResponse(
-            _stream(turn, answer, include_usage=chat.include_usage, history=history),
+            _stream(deltas, answer, include_usage=chat.include_usage, history=history),
             media_type="text/event-stream",
             headers=_SSE_HEADERS | headers,
         )
-    async for event in turn.events():
-        if isinstance(event, StreamFailed):
-            raise stream_error(event)
-        await answer.apply(event)
-        if answer.done:
-            await turn.succeeded()
-            break
-    await turn.aclose()
+    async for _ in deltas:
+        pass
     if answer.model_slug:
         headers[SLUG_HEADER] = answer.model_slug
     return Response(
@@ -110,8 +112,37 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
+async def _deltas(
+    turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]]
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The chunk deltas of an answer, across the one tool-call correction round if needed.
+
+    Raises ``Chat2APIError`` when the upstream fails; the account's use counts
+    as a success once the model's answer ended normally.
+    """
+    while True:
+        try:
+            async for event in turn.events():
+                if isinstance(event, StreamFailed):
+                    raise stream_error(event)
+                for delta in await answer.apply(event):
+                    yield delta
+                if answer.done:
+                    break
+            await turn.succeeded()
+        finally:
+            await turn.aclose()
+        if answer.done or answer.tools is None or not answer.tools.wants_correction:
+            return
+        turn = await start(answer.tools.correction_turns())
+
+
 async def _stream(
-    turn: Turn, answer: Answer, *, include_usage: bool, history: bool
+    deltas: AsyncGenerator[dict[str, Any], None],
+    answer: Answer,
+    *,
+    include_usage: bool,
+    history: bool,
 ) -> AsyncIterator[bytes]:
     """SSE chunks of one answer; a failure mid-stream ends it with an error event."""
 
@@ -122,23 +153,14 @@ async def _stream(
 
     yield chunk({"role": "assistant", "content": ""})
     try:
-        async for event in turn.events():
-            if isinstance(event, StreamFailed):
-                raise stream_error(event)
-            content, reasoning = await answer.apply(event)
-            if reasoning:
-                yield chunk({"reasoning_content": reasoning})
-            if content:
-                yield chunk({"content": content})
-            if answer.done:
-                await turn.succeeded()
-                break
+        async for delta in deltas:
+            yield chunk(delta)
     except Chat2APIError as exc:
         log.warning("stream %s failed mid-way: %s (%s)", answer.id, exc.code, exc.message)
         yield _sse(exc.to_dict())
         return
     finally:
-        await turn.aclose()
+        await deltas.aclose()
     yield chunk({}, answer.finish_reason or "stop")
     if include_usage:
         yield _sse(answer.usage_chunk(await answer.usage(), history=history))

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from chat2api.convert.models import ModelRoute
+from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.usage import TokenCounter, Turns, prompt_texts, prompt_tokens
 from chat2api.protocol.events import (
     Event,
@@ -29,6 +30,10 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 29
 _ID_SPACE = len(_ID_ALPHABET) ** _ID_LENGTH
 MODERATION_REFUSAL = "I'm sorry, but I can't help with that request."
+
+
+def _content(text: str) -> list[dict[str, Any]]:
+    return [{"content": text}] if text else []
 
 
 def completion_id() -> str:
@@ -47,9 +52,15 @@ class Answer:
     """The client-visible answer, built incrementally from upstream events."""
 
     def __init__(
-        self, route: ModelRoute, prompt: Turns, token_limit: int | None, tokens: TokenCounter
+        self,
+        route: ModelRoute,
+        prompt: Turns,
+        token_limit: int | None,
+        tokens: TokenCounter,
+        tools: ToolCalls | None = None,
     ) -> None:
         self.route = route
+        self.tools = tools
         self.id = completion_id()
         self.created = int(time.time())
         self.prompt = prompt
@@ -67,26 +78,42 @@ class Answer:
         """True once the answer has a finish reason; later events are ignored."""
         return self.finish_reason is not None
 
-    async def apply(self, event: Event) -> tuple[str, str]:
-        """Fold one event; returns the (content, reasoning) text it added."""
+    async def apply(self, event: Event) -> list[dict[str, Any]]:
+        """Fold one event; returns the chunk deltas it adds (content, reasoning, tool calls)."""
         if self.done:
-            return "", ""
+            return []
         if isinstance(event, TextDelta):
-            return await self._add_text(event.text), ""
+            if self.tools is None:
+                return _content(await self._add_text(event.text))
+            text, calls = self.tools.feed(event.text)
+            return _content(await self._add_text(text)) + calls
         if isinstance(event, ReasoningDelta):
             self.reasoning += event.text
-            return "", event.text
+            return [{"reasoning_content": event.text}]
         if isinstance(event, Metadata):
             self.conversation_id = event.conversation_id or self.conversation_id
             self.message_id = event.message_id or self.message_id
             self.model_slug = event.model_slug or self.model_slug
         elif isinstance(event, Finished):
-            self.finish_reason = "length" if event.finish_type == "max_tokens" else "stop"
+            deltas: list[dict[str, Any]] = []
+            if self.tools is not None:
+                text, calls = self.tools.close()
+                deltas = _content(await self._add_text(text)) + calls
+                if self.tools.wants_correction:
+                    return deltas  # not done: the caller asks the model once more
+                if self.tools.invalid:  # the correction did not help: show what it wrote
+                    deltas += _content(await self._add_text(self.tools.give_up()))
+                if self.tools.calls:
+                    self.finish_reason = "tool_calls"
+                    return deltas
+            if self.finish_reason is None:
+                self.finish_reason = "length" if event.finish_type == "max_tokens" else "stop"
+            return deltas
         elif isinstance(event, Moderated) and event.blocked:
             added = "" if self.content else await self._add_text(MODERATION_REFUSAL)
             self.finish_reason = self.finish_reason or "content_filter"
-            return added, ""
-        return "", ""
+            return _content(added)
+        return []
 
     async def _add_text(self, text: str) -> str:
         if self.token_limit is None:
@@ -104,8 +131,10 @@ class Answer:
     async def usage(self) -> dict[str, Any]:
         """OpenAI ``usage`` counted offline with the model's tokenizer (one worker trip)."""
         texts = prompt_texts(self.prompt)
+        calls = self.tools.calls if self.tools is not None else []
+        called = "".join(c["function"]["name"] + c["function"]["arguments"] for c in calls)
         counts = await self.tokens.count(
-            [*texts, self.content, self.reasoning], self.route.encoding
+            [*texts, self.content + called, self.reasoning], self.route.encoding
         )
         prompt = prompt_tokens(self.prompt, counts[: len(texts)])
         reasoning = counts[-1]
@@ -166,6 +195,9 @@ class Answer:
     def completion(self, usage: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
         """The non-stream ``chat.completion`` (``usage`` from :meth:`usage`)."""
         message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": None}
+        if self.tools is not None and self.tools.calls:
+            message["tool_calls"] = self.tools.calls
+            message["content"] = self.content.strip() or None
         if self.reasoning:
             message["reasoning_content"] = self.reasoning
         out: dict[str, Any] = {

@@ -2,7 +2,8 @@
 
 The whole OpenAI history is sent as the ``messages`` of a new upstream
 conversation (the E2 body of the spec, section 4.1): system and developer
-turns become ``system`` messages, user and assistant turns keep their role.
+turns become ``system`` messages, user and assistant turns keep their role,
+tool calls and results are rendered as text (``convert.tools``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,13 @@ from typing import Any, Literal
 
 from chat2api.api.schemas import ChatMessage, OtherPart
 from chat2api.convert.models import ModelRoute
+from chat2api.convert.tools import (
+    FunctionTool,
+    render_assistant_tool_calls,
+    render_tool_result,
+    resolve_tool_choice,
+    tool_instructions,
+)
 from chat2api.errors import InvalidRequest
 
 _ROLE_MAP = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -40,29 +48,56 @@ def message_text(message: ChatMessage, index: int) -> str:
     return "\n".join(texts)
 
 
-def to_chatgpt_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
-    """ChatGPT message objects for an OpenAI history."""
-    out: list[dict[str, Any]] = []
+PromptTurn = tuple[str, str, str | None]  # (upstream role, text, name)
+
+
+def prompt_turns(
+    messages: Sequence[ChatMessage],
+    tools: Sequence[FunctionTool] = (),
+    tool_choice: object = None,
+    parallel_tool_calls: bool = True,
+) -> list[PromptTurn]:
+    """The conversation as the model will read it, one turn per message.
+
+    With ``tools``, their instruction comes first (unless ``tool_choice`` is
+    ``"none"``); an assistant message that made calls is rendered in the
+    call syntax and each ``tool`` result as a user turn naming its call
+    (see ``convert.tools``), so multi-step tool use reads naturally.
+    """
+    turns: list[PromptTurn] = []
+    if tools and resolve_tool_choice(tool_choice, tools) != "none":
+        turns.append(("system", tool_instructions(tools, tool_choice, parallel_tool_calls), None))
+    call_names: dict[str, str] = {}
     for i, message in enumerate(messages):
-        role = _ROLE_MAP.get(message.role)
-        if role is None:
-            raise InvalidRequest(
-                f"Messages with role {message.role!r} are not supported yet.",
-                param=f"messages[{i}].role",
-            )
-        out.append(
-            {
-                "id": str(uuid.uuid4()),
-                "author": {"role": role},
-                "content": {"content_type": "text", "parts": [message_text(message, i)]},
-                "metadata": {},
-            }
-        )
-    return out
+        text = message_text(message, i)
+        if message.role in ("tool", "function"):
+            call_id = message.tool_call_id or ""
+            name = call_names.get(call_id) or message.name or ""
+            turns.append(("user", render_tool_result(call_id, name, text), None))
+        elif message.role == "assistant" and message.tool_calls:
+            calls = [call.model_dump() for call in message.tool_calls]
+            call_names.update((call.id, call.function.name) for call in message.tool_calls)
+            turns.append(("assistant", render_assistant_tool_calls(text, calls), None))
+        else:
+            turns.append((_ROLE_MAP[message.role], text, message.name))
+    return turns
+
+
+def to_chatgpt_messages(turns: Sequence[PromptTurn]) -> list[dict[str, Any]]:
+    """ChatGPT message objects for prompt turns."""
+    return [
+        {
+            "id": str(uuid.uuid4()),
+            "author": {"role": role},
+            "content": {"content_type": "text", "parts": [text]},
+            "metadata": {},
+        }
+        for role, text, _ in turns
+    ]
 
 
 def conversation_body(
-    messages: Sequence[ChatMessage],
+    turns: Sequence[PromptTurn],
     route: ModelRoute,
     *,
     history_disabled: bool,
@@ -74,7 +109,7 @@ def conversation_body(
         mode = {"kind": "gizmo_interaction", "gizmo_id": route.gizmo_id}
     return {
         "action": "next",
-        "messages": to_chatgpt_messages(messages),
+        "messages": to_chatgpt_messages(turns),
         "conversation_mode": mode,
         "model": route.slug,
         "parent_message_id": str(uuid.uuid4()),
