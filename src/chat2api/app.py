@@ -15,6 +15,7 @@ from chat2api import __version__
 from chat2api.admin.api import router as admin_router
 from chat2api.api.chat import router as chat_router
 from chat2api.api.errors import install_error_handlers
+from chat2api.api.responses import router as responses_router
 from chat2api.convert.usage import TokenCounter
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     router = APIRouter(prefix=settings.prefix_path)
     router.include_router(chat_router)
+    router.include_router(responses_router)
     router.include_router(admin_router)
     app.include_router(router)
     return app

@@ -53,6 +53,11 @@ class Turn:
         self.head = head
 
     @property
+    def lease(self) -> Lease:
+        """The account this answer runs on."""
+        return self._lease
+
+    @property
     def metadata(self) -> Metadata:
         """What the head revealed: conversation id, message id, served model slug."""
         merged: dict[str, str | None] = {}

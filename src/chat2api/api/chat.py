@@ -49,7 +49,7 @@ def _parse(raw: bytes) -> ChatCompletionRequest:
         raise invalid_from_validation(exc.errors()) from exc
 
 
-def _sse(payload: dict[str, Any]) -> bytes:
+def sse_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
@@ -84,6 +84,7 @@ async def chat_completions(request: Request) -> Response:
             route,
             history_disabled=state.settings.history_disabled,
             encoding=state.settings.upstream_encoding,
+            reasoning_effort=chat.reasoning_effort,
         )
         return await start_turn(
             state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
@@ -94,7 +95,7 @@ async def chat_completions(request: Request) -> Response:
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
-    deltas = _deltas(turn, answer, start)
+    deltas = answer_deltas(turn, answer, start)
     if chat.stream:
         return StreamingResponse(
             _stream(deltas, answer, include_usage=chat.include_usage, history=history),
@@ -112,7 +113,7 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-async def _deltas(
+async def answer_deltas(
     turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]]
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The chunk deltas of an answer, across the one tool-call correction round if needed.
@@ -147,7 +148,7 @@ async def _stream(
     """SSE chunks of one answer; a failure mid-stream ends it with an error event."""
 
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-        return _sse(
+        return sse_data(
             answer.chunk(delta, finish_reason, with_usage_field=include_usage, history=history)
         )
 
@@ -157,11 +158,11 @@ async def _stream(
             yield chunk(delta)
     except Chat2APIError as exc:
         log.warning("stream %s failed mid-way: %s (%s)", answer.id, exc.code, exc.message)
-        yield _sse(exc.to_dict())
+        yield sse_data(exc.to_dict())
         return
     finally:
         await deltas.aclose()
     yield chunk({}, answer.finish_reason or "stop")
     if include_usage:
-        yield _sse(answer.usage_chunk(await answer.usage(), history=history))
+        yield sse_data(answer.usage_chunk(await answer.usage(), history=history))
     yield b"data: [DONE]\n\n"

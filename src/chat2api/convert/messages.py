@@ -23,6 +23,15 @@ from chat2api.convert.tools import (
 )
 from chat2api.errors import InvalidRequest
 
+# OpenAI reasoning_effort → the web app's thinking_effort (standard/extended/max).
+_THINKING_EFFORT = {
+    "none": "standard",
+    "minimal": "standard",
+    "low": "standard",
+    "medium": "extended",
+    "high": "max",
+    "xhigh": "max",
+}
 _ROLE_MAP = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -102,12 +111,19 @@ def conversation_body(
     *,
     history_disabled: bool,
     encoding: Literal["v1", "legacy"],
+    continues: tuple[str, str] | None = None,
+    reasoning_effort: str | None = None,
 ) -> dict[str, Any]:
-    """The ``POST /backend-api/conversation`` body (spec 4.1) for one request."""
+    """The ``POST /backend-api/conversation`` body (spec 4.1) for one request.
+
+    ``continues`` is ``(conversation_id, parent message id)`` of an upstream
+    conversation to continue: ``turns`` are then only the new messages.
+    ``reasoning_effort`` (OpenAI's scale) becomes ``thinking_effort``.
+    """
     mode: dict[str, Any] = {"kind": "primary_assistant"}
     if route.gizmo_id:
         mode = {"kind": "gizmo_interaction", "gizmo_id": route.gizmo_id}
-    return {
+    body: dict[str, Any] = {
         "action": "next",
         "messages": to_chatgpt_messages(turns),
         "conversation_mode": mode,
@@ -128,3 +144,8 @@ def conversation_body(
         "variant_purpose": "comparison_implicit",
         "websocket_request_id": str(uuid.uuid4()),
     }
+    if continues is not None:
+        body["conversation_id"], body["parent_message_id"] = continues
+    if reasoning_effort in _THINKING_EFFORT:
+        body["thinking_effort"] = _THINKING_EFFORT[reasoning_effort]
+    return body

@@ -189,6 +189,27 @@ class AccountPool:
                 "(see the token page or `chat2api tokens list`)."
             )
 
+    async def acquire_account(self, account_id: str, model: str) -> PoolLease:
+        """A lease on one given account (to continue a conversation that lives on it)."""
+        deadline = self.clock.time() + self.options.wait_seconds
+        while self._busy.get(account_id, 0) >= self.options.concurrency:
+            remaining = deadline - self.clock.time()
+            if remaining <= 0:
+                raise PoolBusy("The account holding this conversation is busy; try again shortly.")
+            async with self._freed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 1.0))
+        account = await self.store.get_account(account_id)
+        lease, until = await self._take(account, model)
+        if lease is not None:
+            return lease
+        if until is not None:
+            raise UpstreamRateLimited(
+                "The account holding this conversation is cooling down.",
+                retry_after=max(1.0, until - self.clock.time()),
+            )
+        raise NoUsableAccount("The account holding this conversation is gone or dead.")
+
     async def _try_acquire(
         self, model: str, exclude: frozenset[str]
     ) -> tuple[PoolLease | None, float | None, bool]:

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 
+from chat2api.errors import NoUsableAccount
 from chat2api.pool.lease import FixedLease, Lease
 from chat2api.pool.pool import REFRESH_MARGIN, AccountPool
 from chat2api.upstream.auth import OAuthClient
@@ -22,6 +23,19 @@ class PoolAccounts:
         if await self.pool.size() == 0:
             return FixedLease(Credentials())
         return await self.pool.acquire(model, exclude)
+
+
+class PinnedPoolAccount:
+    """One given pool account: where an earlier conversation lives."""
+
+    def __init__(self, pool: AccountPool, account_id: str) -> None:
+        self.pool = pool
+        self.account_id = account_id
+
+    async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
+        if self.account_id in exclude:
+            raise NoUsableAccount("The account holding this conversation failed.")
+        return await self.pool.acquire_account(self.account_id, model)
 
 
 class RefreshCache:

@@ -79,6 +79,10 @@ class Credentials:
 
     access_token: str | None = None
     account_id: str | None = None
+    # The login-free identity: one per Credentials object (so the sentinel and
+    # the conversation of one request agree), or a kept one to continue a
+    # login-free conversation.
+    device: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def anonymous(self) -> bool:
@@ -86,9 +90,9 @@ class Credentials:
 
     @property
     def device_id(self) -> str:
-        """A device id: stable per token, fresh per request when anonymous."""
+        """The device id: stable per token; per request (or as kept) when login-free."""
         if self.access_token is None:
-            return str(uuid.uuid4())
+            return self.device
         return _token_device_id(self.access_token)
 
     def __repr__(self) -> str:  # never print the token itself

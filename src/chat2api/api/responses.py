@@ -1,0 +1,240 @@
+"""``/v1/responses``: create (streamed or not), retrieve, delete.
+
+The answer is produced exactly as for chat completions (the same turn, tool
+engine and ``Answer``); ``convert.responses.ResponseBuilder`` folds its deltas
+into Responses output items and events.
+
+State: with ``store`` true (the default) the response is saved, and so is a
+binding ``response id → (account, upstream conversation, last message)``;
+``previous_response_id`` then continues that upstream conversation on the
+same account, sending only the new input. The upstream keeps the
+conversation only when asked to, so ``store: true`` sends a conversation
+that stays in the account's ChatGPT history; ``store: false`` sends a
+temporary chat and keeps nothing. Saved responses are visible only to the
+same API key (a hash of it is kept with them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response, StreamingResponse
+
+from chat2api.api.auth import account_source
+from chat2api.api.chat import answer_deltas, sse_data
+from chat2api.conversation import Turn, start_turn
+from chat2api.convert.completion import Answer
+from chat2api.convert.messages import PromptTurn, conversation_body
+from chat2api.convert.models import resolve_model
+from chat2api.convert.responses import (
+    ResponseBuilder,
+    chat_tool_choice,
+    chat_tools,
+    input_turns,
+    responses_usage,
+)
+from chat2api.convert.toolcalls import ToolCalls
+from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
+from chat2api.errors import Chat2APIError, InvalidRequest
+from chat2api.pool.lease import AccountSource, FixedAccount
+from chat2api.pool.pool import PoolLease
+from chat2api.pool.sources import PinnedPoolAccount
+from chat2api.state import AppState
+from chat2api.upstream.chatgpt import Credentials
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+RESPONSE = "response"
+BINDING = "binding"
+RECORD_TTL = 30 * 86400.0  # as OpenAI: stored responses are kept 30 days
+
+
+class ResponseNotFound(InvalidRequest):
+    status_code = 404
+    default_code = "not_found"
+
+
+def _owner(request: Request) -> str:
+    """Whose responses these are: a hash of the API key (or "anonymous")."""
+    key = request.headers.get("authorization", "")
+    return hashlib.sha256(key.encode()).hexdigest()[:32] if key else "anonymous"
+
+
+def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
+    """``data[name]`` if absent or of type ``kind`` (a bool is not an int here)."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise InvalidRequest(f"Invalid type for '{name}': expected {kind.__name__}.", param=name)
+    return value
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request.", code="invalid_json"
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    if not isinstance(data.get("model"), str) or not data["model"]:
+        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if data.get("input") is None:
+        raise InvalidRequest("Missing required parameter: 'input'.", param="input")
+    _field(data, "stream", bool)
+    _field(data, "store", bool)
+    _field(data, "parallel_tool_calls", bool)
+    _field(data, "instructions", str)
+    _field(data, "previous_response_id", str)
+    limit = _field(data, "max_output_tokens", int)
+    if limit is not None and limit < 1:
+        raise InvalidRequest("max_output_tokens must be at least 1.", param="max_output_tokens")
+    reasoning = _field(data, "reasoning", dict) or {}
+    effort = reasoning.get("effort")
+    if effort not in (None, "none", "minimal", "low", "medium", "high", "xhigh"):
+        raise InvalidRequest(f"Unknown reasoning effort {effort!r}.", param="reasoning.effort")
+    return data
+
+
+@router.post("/v1/responses")
+async def create_response(request: Request) -> Response:
+    """Create a model response (the OpenAI Responses API)."""
+    state: AppState = request.app.state.chat2api
+    data = _parse(await request.body())
+    route = resolve_model(data["model"])
+    store = data.get("store", True) is not False
+    owner = _owner(request)
+    tools = parse_tools(chat_tools(data.get("tools"))) or []
+    tool_choice = chat_tool_choice(data.get("tool_choice"))
+    parallel = data.get("parallel_tool_calls", True) is not False
+    turns = input_turns(data["input"], data.get("instructions"))
+    calls = None
+    if tools and resolve_tool_choice(tool_choice, tools) != "none":
+        calls = ToolCalls(tools, parallel=parallel)
+        turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
+
+    accounts: AccountSource = account_source(request, state)
+    continues: tuple[str, str] | None = None
+    if previous := data.get("previous_response_id"):
+        binding = await state.store.get_record(BINDING, previous)
+        if binding is None or binding.get("owner") != owner:
+            raise ResponseNotFound(
+                f"Previous response with id '{previous}' not found.",
+                param="previous_response_id",
+            )
+        continues = (binding["conversation_id"], binding["message_id"])
+        if binding.get("pool_account"):
+            accounts = PinnedPoolAccount(state.pool, binding["pool_account"])
+        elif binding.get("device"):
+            accounts = FixedAccount(Credentials(device=binding["device"]))
+
+    answer = Answer(route, turns, data.get("max_output_tokens"), request.app.state.tokens, calls)
+    effort = (data.get("reasoning") or {}).get("effort")
+
+    async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
+        body = conversation_body(
+            [*turns, *extra],
+            route,
+            history_disabled=not store,
+            encoding=state.settings.upstream_encoding,
+            continues=continues,
+            reasoning_effort=effort,
+        )
+        return await start_turn(
+            state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
+        )
+
+    turn = await start()
+    builder = ResponseBuilder(data)
+
+    async def save() -> None:
+        if not store:
+            return
+        await state.store.put_record(
+            RESPONSE, builder.id, {"owner": owner, "response": builder.response}, RECORD_TTL
+        )
+        if answer.conversation_id and answer.message_id:
+            lease, creds = turn.lease, turn.lease.credentials
+            binding: dict[str, Any] = {
+                "owner": owner,
+                "conversation_id": answer.conversation_id,
+                "message_id": answer.message_id,
+                "pool_account": lease.key if isinstance(lease, PoolLease) else None,
+                "device": creds.device if creds.anonymous else None,
+            }
+            await state.store.put_record(BINDING, builder.id, binding, RECORD_TTL)
+
+    deltas = answer_deltas(turn, answer, start)
+    if data.get("stream"):
+        return StreamingResponse(
+            _events(builder, deltas, answer, save),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    async for delta in deltas:
+        builder.feed(delta)
+    builder.finish(responses_usage(await answer.usage()), finish_reason=answer.finish_reason)
+    await save()
+    return Response(orjson.dumps(builder.response), media_type="application/json")
+
+
+def _event(event: dict[str, Any]) -> bytes:
+    kind: str = event["type"]
+    return b"event: " + kind.encode() + b"\n" + sse_data(event)
+
+
+async def _events(
+    builder: ResponseBuilder,
+    deltas: AsyncGenerator[dict[str, Any], None],
+    answer: Answer,
+    save: Callable[[], Awaitable[None]],
+) -> AsyncIterator[bytes]:
+    """The Responses event stream; an upstream failure ends it with ``response.failed``."""
+    for event in builder.start():
+        yield _event(event)
+    try:
+        async for delta in deltas:
+            for event in builder.feed(delta):
+                yield _event(event)
+    except Chat2APIError as exc:
+        log.warning("response %s failed mid-way: %s (%s)", builder.id, exc.code, exc.message)
+        for event in builder.fail(exc.code, exc.message):
+            yield _event(event)
+        return
+    finally:
+        await deltas.aclose()
+    usage = responses_usage(await answer.usage())
+    for event in builder.finish(usage, finish_reason=answer.finish_reason):
+        yield _event(event)
+    await save()
+
+
+@router.get("/v1/responses/{response_id}")
+async def retrieve_response(response_id: str, request: Request) -> Response:
+    """A stored response (same API key only)."""
+    state: AppState = request.app.state.chat2api
+    record = await state.store.get_record(RESPONSE, response_id)
+    if record is None or record.get("owner") != _owner(request):
+        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param="response_id")
+    return Response(orjson.dumps(record["response"]), media_type="application/json")
+
+
+@router.delete("/v1/responses/{response_id}")
+async def delete_response(response_id: str, request: Request) -> Response:
+    """Delete a stored response and its conversation binding."""
+    state: AppState = request.app.state.chat2api
+    record = await state.store.get_record(RESPONSE, response_id)
+    if record is None or record.get("owner") != _owner(request):
+        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param="response_id")
+    await state.store.delete_record(RESPONSE, response_id)
+    await state.store.delete_record(BINDING, response_id)
+    body = {"id": response_id, "object": "response.deleted", "deleted": True}
+    return Response(orjson.dumps(body), media_type="application/json")

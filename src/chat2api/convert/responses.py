@@ -1,0 +1,434 @@
+"""The Responses API shapes ⇄ chat2api's answer (pure).
+
+Requests: ``input`` (a string or items) and ``instructions`` become prompt
+turns; Responses-style function tools become the chat-completions tool
+shape the tool engine takes. Answers: the same chunk deltas the chat
+completions endpoint streams (content, reasoning, tool calls) are folded by
+``ResponseBuilder`` into Responses output items, and, when streaming, into
+the Responses event sequence with sequence numbers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chat2api.convert.messages import PromptTurn
+from chat2api.convert.tools import render_assistant_tool_calls, render_tool_result
+from chat2api.errors import InvalidRequest
+
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_TEXT_PARTS = ("input_text", "output_text", "text")
+_UNSUPPORTED_PARTS = ("input_image", "input_file", "input_audio")
+
+
+def new_id(prefix: str) -> str:
+    """OpenAI-style object ids: ``resp_…``, ``msg_…``, ``rs_…``, ``fc_…``."""
+    return f"{prefix}_{secrets.token_hex(24)}"
+
+
+def _text(content: object, param: str) -> str:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest("Message content must be a string or a list of parts.", param=param)
+    texts: list[str] = []
+    for j, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, Mapping) else None
+        if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif kind in _UNSUPPORTED_PARTS:
+            raise InvalidRequest(
+                f"Content parts of type {kind!r} are not supported yet; send input_text.",
+                param=f"{param}[{j}]",
+                code="unsupported_content_part",
+            )
+        else:
+            raise InvalidRequest(f"Unknown content part {kind!r}.", param=f"{param}[{j}]")
+    return "\n".join(texts)
+
+
+def input_turns(input_: object, instructions: str | None) -> list[PromptTurn]:
+    """Prompt turns for a Responses ``input`` (and ``instructions``, first)."""
+    turns: list[PromptTurn] = []
+    if instructions:
+        turns.append(("system", instructions, None))
+    if isinstance(input_, str):
+        turns.append(("user", input_, None))
+        return turns
+    if not isinstance(input_, list) or not input_:
+        raise InvalidRequest("input must be a string or a non-empty list of items.", param="input")
+    names: dict[str, str] = {}
+    pending_calls: list[dict[str, Any]] = []
+
+    def flush_calls() -> None:
+        if pending_calls:
+            turns.append(("assistant", render_assistant_tool_calls(None, pending_calls), None))
+            pending_calls.clear()
+
+    for i, item in enumerate(input_):
+        param = f"input[{i}]"
+        if not isinstance(item, Mapping):
+            raise InvalidRequest("Each input item must be an object.", param=param)
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            call_id, name = str(item.get("call_id", "")), str(item.get("name", ""))
+            names[call_id] = name
+            arguments = item.get("arguments", "{}")
+            pending_calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            )
+            continue
+        flush_calls()
+        if kind == "message":
+            role = _ROLES.get(str(item.get("role")))
+            if role is None:
+                raise InvalidRequest(f"Unknown role {item.get('role')!r}.", param=f"{param}.role")
+            turns.append((role, _text(item.get("content", ""), f"{param}.content"), None))
+        elif kind == "function_call_output":
+            call_id = str(item.get("call_id", ""))
+            output = item.get("output", "")
+            text = output if isinstance(output, str) else _text(output, f"{param}.output")
+            turns.append(("user", render_tool_result(call_id, names.get(call_id, ""), text), None))
+        elif kind == "reasoning":
+            continue  # summaries of earlier turns: the model does not need them back
+        else:
+            raise InvalidRequest(f"Input items of type {kind!r} are not supported.", param=param)
+    flush_calls()
+    return turns
+
+
+def chat_tools(tools: object) -> list[dict[str, Any]]:
+    """Responses function tools (flat) in the chat-completions shape; others refused."""
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be a list.", param="tools")
+    out: list[dict[str, Any]] = []
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, Mapping) else None
+        if kind != "function":
+            raise InvalidRequest(
+                f"tools[{i}].type {kind!r} is not supported: chat2api can only offer "
+                "'function' tools (hosted tools such as web_search or file_search "
+                "are not available).",
+                param=f"tools[{i}].type",
+                code="unsupported_tool",
+            )
+        assert isinstance(tool, Mapping)
+        function = {
+            k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool
+        }
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def chat_tool_choice(tool_choice: object) -> object:
+    """A Responses ``tool_choice`` in the chat-completions shape."""
+    if isinstance(tool_choice, Mapping) and tool_choice.get("type") == "function":
+        return {"type": "function", "function": {"name": tool_choice.get("name")}}
+    return tool_choice
+
+
+class ResponseBuilder:
+    """Folds answer deltas into Responses output items and events.
+
+    ``feed(delta)`` returns the stream events the delta causes (already
+    numbered); ``finish(status, usage)`` closes open items and returns the
+    final events; ``response`` is the response object at any time.
+    """
+
+    def __init__(self, request: Mapping[str, Any], *, response_id: str | None = None) -> None:
+        self.id = response_id or new_id("resp")
+        self.created_at = int(time.time())
+        self._request = request
+        self.output: list[dict[str, Any]] = []
+        self.status = "in_progress"
+        self.error: dict[str, Any] | None = None
+        self.incomplete_reason: str | None = None
+        self.usage: dict[str, Any] | None = None
+        self._seq = 0
+        self._open: dict[str, Any] | None = None  # the item being streamed
+        self._calls: dict[int, dict[str, Any]] = {}  # tool call index → function_call item
+
+    # ------------------------------------------------------------- objects
+
+    @property
+    def response(self) -> dict[str, Any]:
+        """The ``response`` object (as returned, stored, and carried by events)."""
+        req = self._request
+        return {
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": self.status,
+            "background": False,
+            "error": self.error,
+            "incomplete_details": (
+                {"reason": self.incomplete_reason} if self.incomplete_reason else None
+            ),
+            "instructions": req.get("instructions"),
+            "max_output_tokens": req.get("max_output_tokens"),
+            "model": req.get("model"),
+            "output": [dict(item) for item in self.output],
+            "parallel_tool_calls": req.get("parallel_tool_calls", True),
+            "previous_response_id": req.get("previous_response_id"),
+            "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
+            "store": req.get("store", True),
+            "temperature": req.get("temperature"),
+            "text": {"format": {"type": "text"}},
+            "tool_choice": req.get("tool_choice", "auto"),
+            "tools": req.get("tools") or [],
+            "top_p": req.get("top_p"),
+            "truncation": "disabled",
+            "usage": self.usage,
+            "user": req.get("user"),
+            "metadata": req.get("metadata") or {},
+        }
+
+    def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"type": kind, "sequence_number": self._seq, **fields}
+        self._seq += 1
+        return event
+
+    def start(self) -> list[dict[str, Any]]:
+        """``response.created`` and ``response.in_progress``."""
+        return [
+            self._event("response.created", response=self.response),
+            self._event("response.in_progress", response=self.response),
+        ]
+
+    # -------------------------------------------------------------- deltas
+
+    def feed(self, delta: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The events one chat-completion delta causes."""
+        events: list[dict[str, Any]] = []
+        if reasoning := delta.get("reasoning_content"):
+            events += self._text_into("reasoning", reasoning)
+        if content := delta.get("content"):
+            events += self._text_into("message", content)
+        for call in delta.get("tool_calls") or []:
+            events += self._call(call)
+        return events
+
+    def _text_into(self, kind: str, text: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        if self._open is None or self._open["type"] != kind:
+            events += self._close_open()
+            events += self._open_item(kind)
+        item = self._open
+        assert item is not None
+        index = self.output.index(item)
+        if kind == "reasoning":
+            item["summary"][0]["text"] += text
+            events.append(
+                self._event(
+                    "response.reasoning_summary_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    delta=text,
+                )
+            )
+        else:
+            item["content"][0]["text"] += text
+            events.append(
+                self._event(
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    delta=text,
+                    logprobs=[],
+                )
+            )
+        return events
+
+    def _open_item(self, kind: str) -> list[dict[str, Any]]:
+        if kind == "reasoning":
+            item: dict[str, Any] = {
+                "id": new_id("rs"),
+                "type": "reasoning",
+                "summary": [{"type": "summary_text", "text": ""}],
+            }
+            self.output.append(item)
+            self._open = item
+            index = len(self.output) - 1
+            added = dict(item, summary=[])
+            return [
+                self._event("response.output_item.added", output_index=index, item=added),
+                self._event(
+                    "response.reasoning_summary_part.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": ""},
+                ),
+            ]
+        item = {
+            "id": new_id("msg"),
+            "type": "message",
+            "role": "assistant",
+            "status": "in_progress",
+            "content": [{"type": "output_text", "text": "", "annotations": []}],
+        }
+        self.output.append(item)
+        self._open = item
+        index = len(self.output) - 1
+        return [
+            self._event(
+                "response.output_item.added", output_index=index, item=dict(item, content=[])
+            ),
+            self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": []},
+            ),
+        ]
+
+    def _close_open(self) -> list[dict[str, Any]]:
+        item, self._open = self._open, None
+        if item is None:
+            return []
+        index = self.output.index(item)
+        if item["type"] == "reasoning":
+            text = item["summary"][0]["text"]
+            return [
+                self._event(
+                    "response.reasoning_summary_text.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    text=text,
+                ),
+                self._event(
+                    "response.reasoning_summary_part.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    summary_index=0,
+                    part={"type": "summary_text", "text": text},
+                ),
+                self._event("response.output_item.done", output_index=index, item=dict(item)),
+            ]
+        item["status"] = "completed"
+        part = item["content"][0]
+        return [
+            self._event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=part["text"],
+                logprobs=[],
+            ),
+            self._event(
+                "response.content_part.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                part=dict(part),
+            ),
+            self._event("response.output_item.done", output_index=index, item=dict(item)),
+        ]
+
+    def _call(self, call: Mapping[str, Any]) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        function = call.get("function") or {}
+        item = self._calls.get(call["index"])
+        if item is None:
+            events += self._close_open()
+            item = {
+                "id": new_id("fc"),
+                "type": "function_call",
+                "call_id": call.get("id", ""),
+                "name": function.get("name", ""),
+                "arguments": "",
+                "status": "in_progress",
+            }
+            self._calls[call["index"]] = item
+            self.output.append(item)
+            events.append(
+                self._event(
+                    "response.output_item.added",
+                    output_index=len(self.output) - 1,
+                    item=dict(item),
+                )
+            )
+        if piece := function.get("arguments"):
+            item["arguments"] += piece
+            events.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=self.output.index(item),
+                    delta=piece,
+                )
+            )
+        return events
+
+    # -------------------------------------------------------------- ending
+
+    def finish(self, usage: dict[str, Any], *, finish_reason: str | None) -> list[dict[str, Any]]:
+        """Close every item and end with ``response.completed`` (or ``.incomplete``)."""
+        events = self._close_open()
+        for item in self._calls.values():
+            item["status"] = "completed"
+            index = self.output.index(item)
+            events.append(
+                self._event(
+                    "response.function_call_arguments.done",
+                    item_id=item["id"],
+                    output_index=index,
+                    arguments=item["arguments"],
+                )
+            )
+            events.append(
+                self._event("response.output_item.done", output_index=index, item=dict(item))
+            )
+        self.usage = usage
+        if finish_reason == "length":
+            self.status, self.incomplete_reason = "incomplete", "max_output_tokens"
+        elif finish_reason == "content_filter":
+            self.status, self.incomplete_reason = "incomplete", "content_filter"
+        else:
+            self.status = "completed"
+        kind = "response.completed" if self.status == "completed" else "response.incomplete"
+        events.append(self._event(kind, response=self.response))
+        return events
+
+    def fail(self, code: str | None, message: str) -> list[dict[str, Any]]:
+        """End with ``response.failed`` carrying the error."""
+        self.status = "failed"
+        self.error = {"code": code or "server_error", "message": message}
+        return [self._event("response.failed", response=self.response)]
+
+
+def responses_usage(chat_usage: Mapping[str, Any]) -> dict[str, Any]:
+    """Chat-completions ``usage`` in the Responses shape."""
+    details = chat_usage.get("completion_tokens_details") or {}
+    return {
+        "input_tokens": chat_usage["prompt_tokens"],
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": chat_usage["completion_tokens"],
+        "output_tokens_details": {"reasoning_tokens": details.get("reasoning_tokens", 0)},
+        "total_tokens": chat_usage["total_tokens"],
+    }
+
+
+def output_text(output: Sequence[Mapping[str, Any]]) -> str:
+    """All output_text of the message items, joined (what the SDK's ``output_text`` shows)."""
+    return "".join(
+        part.get("text", "")
+        for item in output
+        if item.get("type") == "message"
+        for part in item.get("content", [])
+        if part.get("type") == "output_text"
+    )
