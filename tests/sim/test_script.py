@@ -222,7 +222,8 @@ def test_last_prompt(client: Client) -> None:
     expected = [("system", "Be {x}"), ("user", "a\nb\n"), ("assistant", "ok"), ("user", "see ✓")]
     assert client.server.state.last_prompt() == expected
     got = client.request("GET", "/_sim/last_prompt").json()
-    assert got == {"messages": [{"role": r, "text": t} for r, t in expected]}
+    as_json = [{"role": r, "text": t} for r, t in expected]
+    assert got == {"messages": as_json, "request_messages": as_json}
     client.converse("second")
     assert client.server.state.last_prompt() == [("user", "second")]
 

@@ -129,10 +129,25 @@ def test_legacy_exact_snapshots(client: Client) -> None:
 
 
 def test_follow_up_has_no_title_and_keeps_conversation_id(client: Client) -> None:
-    """A body with conversation_id streams that id and no title_generation."""
-    cid = "6a3523d9-cad4-83ec-bdcc-21f12f7d807b"
-    for v1 in (False, True):
-        reply = client.converse("again", v1=v1, extra={"conversation_id": cid})
+    """A follow-up in a kept conversation streams its id and no title_generation."""
+    first = client.converse("first", extra={"history_and_training_disabled": False})
+    recs = [json.loads(d) for e, d in sse_records(first.body) if e is None and d != "[DONE]"]
+    cid = recs[0]["conversation_id"]
+    parent = recs[-2]["message"]["id"]
+    for n, v1 in enumerate((False, True)):
+        body = {
+            "conversation_id": cid,
+            "parent_message_id": parent,
+            "messages": [
+                {
+                    "id": f"00000000-0000-4000-8000-00000000000{n}",
+                    "author": {"role": "user"},
+                    "content": {"content_type": "text", "parts": ["again"]},
+                }
+            ],
+        }
+        reply = client.converse("again", v1=v1, extra=body)
+        assert reply.status == 200, reply.body
         recs = [json.loads(d) for e, d in sse_records(reply.body) if e is None and d != "[DONE]"]
         assert not [r for r in recs if r.get("type") == "title_generation"]
         assert {r["conversation_id"] for r in recs} == {cid}

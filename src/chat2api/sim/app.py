@@ -6,8 +6,9 @@ one sim base URL stands in for both chatgpt.com and auth.openai.com.
 Request flow of a conversation POST, in order: record it; take a fault (from a
 `#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
 slow); authentication; body check; sentinel verification (requirements token,
-proof of work, challenges); account state and account-level faults; then the
-SSE stream in the encoding the body asked for. A queued script (`POST
+proof of work, challenges); account state and account-level faults; the
+conversation history checks (a follow-up's conversation and parent); keeping
+the turn; then the SSE stream in the encoding the body asked for. A queued script (`POST
 /_sim/script`) is taken only at that last step, so a request that ends in an
 error (or the `moderation` fault) leaves it for the next one.
 """
@@ -32,8 +33,15 @@ from starlette.types import Receive, Scope, Send
 
 from chat2api.sim import faults
 from chat2api.sim.config import SimConfig
+from chat2api.sim.history import ROOT_ID, Conversation
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
-from chat2api.sim.records import EchoMessage, Turn, render_legacy, render_v1
+from chat2api.sim.records import (
+    EchoMessage,
+    Turn,
+    finished_messages,
+    render_legacy,
+    render_v1,
+)
 from chat2api.sim.replies import (
     content_text,
     parse_directives,
@@ -61,6 +69,7 @@ from chat2api.sim.tokens import (
 STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
 STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
 SCRIPT_FIELDS = frozenset({"reply", "reasoning", "chunks", "model_slug", "finish"})
+MAX_LIST_LIMIT = 100
 
 
 class SimApp(Starlette):
@@ -387,17 +396,89 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     if fault == "server_error":
         return faults.server_error()
 
+    owner = _owner(who, headers)
+    given = body.get("conversation_id")
+    if given is not None and given != "" and not isinstance(given, str):
+        return faults.json_response(422, {"detail": "Invalid conversation body"})
+    kept: Conversation | None = None
+    prompt = directives.prompt
+    if given:
+        kept = state.conversations.get(given, owner)
+        if kept is None:
+            state.stats.conversation_not_found += 1
+            return faults.conversation_not_found()
+        parent = body.get("parent_message_id")
+        if not isinstance(parent, str) or parent not in kept.nodes:
+            return faults.message_not_found()
+        state.last_history = kept.seen_branch(parent)
+        if not users and action == "variant":
+            # Regenerate: answer the branch's last user message again.
+            asked = [t for r, t in state.last_history if r == "user"]
+            prompt = parse_directives(asked[-1]).prompt if asked else ""
+    keep = kept is not None or body.get("history_and_training_disabled") is False
+    if keep:
+        clash = _clashing_id(echoes, kept, body)
+        if clash is not None:
+            return faults.duplicate_message_id(clash)
+
     # Taken here, with no await since the checks: FIFO in the order streams start.
     script = None if fault == "moderation" else state.next_script()
     if script is not None:
         state.stats.scripted += 1
-    turn = _turn(cfg, body, echoes, directives.prompt, directives.words, who, fault, script)
+    turn = _turn(cfg, body, echoes, prompt, directives.words, who, fault, script, kept)
+    if keep:
+        _keep_turn(state, turn, body, owner, kept)
     encodings = body.get("supported_encodings")
     v1 = isinstance(encodings, list) and "v1" in encodings
     rendered = render_v1(turn) if v1 else render_legacy(turn)
     delay = cfg.chunk_delay if directives.delay_ms is None else directives.delay_ms / 1000
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)
+
+
+def _owner(who: Account | None, headers: dict[str, str]) -> str:
+    """Who a kept conversation belongs to: the token's user and account, or the device."""
+    if who is None:
+        return "device:" + headers.get("oai-device-id", "")
+    return f"user:{who.user_id}|account:{who.account_id}"
+
+
+def _clashing_id(
+    echoes: list[EchoMessage], kept: Conversation | None, body: dict[str, Any]
+) -> str | None:
+    """A message id of the request that is already taken (in the request, tree or root)."""
+    taken: set[str] = set(kept.nodes) if kept is not None else {_root_id(body)}
+    for echo in echoes:
+        if echo.id in taken:
+            return echo.id
+        taken.add(echo.id)
+    return None
+
+
+def _root_id(body: dict[str, Any]) -> str:
+    parent = body.get("parent_message_id")
+    return parent if isinstance(parent, str) and parent else ROOT_ID
+
+
+def _keep_turn(
+    state: SimState, turn: Turn, body: dict[str, Any], owner: str, kept: Conversation | None
+) -> None:
+    """Store the turn's messages (and, unless the stream cannot finish, its answer)."""
+    now = turn.create_time
+    model = body.get("model")
+    model = model if isinstance(model, str) and model else "auto"
+    if kept is None:
+        kept = Conversation.start(
+            turn.conversation_id, owner, _root_id(body), turn.title, model, now
+        )
+        state.stats.conversations_kept += 1
+        parent = kept.root
+    else:
+        state.stats.follow_ups += 1
+        parent = str(body["parent_message_id"])
+    kept.model = model
+    kept.append(parent, finished_messages(turn), now)
+    state.conversations.keep(kept, state.config.max_conversations)
 
 
 def _turn(
@@ -409,6 +490,7 @@ def _turn(
     who: Account | None,
     fault: str | None,
     script: Script | None = None,
+    kept: Conversation | None = None,
 ) -> Turn:
     requested = body.get("model")
     requested = requested if isinstance(requested, str) and requested else "auto"
@@ -433,9 +515,15 @@ def _turn(
         chunks = split_chunks(reply, cfg.chunk_words)
         if is_reasoning(requested, body.get("system_hints")):
             thoughts = tuple(split_chunks(reasoning_text(prompt), cfg.chunk_words))
-    given_id = body.get("conversation_id")
-    conversation_id = given_id if isinstance(given_id, str) and given_id else None
+    conversation_id = kept.id if kept is not None else None
     parent = echoes[-1].id if echoes else str(body.get("parent_message_id") or uuid.uuid4())
+    history: tuple[EchoMessage, ...] = ()
+    if kept is not None:
+        # v1 re-adds the message the new ones hang under (spec 5.3.2), e.g. the last answer.
+        node = kept.nodes[str(body["parent_message_id"])]
+        if node.message is not None:
+            m = node.message
+            history = (EchoMessage(node.id, node.role, m["content"], m["metadata"]),)
     return Turn(
         conversation_id=conversation_id or str(uuid.uuid4()),
         new_conversation=conversation_id is None,
@@ -449,7 +537,52 @@ def _turn(
         title=title_text(prompt),
         finish_type=finish,
         fault=fault if fault in STREAM_SHAPING_FAULTS else None,
+        history=history,
     )
+
+
+# --------------------------------------------------------------------------- history
+
+
+async def get_conversation(request: Request) -> Response:
+    """GET .../conversation/{id} — a kept conversation (spec 1.8) for its owner, else 404."""
+    state = sim_state(request)
+    state.stats.conversation_gets += 1
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    conv = state.conversations.get(request.path_params["id"], _owner(who, _headers(request)))
+    if conv is None:
+        state.stats.conversation_not_found += 1
+        return faults.conversation_not_found()
+    return faults.json_response(200, conv.detail())
+
+
+async def list_conversations(request: Request) -> Response:
+    """GET .../conversations?offset&limit&order — the owner's kept conversations, newest first."""
+    state = sim_state(request)
+    state.stats.conversation_lists += 1
+    who = _identify(request)
+    if isinstance(who, Response):
+        return who
+    query = request.query_params
+    try:
+        offset = int(query.get("offset", "0"))
+        limit = int(query.get("limit", "28"))
+    except ValueError:
+        offset = limit = -1
+    if offset < 0 or not 0 < limit <= MAX_LIST_LIMIT:
+        return faults.json_response(422, {"detail": "Invalid offset or limit"})
+    order = query.get("order", "updated")
+    mine = state.conversations.owned_by(_owner(who, _headers(request)), order)
+    body = {
+        "items": [c.summary() for c in mine[offset : offset + limit]],
+        "total": len(mine),
+        "limit": limit,
+        "offset": offset,
+        "has_missing_conversations": False,
+    }
+    return faults.json_response(200, body)
 
 
 # --------------------------------------------------------------------------- oauth
@@ -590,9 +723,13 @@ async def admin_script(request: Request) -> Response:
 
 
 async def admin_last_prompt(request: Request) -> Response:
-    """GET /_sim/last_prompt — `{"messages": [{"role", "text"}]}` of the last conversation."""
-    messages = [{"role": r, "text": t} for r, t in sim_state(request).last_prompt()]
-    return faults.json_response(200, {"messages": messages})
+    """GET /_sim/last_prompt — what the model saw (`messages`) and what the body carried."""
+    state = sim_state(request)
+    body = {
+        "messages": [{"role": r, "text": t} for r, t in state.last_prompt()],
+        "request_messages": [{"role": r, "text": t} for r, t in state.last_request_messages()],
+    }
+    return faults.json_response(200, body)
 
 
 async def admin_config(request: Request) -> Response:
@@ -717,6 +854,10 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-anon/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
         Route("/backend-api/conversation", conversation, methods=["POST"]),
         Route("/backend-anon/conversation", conversation, methods=["POST"]),
+        Route("/backend-api/conversation/{id}", get_conversation, methods=["GET"]),
+        Route("/backend-anon/conversation/{id}", get_conversation, methods=["GET"]),
+        Route("/backend-api/conversations", list_conversations, methods=["GET"]),
+        Route("/backend-anon/conversations", list_conversations, methods=["GET"]),
         Route("/oauth/token", oauth_token, methods=["POST"]),
         Route("/_sim/requests", admin_requests, methods=["GET"]),
         Route("/_sim/stats", admin_stats, methods=["GET"]),

@@ -53,6 +53,8 @@ class SimConfig:
     default_model_slug: str = "auto"
     # introspection
     max_recorded_requests: int = 2000
+    # conversation history: kept conversations (least recently updated dropped first)
+    max_conversations: int = 10_000
 
     def patched(self, changes: dict[str, Any]) -> SimConfig:
         """Return a copy with `changes` applied; unknown names or wrong types raise ValueError."""
@@ -77,6 +79,8 @@ class SimConfig:
             raise ValueError("an fnv difficulty has at most 8 hex digits")
         if self.reply_words < 0 or self.chunk_words < 1:
             raise ValueError("reply_words must be >= 0 and chunk_words >= 1")
+        if self.max_conversations < 0:
+            raise ValueError("max_conversations must be >= 0")
         if self.chunk_delay < 0 or self.slow_seconds < 0 or self.refresh_delay < 0:
             raise ValueError("delays must be >= 0")
 

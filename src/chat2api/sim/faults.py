@@ -116,3 +116,38 @@ def cloudflare() -> Response:
             "cf-ray": "8f00000000000000-SJC",
         },
     )
+
+
+CONVERSATION_NOT_FOUND = {
+    "detail": {
+        "code": "conversation_not_found",
+        "message": "Conversation not found or you do not have access to it.",
+    }
+}
+MESSAGE_NOT_FOUND = {
+    "detail": {
+        "code": "message_not_found",
+        "message": "The parent message was not found in this conversation.",
+    }
+}
+
+
+def conversation_not_found() -> Response:
+    """404 for an unknown conversation, or one another account owns (spec 6)."""
+    return json_response(404, CONVERSATION_NOT_FOUND)
+
+
+def message_not_found() -> Response:
+    """404 when a follow-up's `parent_message_id` is not a node of its conversation."""
+    return json_response(404, MESSAGE_NOT_FOUND)
+
+
+def duplicate_message_id(message_id: str) -> Response:
+    """400 when a kept turn reuses a message id its conversation already holds."""
+    body = {
+        "detail": {
+            "code": "duplicate_message_id",
+            "message": f"Message id {message_id} already exists in this conversation.",
+        }
+    }
+    return json_response(400, body)

@@ -50,6 +50,12 @@ class Turn:
     finish_type: str = "stop"
     fault: str | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Echoed (v1 only) before the request's own messages: earlier messages of the branch.
+    history: tuple[EchoMessage, ...] = ()
+    answer_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    thoughts_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    recap_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    create_time: float = field(default_factory=time.time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ def _data(obj: object) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-def _message(
+def message_object(
     msg_id: str,
     role: str,
     content: dict[str, Any],
@@ -76,6 +82,7 @@ def _message(
     weight: float = 1.0,
     create_time: float | None = None,
 ) -> dict[str, Any]:
+    """A full message object (spec 5.2 field set), as streamed and as kept in a conversation."""
     return {
         "id": msg_id,
         "author": {"role": role, "name": None, "metadata": {}},
@@ -96,16 +103,16 @@ class _Plan:
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
-        self.now = time.time()
-        self.thoughts_id = str(uuid.uuid4())
-        self.recap_id = str(uuid.uuid4())
-        self.answer_id = str(uuid.uuid4())
+        self.now = turn.create_time
+        self.thoughts_id = turn.thoughts_id
+        self.recap_id = turn.recap_id
+        self.answer_id = turn.answer_id
         self.answer_parent = self.recap_id if turn.thought_chunks is not None else turn.parent_id
         cut = max(1, len(turn.chunks) // 2)
         self.fault_at = min(cut, len(turn.chunks))
 
     def echo(self, echo: EchoMessage) -> dict[str, Any]:
-        return _message(
+        return message_object(
             echo.id,
             echo.role,
             echo.content,
@@ -147,7 +154,7 @@ class _Plan:
         }
 
     def recap(self) -> dict[str, Any]:
-        return _message(
+        return message_object(
             self.recap_id,
             "assistant",
             {"content_type": "reasoning_recap", "content": "Thought for 1s"},
@@ -185,6 +192,62 @@ class _Plan:
         }
 
 
+def finished_messages(turn: Turn) -> list[dict[str, Any]]:
+    """The turn's messages as they stand once the stream is complete (for a kept conversation).
+
+    The request's messages (as echoed), then, unless the turn streams no full
+    answer (`moderation`, `stream_error`, `truncated`, `cut`), the thoughts and
+    recap (reasoning turns) and the answer. Each message's parent is the one
+    before it; the first one's parent is the caller's business.
+    """
+    plan = _Plan(turn)
+    out = [plan.echo(echo) for echo in turn.echoes]
+    if turn.fault in ("moderation", "stream_error") or turn.fault in CUT_FAULTS:
+        return out
+    if turn.thought_chunks is not None:
+        out.append(
+            message_object(
+                plan.thoughts_id,
+                "assistant",
+                {
+                    "content_type": "thoughts",
+                    "thoughts": [
+                        {
+                            "summary": THOUGHT_SUMMARY,
+                            "content": "".join(turn.thought_chunks),
+                            "chunks": [],
+                            "finished": True,
+                        }
+                    ],
+                    "source_analysis_msg_id": plan.thoughts_id,
+                },
+                status="finished_successfully",
+                end_turn=False,
+                metadata={
+                    **plan.thoughts_metadata(),
+                    "finished_text": "Thought for 1s",
+                    "reasoning_status": "reasoning_ended",
+                },
+                channel="analysis",
+                create_time=plan.now,
+            )
+        )
+        out.append(plan.recap())
+    out.append(
+        message_object(
+            plan.answer_id,
+            "assistant",
+            {"content_type": "text", "parts": ["".join(turn.chunks)]},
+            status="finished_successfully",
+            end_turn=True,
+            metadata={**plan.answer_metadata(), **plan.finish_metadata()},
+            channel="final",
+            create_time=plan.now,
+        )
+    )
+    return out
+
+
 # --------------------------------------------------------------------------- legacy
 
 
@@ -213,7 +276,7 @@ def render_legacy(turn: Turn) -> Rendered:
         meta = plan.thoughts_metadata()
 
         def thoughts(status: str, end_turn: bool | None) -> dict[str, Any]:
-            return _message(
+            return message_object(
                 plan.thoughts_id,
                 "assistant",
                 {**content, "thoughts": [dict(thought)]},
@@ -236,7 +299,7 @@ def render_legacy(turn: Turn) -> Rendered:
     meta = plan.answer_metadata()
 
     def answer(text: str, status: str, end_turn: bool | None) -> dict[str, Any]:
-        return _message(
+        return message_object(
             plan.answer_id,
             "assistant",
             {"content_type": "text", "parts": [text]},
@@ -333,7 +396,7 @@ def render_v1(turn: Turn) -> Rendered:
         )
     )
     channel = 0
-    hidden = _message(
+    hidden = message_object(
         str(uuid.uuid4()),
         "system",
         {"content_type": "text", "parts": [""]},
@@ -344,6 +407,9 @@ def render_v1(turn: Turn) -> Rendered:
         weight=0.0,
     )
     w.op("", "add", root(hidden), channel)
+    for echo in turn.history:
+        channel += 1
+        w.op("", "add", root(plan.echo(echo)), channel)
     user_echo: dict[str, Any] | None = None
     for echo in turn.echoes:
         channel += 1
@@ -371,7 +437,7 @@ def render_v1(turn: Turn) -> Rendered:
     if turn.thought_chunks is not None:
         channel += 1
         thought = {"summary": THOUGHT_SUMMARY, "content": "", "chunks": [], "finished": False}
-        msg = _message(
+        msg = message_object(
             plan.thoughts_id,
             "assistant",
             {
@@ -410,7 +476,7 @@ def render_v1(turn: Turn) -> Rendered:
         w.op("", "add", root(plan.recap()), channel, explicit=True)
 
     channel += 1
-    answer = _message(
+    answer = message_object(
         plan.answer_id,
         "assistant",
         {"content_type": "text", "parts": [""]},

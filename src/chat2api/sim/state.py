@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chat2api.sim.config import SimConfig
+from chat2api.sim.history import ConversationStore
 from chat2api.sim.replies import content_text
 
 FAULTS = frozenset(
@@ -114,6 +115,11 @@ class Stats:
     scripted: int = 0
     models: int = 0
     refreshes: int = 0
+    conversations_kept: int = 0
+    follow_ups: int = 0
+    conversation_not_found: int = 0
+    conversation_gets: int = 0
+    conversation_lists: int = 0
 
 
 @dataclass
@@ -134,6 +140,8 @@ class SimState:
     )
     scripts: collections.deque[Script] = field(default_factory=collections.deque)
     last_conversation: object = None
+    last_history: list[tuple[str, str]] = field(default_factory=list)
+    conversations: ConversationStore = field(default_factory=ConversationStore)
 
     def record(self, path: str, method: str, headers: dict[str, str], body: object) -> None:
         """Keep one request for GET /_sim/requests (oldest dropped past the configured cap).
@@ -143,6 +151,7 @@ class SimState:
         """
         if path.endswith("/conversation"):
             self.last_conversation = body
+            self.last_history = []
         self.requests.append(
             {
                 "path": path,
@@ -237,10 +246,23 @@ class SimState:
         return self.scripts.popleft() if self.scripts else None
 
     def last_prompt(self) -> list[tuple[str, str]]:
-        """`(role, text)` of each message of the last conversation request (text parts joined).
+        """`(role, text)` of everything the model saw on the last conversation request.
 
-        Empty when no conversation request came in since the last reset (or its
-        body had no message list). A message without a role reads as `user`.
+        A new (or temporary) conversation: the request's messages, as
+        `last_request_messages`. A follow-up the simulator accepted: the kept
+        branch from the root down to `parent_message_id` (system, user and
+        assistant answers; no thoughts or recaps), then the request's messages.
+        A follow-up refused before its conversation was found reads as its
+        request's messages only.
+        """
+        return [*self.last_history, *self.last_request_messages()]
+
+    def last_request_messages(self) -> list[tuple[str, str]]:
+        """`(role, text)` of each message the last conversation request's body carried.
+
+        Text parts are joined with newlines. Empty when no conversation request
+        came in since the last reset (or its body had no message list). A message
+        without a role reads as `user`.
         """
         body = self.last_conversation
         messages = body.get("messages") if isinstance(body, dict) else None
@@ -254,7 +276,7 @@ class SimState:
         return out
 
     def reset(self) -> None:
-        """Forget counters, records, bindings, used tokens, queued faults and scripts.
+        """Forget counters, records, bindings, used tokens, queued faults, scripts, conversations.
 
         The config is kept.
         """
@@ -267,3 +289,5 @@ class SimState:
         self.used_refresh_tokens.clear()
         self.scripts.clear()
         self.last_conversation = None
+        self.last_history = []
+        self.conversations.clear()
