@@ -109,6 +109,9 @@ def test_function_call_and_result(client: openai.OpenAI, sim: SimServer) -> None
     sent = [m["content"]["parts"][0] for m in second_body["messages"]]
     assert not any("Weather in Paris?" in text for text in sent)  # only the new input
     assert any(call.call_id in text and "sunny" in text for text in sent)
+    # ...while the model saw the whole conversation, kept upstream.
+    assert any("Weather in Paris?" in text for _, text in sim.state.last_prompt())
+    assert not any("Weather in Paris?" in text for _, text in sim.state.last_request_messages())
     assert first_body["history_and_training_disabled"] is False
 
 
