@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from chat2api.store.sqlite import MIGRATIONS, SQLiteStore, m001_meta, m002_accounts, migrate
+from chat2api.store.sqlite import (
+    MIGRATIONS,
+    SQLiteStore,
+    enable_wal,
+    m001_meta,
+    m002_accounts,
+    m003_records,
+    migrate,
+)
+
+ALL = ["m001_meta", "m002_accounts", "m003_records"]
 
 
 @pytest.fixture
@@ -30,10 +40,12 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 def test_migrations_apply_in_order_and_are_recorded(memory: sqlite3.Connection) -> None:
     """A fresh database gets every migration, in order, each recorded."""
-    assert [m001_meta, m002_accounts] == MIGRATIONS
-    assert migrate(memory) == ["m001_meta", "m002_accounts"]
-    assert _recorded(memory) == ["m001_meta", "m002_accounts"]
-    assert {"meta", "accounts", "counters", "locks", "accounts_version"} <= _tables(memory)
+    assert [m001_meta, m002_accounts, m003_records] == MIGRATIONS
+    assert migrate(memory) == ALL
+    assert _recorded(memory) == ALL
+    assert {"meta", "accounts", "counters", "locks", "accounts_version", "records"} <= _tables(
+        memory
+    )
     assert memory.execute("SELECT version FROM accounts_version").fetchall() == [(0,)]
 
 
@@ -41,7 +53,7 @@ def test_migrate_is_idempotent(memory: sqlite3.Connection) -> None:
     """Running the migrations again applies nothing."""
     migrate(memory)
     assert migrate(memory) == []
-    assert _recorded(memory) == ["m001_meta", "m002_accounts"]
+    assert _recorded(memory) == ALL
 
 
 def test_only_new_migrations_run(memory: sqlite3.Connection) -> None:
@@ -49,25 +61,35 @@ def test_only_new_migrations_run(memory: sqlite3.Connection) -> None:
     assert migrate(memory, [m001_meta]) == ["m001_meta"]
     assert "accounts" not in _tables(memory)
 
-    def m003_extra(db: sqlite3.Connection) -> None:
+    def m004_extra(db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE extra (x)")
 
-    assert migrate(memory, [m001_meta, m002_accounts, m003_extra]) == [
+    assert migrate(memory, [m001_meta, m002_accounts, m004_extra]) == [
         "m002_accounts",
-        "m003_extra",
+        "m004_extra",
     ]
-    assert _recorded(memory) == ["m001_meta", "m002_accounts", "m003_extra"]
+    assert _recorded(memory) == ["m001_meta", "m002_accounts", "m004_extra"]
+
+
+def test_records_migration_upgrades_an_accounts_database(memory: sqlite3.Connection) -> None:
+    """A database made before records existed gets only ``m003_records``; its data stays."""
+    migrate(memory, [m001_meta, m002_accounts])
+    memory.execute("INSERT INTO counters VALUES ('rr', 7)")
+    assert migrate(memory) == ["m003_records"]
+    assert _recorded(memory) == ALL
+    assert memory.execute("SELECT value FROM counters").fetchall() == [(7,)]
+    assert memory.execute("SELECT * FROM records").fetchall() == []
 
 
 def test_failed_migration_leaves_nothing(memory: sqlite3.Connection) -> None:
     """A migration that raises is rolled back and not recorded; earlier ones stay."""
 
-    def m003_broken(db: sqlite3.Connection) -> None:
+    def m004_broken(db: sqlite3.Connection) -> None:
         db.execute("CREATE TABLE half (x)")
         raise RuntimeError("boom")
 
     with pytest.raises(RuntimeError, match="boom"):
-        migrate(memory, [m001_meta, m002_accounts, m003_broken])
+        migrate(memory, [m001_meta, m002_accounts, m004_broken])
     assert _recorded(memory) == ["m001_meta", "m002_accounts"]
     assert "half" not in _tables(memory)
 
@@ -104,7 +126,7 @@ async def test_reopen_keeps_data_and_migrates_nothing(tmp_path: Path) -> None:
     assert created is not None and created == again
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        assert _recorded(db) == ["m001_meta", "m002_accounts"]
+        assert _recorded(db) == ALL
         assert migrate(db) == []
     finally:
         db.close()
@@ -120,7 +142,7 @@ def test_concurrent_opens_of_a_fresh_file(tmp_path: Path) -> None:
         start.wait()
         try:
             db = sqlite3.connect(path, isolation_level=None, timeout=10)
-            db.execute("PRAGMA journal_mode=WAL")
+            enable_wal(db)
             migrate(db)
             db.close()
         except sqlite3.Error as exc:
@@ -134,6 +156,6 @@ def test_concurrent_opens_of_a_fresh_file(tmp_path: Path) -> None:
     assert errors == []
     db = sqlite3.connect(path, isolation_level=None)
     try:
-        assert _recorded(db) == ["m001_meta", "m002_accounts"]
+        assert _recorded(db) == ALL
     finally:
         db.close()

@@ -18,6 +18,10 @@ Design notes:
 * Updates to an id that is not stored (``set_status``, ``set_cooldown``,
   ``clear_cooldowns``, ``set_tokens``, ``record_use``) are ignored: an account
   removed while a request used it must not come back as a partial record.
+* Records (``put_record`` …) are small JSON objects any instance may need:
+  saved Responses-API responses, and bindings of an upstream conversation to
+  the account it lives on. ``encode_record`` checks and serialises them once,
+  for every backend, so both accept and refuse exactly the same values.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ import hashlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 AccountKind = Literal["access_token", "refresh_token"]
 AccountStatus = Literal["active", "dead"]
@@ -87,6 +93,44 @@ def check_account(account: Account) -> None:
         raise ValueError(f"account {account.id}: unknown status {account.status!r}")
     if not account.secret or not isinstance(account.secret, str):
         raise ValueError(f"account {account.id}: an account needs a secret")
+
+
+def check_record_id(kind: str, key: str) -> None:
+    """Raise ``ValueError`` unless ``kind`` is a non-empty name without ``:`` and
+    ``key`` a string.
+
+    Both are part of a Redis key: a colon in the kind would let ``("a:b", "c")``
+    and ``("a", "b:c")`` name the same record.
+    """
+    if not isinstance(kind, str) or not kind or ":" in kind:
+        raise ValueError(f"a record kind is a non-empty name without ':', not {kind!r}")
+    if not isinstance(key, str):
+        raise ValueError(f"a record key is a string, not {type(key).__name__}")
+
+
+def encode_record(kind: str, key: str, value: dict[str, Any], ttl: float | None = None) -> bytes:
+    """``value`` as JSON bytes, or ``ValueError`` if it cannot be stored as a record.
+
+    ``(kind, key)`` must pass ``check_record_id``, ``value`` be a JSON object
+    and ``ttl``, if given, a positive number of seconds.
+    """
+    check_record_id(kind, key)
+    if not isinstance(value, dict):
+        raise ValueError(f"a record is a JSON object, not {type(value).__name__}")
+    if ttl is not None and not ttl > 0:  # also refuses NaN
+        raise ValueError(f"a record ttl must be positive seconds, not {ttl!r}")
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"record {kind}: not JSON-serialisable: {exc}") from exc
+
+
+def decode_record(data: str | bytes) -> dict[str, Any]:
+    """A stored record back as a dict (the inverse of ``encode_record``)."""
+    value = orjson.loads(data)
+    if not isinstance(value, dict):  # only encode_record writes records
+        raise ValueError(f"a stored record is not a JSON object: {type(value).__name__}")
+    return value
 
 
 class Store(Protocol):
@@ -158,6 +202,29 @@ class Store(Protocol):
         ``async with store.lock(name, ttl) as acquired`` waits (up to ``ttl``)
         for the lock; ``acquired`` is False if it could not be had in time.
         """
+        ...
+
+    async def put_record(
+        self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
+    ) -> None:
+        """Store (insert or replace) one JSON object under ``(kind, key)``.
+
+        It expires ``ttl`` seconds from now if given, else never; replacing a
+        record also replaces its expiry. ``kind`` is a short name such as
+        ``"response"`` or ``"binding"`` (no ``:``); each kind is its own
+        namespace of keys, and ``key`` is any string. A value that is not a
+        JSON object, a bad kind or a non-positive ``ttl`` raises ``ValueError``
+        (see ``encode_record``) and stores nothing; so does a bad kind given
+        to ``get_record`` or ``delete_record``.
+        """
+        ...
+
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The object stored under ``(kind, key)``, or None if absent or expired."""
+        ...
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove the record; True if it existed (and had not expired)."""
         ...
 
     async def close(self) -> None: ...

@@ -9,6 +9,8 @@ Key layout (``P`` is the key prefix, ``chat2api`` by default)::
     P:version        string  bumped with every add/remove/clear
     P:counter:<name> string  ``next_counter`` (INCR)
     P:lock:<name>    string  the lock's owner token, with a PX expiry
+    P:rec:<kind>:<key>  string  one record (JSON object), with a PX expiry if
+                             it has a ttl: Redis expires it, nothing sweeps
 
 Everything that touches more than one key (add, remove, clear) or must not
 write to a removed account (the per-account updates) is a Lua script, which
@@ -31,7 +33,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 
-from chat2api.store.base import Account, AccountKind, AccountStatus, check_account
+from chat2api.store.base import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    check_account,
+    check_record_id,
+    decode_record,
+    encode_record,
+)
 
 DEFAULT_PREFIX = "chat2api"
 LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
@@ -301,6 +311,28 @@ class RedisStore:
         """Count one success or failure and set ``last_used``."""
         field = "successes" if success else "failures"
         await self._record(keys=[self._acct(account_id)], args=[field, repr(float(at))])
+
+    # --- records ---------------------------------------------------------------
+
+    async def put_record(
+        self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
+    ) -> None:
+        """Store (insert or replace) one JSON object; it expires after ``ttl`` s if given."""
+        data = encode_record(kind, key, value, ttl)
+        # Without px, SET also drops an expiry the replaced record had.
+        px = None if ttl is None else max(1, round(ttl * 1000))
+        await self._redis.set(self._key("rec", kind, key), data, px=px)
+
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The object, or None if absent or expired."""
+        check_record_id(kind, key)
+        data = await self._redis.get(self._key("rec", kind, key))
+        return None if data is None else decode_record(data)
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove it; True if it existed (an expired key no longer exists for Redis)."""
+        check_record_id(kind, key)
+        return bool(await self._redis.delete(self._key("rec", kind, key)))
 
     # --- coordination --------------------------------------------------------
 

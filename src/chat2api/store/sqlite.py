@@ -26,11 +26,20 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from pathlib import Path
 from typing import Any, cast
 
-from chat2api.store.base import Account, AccountKind, AccountStatus, check_account
+from chat2api.store.base import (
+    Account,
+    AccountKind,
+    AccountStatus,
+    check_account,
+    check_record_id,
+    decode_record,
+    encode_record,
+)
 
 Migration = Callable[[sqlite3.Connection], None]
 
 BUSY_TIMEOUT_MS = 5000
+PURGE_BATCH = 100  # expired records deleted by each put_record, at most
 LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
 
 
@@ -74,7 +83,25 @@ def m002_accounts(db: sqlite3.Connection) -> None:
     db.execute("INSERT INTO accounts_version VALUES (1, 0)")
 
 
-MIGRATIONS: list[Migration] = [m001_meta, m002_accounts]
+def m003_records(db: sqlite3.Connection) -> None:
+    """Small JSON records by (kind, key), optionally expiring (``put_record``)."""
+    # A rowid table, not WITHOUT ROWID: values may be hundreds of KB.
+    db.execute(
+        """
+        CREATE TABLE records (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,  -- a JSON object
+            expires_at REAL,  -- epoch seconds; NULL = never
+            PRIMARY KEY (kind, key)
+        )
+        """
+    )
+    # Only expiring rows are indexed: the purge looks for the oldest of them.
+    db.execute("CREATE INDEX records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL")
+
+
+MIGRATIONS: list[Migration] = [m001_meta, m002_accounts, m003_records]
 
 
 @contextmanager
@@ -87,6 +114,23 @@ def _write(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def enable_wal(db: sqlite3.Connection) -> None:
+    """Switch ``db`` to WAL, retrying while another connection holds the file.
+
+    Switching the journal mode can fail with SQLITE_BUSY at once, without the
+    busy handler, when several connections open a fresh file together.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
+                raise
+            time.sleep(random.uniform(*LOCK_POLL))
 
 
 def migrate(db: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) -> list[str]:
@@ -162,7 +206,7 @@ class SQLiteStore:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # busy_timeout first: switching to WAL itself may wait for another process.
         self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._db.execute("PRAGMA journal_mode=WAL")
+        enable_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         migrate(self._db)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (str(time.time()),))
@@ -313,6 +357,48 @@ class SQLiteStore:
             f"UPDATE accounts SET {column} = {column} + 1, last_used = ? WHERE id = ?",
             (at, account_id),
         )
+
+    # --- records ---------------------------------------------------------------
+
+    async def put_record(
+        self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
+    ) -> None:
+        """Store (insert or replace) one JSON object; it expires after ``ttl`` s if given."""
+        data = encode_record(kind, key, value, ttl).decode()
+        now = time.time()
+        with _write(self._db) as db:
+            # Expired rows are invisible to reads; each put clears a bounded batch
+            # of them so the table does not grow with dead records.
+            db.execute(
+                "DELETE FROM records WHERE rowid IN (SELECT rowid FROM records "
+                "WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+                (now, PURGE_BATCH),
+            )
+            db.execute(
+                "INSERT INTO records VALUES (?, ?, ?, ?) ON CONFLICT (kind, key) DO UPDATE "
+                "SET value = excluded.value, expires_at = excluded.expires_at",
+                (kind, key, data, None if ttl is None else now + ttl),
+            )
+
+    async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The object, or None if absent or expired."""
+        check_record_id(kind, key)
+        row = self._db.execute(
+            "SELECT value FROM records WHERE kind = ? AND key = ? "
+            "AND (expires_at IS NULL OR expires_at > ?)",
+            (kind, key, time.time()),
+        ).fetchone()
+        return None if row is None else decode_record(row[0])
+
+    async def delete_record(self, kind: str, key: str) -> bool:
+        """Remove it; True if it existed and had not expired (an expired one goes too)."""
+        check_record_id(kind, key)
+        now = time.time()
+        row = self._db.execute(
+            "DELETE FROM records WHERE kind = ? AND key = ? RETURNING expires_at",
+            (kind, key),
+        ).fetchone()
+        return row is not None and (row[0] is None or row[0] > now)
 
     # --- coordination --------------------------------------------------------
 
