@@ -60,4 +60,54 @@ class StreamFailed:
     code: str | None = None
 
 
-Event = TextDelta | ReasoningDelta | Metadata | Finished | Moderated | StreamFailed
+@dataclass(frozen=True, slots=True)
+class CodeRun:
+    """Code the model sent to a tool (``python`` …), once its message finished."""
+
+    language: str
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionOutput:
+    """What running that code printed, once its message finished."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImageGenerated:
+    """An image the upstream generated (DALL·E tool flow or image generation).
+
+    ``asset_pointer`` is ``file-service://<id>`` or ``sediment://<id>``;
+    ``pending`` means the generation was still running when the stream ended
+    (asynchronous image generation): the caller polls the conversation.
+    """
+
+    asset_pointer: str
+    width: int | None = None
+    height: int | None = None
+    pending: bool = False
+    message_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A source the answer cites."""
+
+    url: str
+    title: str | None = None
+
+
+Event = (
+    TextDelta
+    | ReasoningDelta
+    | Metadata
+    | Finished
+    | Moderated
+    | StreamFailed
+    | CodeRun
+    | ExecutionOutput
+    | ImageGenerated
+    | Citation
+)
