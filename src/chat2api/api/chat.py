@@ -13,8 +13,9 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import ValidationError
 
 from chat2api.api.auth import account_source
+from chat2api.api.bindings import find_continuation, owner_of, save_binding
 from chat2api.api.errors import invalid_from_validation
-from chat2api.api.schemas import ChatCompletionRequest
+from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.completion import Answer
 from chat2api.convert.messages import PromptTurn, conversation_body, prompt_turns
@@ -49,6 +50,12 @@ def _parse(raw: bytes) -> ChatCompletionRequest:
         raise invalid_from_validation(exc.errors()) from exc
 
 
+def new_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """What a continued conversation has not seen: the messages after the last answer."""
+    last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
+    return list(messages[last + 1 :]) or list(messages[-1:])
+
+
 def sse_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
@@ -71,8 +78,30 @@ async def chat_completions(request: Request) -> Response:
     chat = _parse(await request.body())
     route = resolve_model(chat.model)
     accounts = account_source(request, state)
+    history = not state.settings.history_disabled
+    owner = owner_of(request)
+    messages, continues = chat.messages, None
+    if chat.conversation_id is not None:
+        if not history:
+            raise InvalidRequest(
+                "This deployment keeps no upstream history (HISTORY_DISABLED=true), so "
+                "conversation_id cannot be continued.",
+                param="conversation_id",
+            )
+        found = await find_continuation(
+            state,
+            chat.conversation_id,
+            owner,
+            accounts,
+            param="conversation_id",
+            what="Conversation",
+        )
+        accounts, continues = found.accounts, found.continues
+        if chat.message_id:
+            continues = (continues[0], chat.message_id)
+        messages = new_messages(chat.messages)
     tools = parse_tools(chat.tools) if chat.tools else []
-    turns = prompt_turns(chat.messages, tools, chat.tool_choice, chat.parallel_tool_calls)
+    turns = prompt_turns(messages, tools, chat.tool_choice, chat.parallel_tool_calls)
     calls = None
     if tools and resolve_tool_choice(chat.tool_choice, tools) != "none":
         calls = ToolCalls(tools, parallel=chat.parallel_tool_calls)
@@ -84,6 +113,7 @@ async def chat_completions(request: Request) -> Response:
             route,
             history_disabled=state.settings.history_disabled,
             encoding=state.settings.upstream_encoding,
+            continues=continues,
             reasoning_effort=chat.reasoning_effort,
         )
         return await start_turn(
@@ -91,19 +121,25 @@ async def chat_completions(request: Request) -> Response:
         )
 
     turn = await start()
-    history = not state.settings.history_disabled
+
+    async def remember() -> None:
+        if history and answer.conversation_id:
+            await save_binding(state, answer.conversation_id, owner, turn, answer)
+
+    await answer.apply(turn.metadata)  # ids known before the first chunk goes out
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
     deltas = answer_deltas(turn, answer, start)
     if chat.stream:
         return StreamingResponse(
-            _stream(deltas, answer, include_usage=chat.include_usage, history=history),
+            _stream(deltas, answer, remember, include_usage=chat.include_usage, history=history),
             media_type="text/event-stream",
             headers=_SSE_HEADERS | headers,
         )
     async for _ in deltas:
         pass
+    await remember()
     if answer.model_slug:
         headers[SLUG_HEADER] = answer.model_slug
     return Response(
@@ -141,6 +177,7 @@ async def answer_deltas(
 async def _stream(
     deltas: AsyncGenerator[dict[str, Any], None],
     answer: Answer,
+    remember: Callable[[], Awaitable[None]],
     *,
     include_usage: bool,
     history: bool,
@@ -163,6 +200,7 @@ async def _stream(
     finally:
         await deltas.aclose()
     yield chunk({}, answer.finish_reason or "stop")
+    await remember()
     if include_usage:
         yield sse_data(answer.usage_chunk(await answer.usage(), history=history))
     yield b"data: [DONE]\n\n"

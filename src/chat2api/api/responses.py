@@ -16,7 +16,6 @@ same API key (a hash of it is kept with them).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -26,6 +25,14 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from chat2api.api.auth import account_source
+from chat2api.api.bindings import (
+    BINDING,
+    BINDING_TTL,
+    NotFound,
+    find_continuation,
+    owner_of,
+    save_binding,
+)
 from chat2api.api.chat import answer_deltas, sse_data
 from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
@@ -41,29 +48,14 @@ from chat2api.convert.responses import (
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
 from chat2api.errors import Chat2APIError, InvalidRequest
-from chat2api.pool.lease import AccountSource, FixedAccount
-from chat2api.pool.pool import PoolLease
-from chat2api.pool.sources import PinnedPoolAccount
+from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 RESPONSE = "response"
-BINDING = "binding"
-RECORD_TTL = 30 * 86400.0  # as OpenAI: stored responses are kept 30 days
-
-
-class ResponseNotFound(InvalidRequest):
-    status_code = 404
-    default_code = "not_found"
-
-
-def _owner(request: Request) -> str:
-    """Whose responses these are: a hash of the API key (or "anonymous")."""
-    key = request.headers.get("authorization", "")
-    return hashlib.sha256(key.encode()).hexdigest()[:32] if key else "anonymous"
+RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
 
 
 def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
@@ -111,7 +103,7 @@ async def create_response(request: Request) -> Response:
     data = _parse(await request.body())
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False
-    owner = _owner(request)
+    owner = owner_of(request)
     tools = parse_tools(chat_tools(data.get("tools"))) or []
     tool_choice = chat_tool_choice(data.get("tool_choice"))
     parallel = data.get("parallel_tool_calls", True) is not False
@@ -124,17 +116,15 @@ async def create_response(request: Request) -> Response:
     accounts: AccountSource = account_source(request, state)
     continues: tuple[str, str] | None = None
     if previous := data.get("previous_response_id"):
-        binding = await state.store.get_record(BINDING, previous)
-        if binding is None or binding.get("owner") != owner:
-            raise ResponseNotFound(
-                f"Previous response with id '{previous}' not found.",
-                param="previous_response_id",
-            )
-        continues = (binding["conversation_id"], binding["message_id"])
-        if binding.get("pool_account"):
-            accounts = PinnedPoolAccount(state.pool, binding["pool_account"])
-        elif binding.get("device"):
-            accounts = FixedAccount(Credentials(device=binding["device"]))
+        found = await find_continuation(
+            state,
+            previous,
+            owner,
+            accounts,
+            param="previous_response_id",
+            what="Previous response",
+        )
+        accounts, continues = found.accounts, found.continues
 
     answer = Answer(route, turns, data.get("max_output_tokens"), request.app.state.tokens, calls)
     effort = (data.get("reasoning") or {}).get("effort")
@@ -161,16 +151,7 @@ async def create_response(request: Request) -> Response:
         await state.store.put_record(
             RESPONSE, builder.id, {"owner": owner, "response": builder.response}, RECORD_TTL
         )
-        if answer.conversation_id and answer.message_id:
-            lease, creds = turn.lease, turn.lease.credentials
-            binding: dict[str, Any] = {
-                "owner": owner,
-                "conversation_id": answer.conversation_id,
-                "message_id": answer.message_id,
-                "pool_account": lease.key if isinstance(lease, PoolLease) else None,
-                "device": creds.device if creds.anonymous else None,
-            }
-            await state.store.put_record(BINDING, builder.id, binding, RECORD_TTL)
+        await save_binding(state, builder.id, owner, turn, answer)
 
     deltas = answer_deltas(turn, answer, start)
     if data.get("stream"):
@@ -222,8 +203,8 @@ async def retrieve_response(response_id: str, request: Request) -> Response:
     """A stored response (same API key only)."""
     state: AppState = request.app.state.chat2api
     record = await state.store.get_record(RESPONSE, response_id)
-    if record is None or record.get("owner") != _owner(request):
-        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param="response_id")
+    if record is None or record.get("owner") != owner_of(request):
+        raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
     return Response(orjson.dumps(record["response"]), media_type="application/json")
 
 
@@ -232,8 +213,8 @@ async def delete_response(response_id: str, request: Request) -> Response:
     """Delete a stored response and its conversation binding."""
     state: AppState = request.app.state.chat2api
     record = await state.store.get_record(RESPONSE, response_id)
-    if record is None or record.get("owner") != _owner(request):
-        raise ResponseNotFound(f"Response with id '{response_id}' not found.", param="response_id")
+    if record is None or record.get("owner") != owner_of(request):
+        raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
     await state.store.delete_record(RESPONSE, response_id)
     await state.store.delete_record(BINDING, response_id)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}

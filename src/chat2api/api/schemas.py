@@ -73,6 +73,10 @@ class ChatCompletionRequest(_Lenient):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool = True
+    # chat2api's extension: continue an upstream conversation kept in history
+    # (the ids come back as extra fields of answers when HISTORY_DISABLED=false).
+    conversation_id: str | None = Field(None, min_length=1, max_length=100)
+    message_id: str | None = Field(None, min_length=1, max_length=100)
 
     @property
     def token_limit(self) -> int | None:
