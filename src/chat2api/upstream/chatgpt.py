@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from curl_cffi.requests import Response
+from curl_cffi.requests import AsyncSession, Response
 
 from chat2api.errors import (
     ChallengeRequired,
@@ -219,18 +219,35 @@ class ChatGPTBackend:
             return _HomeInfo(FALLBACK_BUILD, scripts, fallback_age)
         return _HomeInfo(assets.build_id, scripts, time.monotonic())
 
-    async def _post_json(
-        self, target: Target, path: str, headers: dict[str, str], body: Any, what: str
+    def session(self, target: Target) -> AsyncSession[Response]:
+        """The pooled session for ``target``."""
+        return self._sessions.session(target.base_url, target.proxy)
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """(connect, read) seconds for plain upstream requests."""
+        return self._sessions.timeout
+
+    async def request_json(
+        self,
+        target: Target,
+        method: str,
+        path: str,
+        *,
+        credentials: Credentials,
+        body: Any = None,
+        what: str,
     ) -> dict[str, Any]:
-        session = self._sessions.session(target.base_url, target.proxy)
+        """One JSON call to the backend as ``credentials``; errors mapped, JSON object back."""
         with map_transport_errors(what):
-            response = await session.post(
+            response = await self.session(target).request(
+                method,  # type: ignore[arg-type]
                 target.base_url + path,
-                data=orjson.dumps(body),
-                headers=headers,
+                data=orjson.dumps(body) if body is not None else None,
+                headers=self._headers(target, credentials, stream=False),
                 timeout=self._sessions.timeout,
             )
-        if response.status_code != 200:
+        if response.status_code not in (200, 201):
             raise error_from_response(
                 response.status_code,
                 {k.lower(): v for k, v in response.headers.items() if v is not None},
@@ -254,13 +271,13 @@ class ChatGPTBackend:
             self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
         )
         config = build_config(profile)
-        headers = self._headers(target, creds, stream=False)
-        data = await self._post_json(
+        data = await self.request_json(
             target,
+            "POST",
             self._prefix(creds) + "/sentinel/chat-requirements",
-            headers,
-            {"p": make_requirements_token(config)},
-            "sentinel chat-requirements",
+            credentials=creds,
+            body={"p": make_requirements_token(config)},
+            what="sentinel chat-requirements",
         )
         if data.get("force_login"):
             raise UpstreamUnauthorized("The upstream requires a login for this device or account.")
