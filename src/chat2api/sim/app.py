@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import os
 import random
 import time
@@ -24,7 +25,6 @@ import urllib.parse
 import uuid
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -32,7 +32,14 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from chat2api.sim import faults
+from chat2api.sim import file_routes as files
+from chat2api.sim.common import headers_of as _headers
+from chat2api.sim.common import identify as _identify
+from chat2api.sim.common import owner_of as _owner
+from chat2api.sim.common import parse_json as _parse_json
+from chat2api.sim.common import sim_state
 from chat2api.sim.config import SimConfig
+from chat2api.sim.file_routes import check_attachments, poll_image_tasks, record_received
 from chat2api.sim.history import ROOT_ID, Conversation
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.records import (
@@ -65,6 +72,7 @@ from chat2api.sim.tokens import (
     read_refresh_token,
     rotate_refresh_token,
 )
+from chat2api.sim.tools import generate, image_task, wants_picture
 
 STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
 STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
@@ -80,44 +88,6 @@ class SimApp(Starlette):
         if scope["type"] == "http":
             scope.setdefault("extensions", {})[EXTENSION] = {"raw_send": send}
         await super().__call__(scope, receive, send)
-
-
-def sim_state(request: Request) -> SimState:
-    """The simulator state of the app serving `request`."""
-    state: SimState = request.app.state.sim
-    return state
-
-
-def _headers(request: Request) -> dict[str, str]:
-    return {k.lower(): v for k, v in request.headers.items()}
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {"_unparsed": raw.decode("utf-8", "replace")}
-
-
-def _identify(request: Request) -> Account | Response | None:
-    """The account behind a request: Account (backend-api), None (anon) or an error response."""
-    if request.url.path.startswith("/backend-anon/"):
-        if not request.headers.get("oai-device-id"):
-            return faults.json_response(401, {"detail": "Missing OAI-Device-Id"})
-        return None
-    auth = request.headers.get("authorization", "")
-    scheme, _, token = auth.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return faults.unauthorized()
-    try:
-        account = read_access_token(token.strip())
-    except TokenError:
-        return faults.invalid_jwt()
-    if account.is_expired():
-        return faults.token_expired()
-    return account
 
 
 # --------------------------------------------------------------------------- pages
@@ -414,33 +384,45 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
         if not users and action == "variant":
             # Regenerate: answer the branch's last user message again.
             asked = [t for r, t in state.last_history if r == "user"]
-            prompt = parse_directives(asked[-1]).prompt if asked else ""
-    keep = kept is not None or body.get("history_and_training_disabled") is False
+            again = parse_directives(asked[-1] if asked else "")
+            prompt = again.prompt
+            directives = dataclasses.replace(directives, kind=again.kind)
+    messages = body.get("messages")
+    kind = directives.kind
+    if kind is None and wants_picture(body, messages):
+        kind = "image_async"
+    if fault == "moderation":
+        kind = None
+    temporary = body.get("history_and_training_disabled") is not False
+    # A picture_v2 turn is kept even in a temporary chat, so its image can be polled.
+    keep = kept is not None or not temporary or kind == "image_async"
     if keep:
         clash = _clashing_id(echoes, kept, body)
         if clash is not None:
             return faults.duplicate_message_id(clash)
+    refusal = check_attachments(state, messages, owner)
+    if refusal is not None:
+        return refusal
 
     # Taken here, with no await since the checks: FIFO in the order streams start.
-    script = None if fault == "moderation" else state.next_script()
+    script = None if fault == "moderation" or kind is not None else state.next_script()
     if script is not None:
         state.stats.scripted += 1
     turn = _turn(cfg, body, echoes, prompt, directives.words, who, fault, script, kept)
+    if kind is not None:
+        turn = generate(state, turn, kind, prompt, owner, messages)
     if keep:
-        _keep_turn(state, turn, body, owner, kept)
+        _keep_turn(state, turn, body, owner, kept, listed=not temporary)
+        task = image_task(turn, owner)
+        if task is not None and turn.fault not in ("stream_error", *STREAM_FAULTS):
+            state.image_tasks[task.file_id] = task
+    record_received(state, turn.conversation_id, messages)
     encodings = body.get("supported_encodings")
     v1 = isinstance(encodings, list) and "v1" in encodings
     rendered = render_v1(turn) if v1 else render_legacy(turn)
     delay = cfg.chunk_delay if directives.delay_ms is None else directives.delay_ms / 1000
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)
-
-
-def _owner(who: Account | None, headers: dict[str, str]) -> str:
-    """Who a kept conversation belongs to: the token's user and account, or the device."""
-    if who is None:
-        return "device:" + headers.get("oai-device-id", "")
-    return f"user:{who.user_id}|account:{who.account_id}"
 
 
 def _clashing_id(
@@ -461,7 +443,13 @@ def _root_id(body: dict[str, Any]) -> str:
 
 
 def _keep_turn(
-    state: SimState, turn: Turn, body: dict[str, Any], owner: str, kept: Conversation | None
+    state: SimState,
+    turn: Turn,
+    body: dict[str, Any],
+    owner: str,
+    kept: Conversation | None,
+    *,
+    listed: bool = True,
 ) -> None:
     """Store the turn's messages (and, unless the stream cannot finish, its answer)."""
     now = turn.create_time
@@ -471,6 +459,7 @@ def _keep_turn(
         kept = Conversation.start(
             turn.conversation_id, owner, _root_id(body), turn.title, model, now
         )
+        kept.listed = listed
         state.stats.conversations_kept += 1
         parent = kept.root
     else:
@@ -555,6 +544,7 @@ async def get_conversation(request: Request) -> Response:
     if conv is None:
         state.stats.conversation_not_found += 1
         return faults.conversation_not_found()
+    poll_image_tasks(state, conv, time.time())
     return faults.json_response(200, conv.detail())
 
 
@@ -855,8 +845,36 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-api/conversation", conversation, methods=["POST"]),
         Route("/backend-anon/conversation", conversation, methods=["POST"]),
         Route("/backend-api/conversation/{id}", get_conversation, methods=["GET"]),
+        Route(
+            "/backend-api/conversation/{cid}/attachment/{file_id}/download",
+            files.attachment_download,
+            methods=["GET"],
+        ),
+        Route(
+            "/backend-anon/conversation/{cid}/attachment/{file_id}/download",
+            files.attachment_download,
+            methods=["GET"],
+        ),
+        Route(
+            "/backend-api/conversation/{cid}/interpreter/download",
+            files.interpreter_download,
+            methods=["GET"],
+        ),
+        Route(
+            "/backend-anon/conversation/{cid}/interpreter/download",
+            files.interpreter_download,
+            methods=["GET"],
+        ),
         Route("/backend-anon/conversation/{id}", get_conversation, methods=["GET"]),
         Route("/backend-api/conversations", list_conversations, methods=["GET"]),
+        Route("/backend-api/files", files.create_file, methods=["POST"]),
+        Route("/backend-api/files/download/{file_id}", files.file_download, methods=["GET"]),
+        Route("/backend-api/files/{file_id}", files.get_file, methods=["GET"]),
+        Route("/backend-api/files/{file_id}/uploaded", files.file_uploaded, methods=["POST"]),
+        Route("/backend-api/files/{file_id}/download", files.file_download, methods=["GET"]),
+        Route("/_blob/{file_id}", files.blob_put, methods=["PUT"]),
+        Route("/_blob/{file_id}", files.blob_get, methods=["GET"]),
+        Route("/_sim/files", files.admin_files, methods=["GET"]),
         Route("/backend-anon/conversations", list_conversations, methods=["GET"]),
         Route("/oauth/token", oauth_token, methods=["POST"]),
         Route("/_sim/requests", admin_requests, methods=["GET"]),

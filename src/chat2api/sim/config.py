@@ -55,6 +55,12 @@ class SimConfig:
     max_recorded_requests: int = 2000
     # conversation history: kept conversations (least recently updated dropped first)
     max_conversations: int = 10_000
+    # files: the N-th GET /files/{id} of an uploaded my_files file says retrieval success
+    retrieval_polls: int = 1
+    # picture_v2: the N-th GET /conversation/{id} shows the image finished
+    image_async_polls: int = 2
+    # largest file_size POST /backend-api/files accepts
+    max_upload_bytes: int = 64 * 1024 * 1024
 
     def patched(self, changes: dict[str, Any]) -> SimConfig:
         """Return a copy with `changes` applied; unknown names or wrong types raise ValueError."""
@@ -81,6 +87,8 @@ class SimConfig:
             raise ValueError("reply_words must be >= 0 and chunk_words >= 1")
         if self.max_conversations < 0:
             raise ValueError("max_conversations must be >= 0")
+        if self.retrieval_polls < 0 or self.image_async_polls < 0 or self.max_upload_bytes < 0:
+            raise ValueError("retrieval_polls, image_async_polls, max_upload_bytes must be >= 0")
         if self.chunk_delay < 0 or self.slow_seconds < 0 or self.refresh_delay < 0:
             raise ValueError("delays must be >= 0")
 

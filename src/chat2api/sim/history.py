@@ -69,6 +69,8 @@ class Conversation:
     update_time: float
     nodes: dict[str, Node] = field(default_factory=dict)
     current_node: str = ""
+    # False for a temporary chat kept only so its picture_v2 image can be polled.
+    listed: bool = True
 
     @classmethod
     def start(
@@ -176,7 +178,7 @@ class ConversationStore:
     def owned_by(self, owner: str, order: str = "updated") -> list[Conversation]:
         """The owner's conversations, newest first (by `update_time`, or `create_time`)."""
         # The store is in update order (every update moves a conversation to the end).
-        mine = [c for c in reversed(self.items.values()) if c.owner == owner]
+        mine = [c for c in reversed(self.items.values()) if c.owner == owner and c.listed]
         if order == "created":
             mine.sort(key=lambda c: c.create_time, reverse=True)
         return mine

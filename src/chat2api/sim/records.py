@@ -8,6 +8,7 @@ bytes (benchmarks run a thousand of these at once). The shapes follow spec 5.2
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -34,6 +35,48 @@ class EchoMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolStep:
+    """A message streamed before the answer: a tool call or a tool's result (spec 1.10, 5.2).
+
+    `content` is the message's final content. With `text_chunks` (a `code`
+    call) `content.text` is streamed in those appends and the message ends
+    `finished_successfully`, `end_turn: false`. With `pending` (picture_v2) it
+    is sent `in_progress`, then each `(path, value)` of `progress` (a path
+    inside `content`) is replaced, and it is still `in_progress` when the
+    stream ends. Otherwise it is sent once, finished (`end_turn: null`).
+    """
+
+    id: str
+    role: str
+    name: str | None
+    recipient: str
+    content: dict[str, Any]
+    metadata: dict[str, Any]
+    text_chunks: tuple[str, ...] | None = None
+    pending: bool = False
+    progress: tuple[tuple[str, Any], ...] = ()
+
+    def streamed_content(self) -> dict[str, Any]:
+        """The content as it stands at the end of the stream (progress applied)."""
+        content = copy.deepcopy(self.content)
+        for path, value in self.progress:
+            set_path(content, path, value)
+        return content
+
+
+def set_path(root: Any, path: str, value: Any) -> None:
+    """Set `value` at a JSON Pointer `path` inside `root` (no escapes needed here)."""
+    keys = path.split("/")[1:]
+    parent = root
+    for key in keys[:-1]:
+        parent = parent[int(key)] if isinstance(parent, list) else parent[key]
+    if isinstance(parent, list):
+        parent[int(keys[-1])] = value
+    else:
+        parent[keys[-1]] = value
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """Everything the stream of one answer depends on."""
 
@@ -53,6 +96,12 @@ class Turn:
     # Echoed (v1 only) before the request's own messages: earlier messages of the branch.
     history: tuple[EchoMessage, ...] = ()
     answer_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Generated content (#sim:image, #sim:sandbox, …): messages before the answer,
+    # no answer at all (picture_v2 still running), extra final answer metadata.
+    steps: tuple[ToolStep, ...] = ()
+    answerless: bool = False
+    answer_extra: dict[str, Any] | None = None
+    tool_name: str | None = None
     thoughts_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     recap_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     create_time: float = field(default_factory=time.time)
@@ -81,11 +130,13 @@ def message_object(
     channel: str | None,
     weight: float = 1.0,
     create_time: float | None = None,
+    name: str | None = None,
+    recipient: str = "all",
 ) -> dict[str, Any]:
     """A full message object (spec 5.2 field set), as streamed and as kept in a conversation."""
     return {
         "id": msg_id,
-        "author": {"role": role, "name": None, "metadata": {}},
+        "author": {"role": role, "name": name, "metadata": {}},
         "create_time": create_time,
         "update_time": None,
         "content": content,
@@ -93,7 +144,7 @@ def message_object(
         "end_turn": end_turn,
         "weight": weight,
         "metadata": metadata,
-        "recipient": "all",
+        "recipient": recipient,
         "channel": channel,
     }
 
@@ -107,7 +158,13 @@ class _Plan:
         self.thoughts_id = turn.thoughts_id
         self.recap_id = turn.recap_id
         self.answer_id = turn.answer_id
-        self.answer_parent = self.recap_id if turn.thought_chunks is not None else turn.parent_id
+        parent = self.recap_id if turn.thought_chunks is not None else turn.parent_id
+        self.step_parents: list[str] = []
+        for step in turn.steps:
+            self.step_parents.append(parent)
+            parent = step.id
+        self.answer_parent = parent
+        self.last_id = turn.steps[-1].id if turn.answerless and turn.steps else turn.answer_id
         cut = max(1, len(turn.chunks) // 2)
         self.fault_at = min(cut, len(turn.chunks))
 
@@ -142,7 +199,41 @@ class _Plan:
         return {
             "is_complete": True,
             "finish_details": {"type": self.turn.finish_type, "stop_tokens": STOP_TOKENS},
+            **(self.turn.answer_extra or {}),
         }
+
+    def step(
+        self, index: int, content: dict[str, Any], status: str, end_turn: bool | None
+    ) -> dict[str, Any]:
+        step = self.turn.steps[index]
+        return message_object(
+            step.id,
+            step.role,
+            content,
+            status=status,
+            end_turn=end_turn,
+            metadata={
+                **step.metadata,
+                "model_slug": self.turn.model_slug,
+                "default_model_slug": self.turn.default_model_slug,
+                "parent_id": self.step_parents[index],
+                "request_id": self.turn.request_id,
+                "message_type": "next",
+                "timestamp_": "absolute",
+            },
+            channel=None,
+            create_time=self.now,
+            name=step.name,
+            recipient=step.recipient,
+        )
+
+    def step_final(self, index: int) -> dict[str, Any]:
+        """A step as it stands when the stream ends."""
+        step = self.turn.steps[index]
+        if step.pending:
+            return self.step(index, step.streamed_content(), "in_progress", None)
+        end_turn = False if step.text_chunks is not None else None
+        return self.step(index, step.content, "finished_successfully", end_turn)
 
     def thoughts_metadata(self) -> dict[str, Any]:
         return {
@@ -233,6 +324,9 @@ def finished_messages(turn: Turn) -> list[dict[str, Any]]:
             )
         )
         out.append(plan.recap())
+    out.extend(plan.step_final(i) for i in range(len(turn.steps)))
+    if turn.answerless:
+        return out
     out.append(
         message_object(
             plan.answer_id,
@@ -295,6 +389,36 @@ def render_legacy(turn: Turn) -> Rendered:
         meta.update(finished_text="Thought for 1s", reasoning_status="reasoning_ended")
         snap(thoughts("finished_successfully", False))
         snap(plan.recap())
+
+    for i, step in enumerate(turn.steps):
+        if step.text_chunks is not None:
+            code = ""
+            snap(plan.step(i, {**step.content, "text": code}, "in_progress", None))
+            for chunk in step.text_chunks:
+                code += chunk
+                snap(plan.step(i, {**step.content, "text": code}, "in_progress", None))
+        elif step.pending:
+            shown = copy.deepcopy(step.content)
+            snap(plan.step(i, copy.deepcopy(shown), "in_progress", None))
+            for path, value in step.progress:
+                set_path(shown, path, value)
+                snap(plan.step(i, copy.deepcopy(shown), "in_progress", None))
+            continue
+        snap(plan.step_final(i))
+    if turn.answerless:
+        # The stream ends while the tool is still at work (picture_v2): no answer message.
+        if turn.fault in CUT_FAULTS:
+            return Rendered(out, complete=False)
+        if turn.fault == "stream_error":
+            out.append(_data(_legacy_error(cid)))
+            out.append(DONE)
+            return Rendered(out)
+        if turn.fault == "malformed":
+            out.append(MALFORMED_RECORD)
+        if turn.new_conversation:
+            out.append(_data(plan.title_record()))
+        out.append(DONE)
+        return Rendered(out)
 
     meta = plan.answer_metadata()
 
@@ -475,6 +599,42 @@ def render_v1(turn: Turn) -> Rendered:
         channel += 1
         w.op("", "add", root(plan.recap()), channel, explicit=True)
 
+    for i, step in enumerate(turn.steps):
+        channel += 1
+        if step.text_chunks is not None:
+            start = plan.step(i, {**step.content, "text": ""}, "in_progress", None)
+            w.op("", "add", root(start), channel, explicit=True)
+            for j, chunk in enumerate(step.text_chunks):
+                w.op("/message/content/text", "append", chunk, channel, explicit=j == 0)
+            done = [
+                {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+                {"p": "/message/end_turn", "o": "replace", "v": False},
+            ]
+            w.op("", "patch", done, channel, explicit=True)
+        elif step.pending:
+            w.op(
+                "",
+                "add",
+                root(plan.step(i, step.content, "in_progress", None)),
+                channel,
+                explicit=True,
+            )
+            for path, value in step.progress:
+                w.op("/message/content" + path, "replace", value, channel, explicit=True)
+        else:
+            w.op("", "add", root(plan.step_final(i)), channel, explicit=True)
+    if turn.answerless:
+        if turn.fault in CUT_FAULTS:
+            return Rendered(out, complete=False)
+        if turn.fault == "stream_error":
+            w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
+            out.append(DONE)
+            return Rendered(out)
+        if turn.fault == "malformed":
+            out.append(MALFORMED_RECORD)
+        _v1_tail(out, plan, with_markers=True)
+        return Rendered(out)
+
     channel += 1
     answer = message_object(
         plan.answer_id,
@@ -540,15 +700,16 @@ def _v1_tail(out: list[bytes], plan: _Plan, *, with_markers: bool) -> None:
                 "metadata": {
                     "plan_type": turn.plan_type,
                     "user_agent": "web_desktop",
-                    "tool_invoked": False,
+                    "tool_invoked": bool(turn.steps),
                     "fast_convo": True,
                     "is_first_turn": turn.new_conversation,
                     "model_slug": turn.model_slug,
                     "did_auto_switch_to_reasoning": False,
-                    "message_id": plan.answer_id,
+                    "message_id": plan.last_id,
                     "request_id": turn.request_id,
                     "turn_exchange_id": str(uuid.uuid4()),
                     "turn_trace_id": str(uuid.uuid4()),
+                    **({"tool_name": turn.tool_name} if turn.tool_name else {}),
                 },
                 "conversation_id": cid,
             }

@@ -31,6 +31,9 @@ VOCABULARY: tuple[str, ...] = (
 
 SAY_EXACTLY = re.compile(r"say exactly:", re.IGNORECASE)
 DIRECTIVE = re.compile(r"#sim:([a-z_]+)=(\S*)")
+# Generated-content directives (no value): what the turn produces besides text.
+GENERATE = re.compile(r"#sim:(image_async|image|sandbox|cite)(?![\w=])")
+GENERATED_KINDS = ("image", "image_async", "sandbox", "cite")
 THOUGHT_SUMMARY = "Planning the reply"
 
 
@@ -42,10 +45,16 @@ class Directives:
     fault: str | None = None
     words: int | None = None
     delay_ms: int | None = None
+    kind: str | None = None
 
 
 def parse_directives(text: str) -> Directives:
-    """Split `#sim:fault=…`, `#sim:words=N`, `#sim:delay_ms=N` from the prompt text."""
+    """Split `#sim:fault=…`, `#sim:words=N`, `#sim:delay_ms=N`, `#sim:<kind>` from the text.
+
+    `<kind>` is one of `image`, `image_async`, `sandbox`, `cite` (the last one wins).
+    """
+    kinds = GENERATE.findall(text)
+    text = GENERATE.sub("", text)
     fault: str | None = None
     words: int | None = None
     delay_ms: int | None = None
@@ -57,7 +66,13 @@ def parse_directives(text: str) -> Directives:
         elif name == "delay_ms" and value.isdigit():
             delay_ms = int(value)
     prompt = DIRECTIVE.sub("", text).strip()
-    return Directives(prompt=prompt, fault=fault, words=words, delay_ms=delay_ms)
+    return Directives(
+        prompt=prompt,
+        fault=fault,
+        words=words,
+        delay_ms=delay_ms,
+        kind=kinds[-1] if kinds else None,
+    )
 
 
 def content_text(content: object) -> str:

@@ -12,6 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chat2api.sim.config import SimConfig
+from chat2api.sim.files import (
+    FileRecord,
+    ImageTask,
+    SandboxOutput,
+    attachments_of,
+    image_parts_of,
+)
 from chat2api.sim.history import ConversationStore
 from chat2api.sim.replies import content_text
 
@@ -120,6 +127,11 @@ class Stats:
     conversation_not_found: int = 0
     conversation_gets: int = 0
     conversation_lists: int = 0
+    files_created: int = 0
+    blob_puts: int = 0
+    blob_gets: int = 0
+    images_generated: int = 0
+    image_polls: int = 0
 
 
 @dataclass
@@ -142,6 +154,12 @@ class SimState:
     last_conversation: object = None
     last_history: list[tuple[str, str]] = field(default_factory=list)
     conversations: ConversationStore = field(default_factory=ConversationStore)
+    # Files (uploaded and generated), picture_v2 tasks, code-interpreter outputs,
+    # and what accepted conversation requests carried as attachments.
+    files: dict[str, FileRecord] = field(default_factory=dict)
+    image_tasks: dict[str, ImageTask] = field(default_factory=dict)
+    sandbox_outputs: dict[tuple[str, str, str], SandboxOutput] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
 
     def record(self, path: str, method: str, headers: dict[str, str], body: object) -> None:
         """Keep one request for GET /_sim/requests (oldest dropped past the configured cap).
@@ -275,8 +293,33 @@ class SimState:
             out.append((role if isinstance(role, str) else "user", content_text(m.get("content"))))
         return out
 
+    def _last_messages(self) -> list[Any]:
+        body = self.last_conversation
+        messages = body.get("messages") if isinstance(body, dict) else None
+        return list(messages) if isinstance(messages, list) else []
+
+    def last_attachments(self) -> list[Any]:
+        """`metadata.attachments` entries of every message of the last conversation request.
+
+        As sent (both `mimeType` and `mime_type` spellings kept), in body order;
+        recorded before any check, like `last_prompt`.
+        """
+        return [a for m in self._last_messages() for a in attachments_of(m)]
+
+    def last_image_parts(self) -> list[dict[str, Any]]:
+        """The `image_asset_pointer` parts of the last conversation request's messages, as sent."""
+        return [p for m in self._last_messages() for p in image_parts_of(m)]
+
+    def attachments_for(self, conversation_id: str) -> list[dict[str, Any]]:
+        """What accepted requests of one conversation carried: one entry per message with files.
+
+        Each entry: `{"conversation_id", "message_id", "attachments": [...],
+        "image_parts": [...]}` (lists as sent).
+        """
+        return [r for r in self.received if r["conversation_id"] == conversation_id]
+
     def reset(self) -> None:
-        """Forget counters, records, bindings, used tokens, queued faults, scripts, conversations.
+        """Forget counters, records, bindings, used tokens, faults, scripts, conversations, files.
 
         The config is kept.
         """
@@ -291,3 +334,7 @@ class SimState:
         self.last_conversation = None
         self.last_history = []
         self.conversations.clear()
+        self.files.clear()
+        self.image_tasks.clear()
+        self.sandbox_outputs.clear()
+        self.received.clear()
