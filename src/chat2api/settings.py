@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     conversation_only: bool = Field(False, alias="CONVERSATION_ONLY")
     enable_limit: bool = Field(True, alias="ENABLE_LIMIT")
     upload_by_url: bool = Field(False, alias="UPLOAD_BY_URL")
+    fetch_allowed_hosts: list[str] = Field(default_factory=list, alias="FETCH_ALLOWED_HOSTS")
     scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
     random_token: bool = Field(False, alias="RANDOM_TOKEN")
     enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
@@ -96,7 +97,9 @@ class Settings(BaseSettings):
         # Only what the caller passes: the mapping is injected, never read here.
         return (init_settings,)
 
-    @field_validator("authorization", "chatgpt_base_url", "proxy_url", mode="before")
+    @field_validator(
+        "authorization", "chatgpt_base_url", "proxy_url", "fetch_allowed_hosts", mode="before"
+    )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)

@@ -1,0 +1,1 @@
+"""Network access on a client's behalf (fetching URLs it gave us)."""
