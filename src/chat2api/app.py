@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from chat2api import __version__
 from chat2api.admin.api import router as admin_router
 from chat2api.api.chat import router as chat_router
+from chat2api.api.downloads import router as downloads_router
 from chat2api.api.errors import install_error_handlers
 from chat2api.api.responses import router as responses_router
 from chat2api.convert.usage import TokenCounter
@@ -26,6 +27,8 @@ from chat2api.state import AppState
 from chat2api.store import open_store
 from chat2api.upstream.auth import OAuthClient
 from chat2api.upstream.chatgpt import ChatGPTBackend
+from chat2api.upstream.downloads import Downloader
+from chat2api.upstream.files import FileUploader
 from chat2api.upstream.http import SessionPool
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
             pool,
             PoolAccounts(pool),
             RefreshCache(oauth),
+            FileUploader(backend),
+            Downloader(backend, sessions, settings.export_proxy_url),
         )
         scheduler = (
             asyncio.create_task(scheduled_refresh(pool, settings.refresh_check_seconds))
@@ -98,6 +103,7 @@ def create_app(settings: Settings) -> FastAPI:
     router = APIRouter(prefix=settings.prefix_path)
     router.include_router(chat_router)
     router.include_router(responses_router)
+    router.include_router(downloads_router)
     router.include_router(admin_router)
     app.include_router(router)
     return app

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from chat2api.errors import PoolError, UpstreamError, UpstreamUnavailable
@@ -21,10 +21,11 @@ from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed
 from chat2api.protocol.stream import ConversationDecoder
-from chat2api.upstream.chatgpt import ChatGPTBackend, OpenedConversation
+from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, OpenedConversation
 
 log = logging.getLogger(__name__)
 
+BodyBuilder = Callable[[Credentials], Awaitable[dict[str, Any]]]
 BACKOFF_BASE = 0.1
 BACKOFF_CAP = 2.0
 
@@ -132,12 +133,16 @@ async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -
 async def start_turn(
     backend: ChatGPTBackend,
     accounts: AccountSource,
-    body: dict[str, Any],
+    body: dict[str, Any] | BodyBuilder,
     *,
     model: str,
     retries: int,
 ) -> Turn:
     """Open the conversation and read its head, retrying transient failures.
+
+    ``body`` may be a function of the leased account's credentials (files
+    must be uploaded to the account that will read them); it is then built
+    again for each attempt.
 
     Each attempt takes a lease from ``accounts``; an account that failed is
     not offered again for this request unless the failure handling (a
@@ -155,7 +160,8 @@ async def start_turn(
             raise
         opened = None
         try:
-            opened = await backend.open_conversation(lease.credentials, body)
+            payload = body if isinstance(body, dict) else await body(lease.credentials)
+            opened = await backend.open_conversation(lease.credentials, payload)
             decoder = ConversationDecoder()
             head = await _read_head(opened, decoder)
             return Turn(opened, decoder, head, lease)

@@ -10,6 +10,8 @@ from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
 from chat2api.store.base import Store
 from chat2api.upstream.chatgpt import ChatGPTBackend
+from chat2api.upstream.downloads import Downloader
+from chat2api.upstream.files import FileUploader
 from chat2api.upstream.http import SessionPool
 
 
@@ -25,3 +27,5 @@ class AppState:
     pool: AccountPool
     pool_accounts: PoolAccounts
     refresh_cache: RefreshCache
+    uploader: FileUploader
+    downloader: Downloader

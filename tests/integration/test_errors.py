@@ -58,12 +58,24 @@ def v1(services: dict[str, ServiceServer]) -> ServiceServer:
                 "model": "gpt-4o",
                 "messages": [
                     {"role": "user", "content": "a"},
-                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+                    {"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]},
                 ],
             },
             400,
             "messages[1].content[0]",
             "unsupported_content_part",
+        ),
+        (
+            {
+                "model": "gpt-4o",
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+                ],
+            },
+            400,
+            "messages[1].content[0]",
+            None,
         ),
         (
             {"model": "gpt-4-gizmo-nope", "messages": USER},

@@ -14,22 +14,38 @@ from pydantic import ValidationError
 
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
+from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
 from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
 from chat2api.conversation import Turn, start_turn, stream_error
+from chat2api.convert.attachments import (
+    Attachment,
+    Limits,
+    as_file,
+    load_part,
+    upload_by_url_split,
+)
 from chat2api.convert.completion import Answer
-from chat2api.convert.messages import PromptTurn, conversation_body, prompt_turns
+from chat2api.convert.messages import (
+    PromptTurn,
+    attachment_parts,
+    conversation_body,
+    prompt_turns,
+)
 from chat2api.convert.models import listed_models, resolve_model
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, resolve_tool_choice
 from chat2api.errors import Chat2APIError, InvalidRequest
+from chat2api.net.fetch import Fetched, fetch_url
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
+from chat2api.upstream.chatgpt import Credentials
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 SLUG_HEADER = "X-Chat2API-Model-Slug"
+FETCH_TIMEOUT = 30.0
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -48,6 +64,49 @@ def _parse(raw: bytes) -> ChatCompletionRequest:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
         raise invalid_from_validation(exc.errors()) from exc
+
+
+async def gather_attachments(
+    state: AppState, messages: Sequence[ChatMessage]
+) -> tuple[list[ChatMessage], dict[int, list[Attachment]]]:
+    """Every image and file of ``messages``, fetched and checked before anything is sent.
+
+    With ``UPLOAD_BY_URL``, leading URLs of a user message's text become
+    attachments too (and leave the text). Returns the messages (so changed)
+    and the attachments by message index.
+    """
+    settings = state.settings
+    allowed = frozenset(settings.fetch_allowed_hosts)
+
+    async def fetch(url: str, *, max_bytes: int, param: str | None) -> Fetched:
+        return await fetch_url(
+            url, max_bytes=max_bytes, timeout=FETCH_TIMEOUT, allowed_hosts=allowed, param=param
+        )
+
+    found: dict[int, list[Attachment]] = {}
+    for index, param, part in attachment_parts(messages):
+        found.setdefault(index, []).append(await load_part(part, param=param, fetch=fetch))
+    if not settings.upload_by_url:
+        return list(messages), found
+    out = list(messages)
+    for index, message in enumerate(messages):
+        if message.role != "user" or not isinstance(message.content, str):
+            continue
+        urls, rest = upload_by_url_split(message.content)
+        for url in urls:
+            param = f"messages[{index}].content"
+            fetched = await fetch(url, max_bytes=Limits().file_bytes, param=param)
+            found.setdefault(index, []).append(
+                as_file(fetched.data, fetched.filename, fetched.content_type, param)
+            )
+        if urls:
+            out[index] = message.model_copy(update={"content": rest})
+    return out, found
+
+
+def public_base(request: Request, state: AppState) -> str:
+    """This service's URL as the client reached it, with the API prefix."""
+    return str(request.base_url).rstrip("/") + state.settings.prefix_path
 
 
 def new_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
@@ -100,27 +159,37 @@ async def chat_completions(request: Request) -> Response:
         if chat.message_id:
             continues = (continues[0], chat.message_id)
         messages = new_messages(chat.messages)
+    messages, attachments = await gather_attachments(state, messages)
     tools = parse_tools(chat.tools) if chat.tools else []
     turns = prompt_turns(messages, tools, chat.tool_choice, chat.parallel_tool_calls)
+    offset = len(turns) - len(messages)  # an instruction turn may come first
     calls = None
     if tools and resolve_tool_choice(chat.tool_choice, tools) != "none":
         calls = ToolCalls(tools, parallel=chat.parallel_tool_calls)
     answer = Answer(route, turns, chat.token_limit, request.app.state.tokens, calls)
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
-        body = conversation_body(
-            [*turns, *extra],
-            route,
-            history_disabled=state.settings.history_disabled,
-            encoding=state.settings.upstream_encoding,
-            continues=continues,
-            reasoning_effort=chat.reasoning_effort,
-        )
+        async def body(credentials: Credentials) -> dict[str, Any]:
+            files = {
+                index + offset: [await state.uploader.upload(credentials, a) for a in items]
+                for index, items in attachments.items()
+            }
+            return conversation_body(
+                [*turns, *extra],
+                route,
+                history_disabled=state.settings.history_disabled,
+                encoding=state.settings.upstream_encoding,
+                continues=continues,
+                reasoning_effort=chat.reasoning_effort,
+                files=files,
+            )
+
         return await start_turn(
             state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
         )
 
     turn = await start()
+    answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
 
     async def remember() -> None:
         if history and answer.conversation_id:

@@ -33,7 +33,8 @@ from chat2api.api.bindings import (
     owner_of,
     save_binding,
 )
-from chat2api.api.chat import answer_deltas, sse_data
+from chat2api.api.chat import answer_deltas, public_base, sse_data
+from chat2api.api.downloads import DownloadLinks
 from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
 from chat2api.convert.messages import PromptTurn, conversation_body
@@ -143,6 +144,7 @@ async def create_response(request: Request) -> Response:
         )
 
     turn = await start()
+    answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
     builder = ResponseBuilder(data)
 
     async def save() -> None:

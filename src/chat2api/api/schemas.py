@@ -20,9 +20,10 @@ class TextPart(_Lenient):
     text: str
 
 
-class OtherPart(_Lenient):
-    """A content part this release does not carry upstream (refused with a 400)."""
+class OtherPart(BaseModel):
+    """A non-text content part (image, file, …), kept whole for ``convert.attachments``."""
 
+    model_config = ConfigDict(extra="allow")
     type: str
 
 

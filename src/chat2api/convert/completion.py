@@ -14,12 +14,24 @@ import string
 import time
 from typing import Any
 
+from chat2api.convert.generated import (
+    Links,
+    SandboxRewriter,
+    citation_markdown,
+    code_block,
+    image_markdown,
+    output_block,
+)
 from chat2api.convert.models import ModelRoute
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.usage import TokenCounter, Turns, prompt_texts, prompt_tokens
 from chat2api.protocol.events import (
+    Citation,
+    CodeRun,
     Event,
+    ExecutionOutput,
     Finished,
+    ImageGenerated,
     Metadata,
     Moderated,
     ReasoningDelta,
@@ -61,6 +73,9 @@ class Answer:
     ) -> None:
         self.route = route
         self.tools = tools
+        self.links: Links | None = None  # set once the account is known (downloads)
+        self._sandbox = SandboxRewriter()
+        self.citations: set[str] = set()
         self.id = completion_id()
         self.created = int(time.time())
         self.prompt = prompt
@@ -90,15 +105,33 @@ class Answer:
         if isinstance(event, ReasoningDelta):
             self.reasoning += event.text
             return [{"reasoning_content": event.text}]
+        if isinstance(event, CodeRun):
+            return _content(await self._add_text(code_block(event)))
+        if isinstance(event, ExecutionOutput):
+            return _content(await self._add_text(output_block(event)))
+        if isinstance(event, ImageGenerated):
+            if self.links is None:
+                return []
+            return _content(
+                await self._add_text(
+                    image_markdown(await self.links.image(event, self.conversation_id))
+                )
+            )
+        if isinstance(event, Citation):
+            if event.url in self.citations:
+                return []
+            self.citations.add(event.url)
+            return _content(await self._add_text(citation_markdown(event)))
         if isinstance(event, Metadata):
             self.conversation_id = event.conversation_id or self.conversation_id
             self.message_id = event.message_id or self.message_id
             self.model_slug = event.model_slug or self.model_slug
         elif isinstance(event, Finished):
-            deltas: list[dict[str, Any]] = []
+            held = await self._rewritten(self._sandbox.close())
+            deltas: list[dict[str, Any]] = _content(await self._add_visible(held))
             if self.tools is not None:
                 text, calls = self.tools.close()
-                deltas = _content(await self._add_text(text)) + calls
+                deltas += _content(await self._add_text(text)) + calls
                 if self.tools.wants_correction:
                     return deltas  # not done: the caller asks the model once more
                 if self.tools.invalid:  # the correction did not help: show what it wrote
@@ -116,6 +149,24 @@ class Answer:
         return []
 
     async def _add_text(self, text: str) -> str:
+        if self.links is not None and text:
+            text = await self._rewritten(self._sandbox.feed(text))
+        return await self._add_visible(text)
+
+    async def _rewritten(self, pieces: list[str | tuple[str, str]]) -> str:
+        """Text with each ``sandbox:`` target replaced by a download link."""
+        out: list[str] = []
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                assert self.links is not None
+                out.append(
+                    await self.links.sandbox(piece[1], self.conversation_id, self.message_id)
+                )
+            else:
+                out.append(piece)
+        return "".join(out)
+
+    async def _add_visible(self, text: str) -> str:
         if self.token_limit is None:
             self.content += text
             return text

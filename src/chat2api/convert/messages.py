@@ -9,8 +9,8 @@ tool calls and results are rendered as text (``convert.tools``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from chat2api.api.schemas import ChatMessage, OtherPart
 from chat2api.convert.models import ModelRoute
@@ -23,6 +23,10 @@ from chat2api.convert.tools import (
 )
 from chat2api.errors import InvalidRequest
 
+if TYPE_CHECKING:
+    from chat2api.upstream.files import UploadedFile
+
+ATTACHMENT_PARTS = frozenset({"image_url", "input_image", "file", "input_file"})
 # OpenAI reasoning_effort → the web app's thinking_effort (standard/extended/max).
 _THINKING_EFFORT = {
     "none": "standard",
@@ -46,15 +50,29 @@ def message_text(message: ChatMessage, index: int) -> str:
     for j, part in enumerate(content):
         if isinstance(part, OtherPart):
             param = f"messages[{index}].content[{j}]"
+            if part.type in ATTACHMENT_PARTS:
+                continue  # carried as an attachment (see ``attachment_parts``)
             if part.type == "text":
                 raise InvalidRequest("A text content part needs a 'text' string.", param=param)
             raise InvalidRequest(
-                f"Content parts of type {part.type!r} are not supported; send 'text' parts.",
+                f"Content parts of type {part.type!r} are not supported; send text, "
+                "image_url or file parts.",
                 param=param,
                 code="unsupported_content_part",
             )
         texts.append(part.text)
     return "\n".join(texts)
+
+
+def attachment_parts(messages: Sequence[ChatMessage]) -> list[tuple[int, str, dict[str, Any]]]:
+    """``(message index, param, part)`` of every image or file part."""
+    out: list[tuple[int, str, dict[str, Any]]] = []
+    for i, message in enumerate(messages):
+        if isinstance(message.content, list):
+            for j, part in enumerate(message.content):
+                if isinstance(part, OtherPart) and part.type in ATTACHMENT_PARTS:
+                    out.append((i, f"messages[{i}].content[{j}]", part.model_dump()))
+    return out
 
 
 PromptTurn = tuple[str, str, str | None]  # (upstream role, text, name)
@@ -92,17 +110,29 @@ def prompt_turns(
     return turns
 
 
-def to_chatgpt_messages(turns: Sequence[PromptTurn]) -> list[dict[str, Any]]:
-    """ChatGPT message objects for prompt turns."""
-    return [
-        {
+def to_chatgpt_messages(
+    turns: Sequence[PromptTurn], files: Mapping[int, Sequence[UploadedFile]] | None = None
+) -> list[dict[str, Any]]:
+    """ChatGPT message objects for prompt turns; ``files`` by turn index (§4.4)."""
+    out = []
+    for index, (role, text, _) in enumerate(turns):
+        message: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "author": {"role": role},
             "content": {"content_type": "text", "parts": [text]},
             "metadata": {},
         }
-        for role, text, _ in turns
-    ]
+        attached = (files or {}).get(index)
+        if attached:
+            pointers = [f.pointer() for f in attached if f.attachment.is_image]
+            if pointers:
+                message["content"] = {
+                    "content_type": "multimodal_text",
+                    "parts": [*pointers, text],
+                }
+            message["metadata"] = {"attachments": [f.metadata() for f in attached]}
+        out.append(message)
+    return out
 
 
 def conversation_body(
@@ -113,6 +143,7 @@ def conversation_body(
     encoding: Literal["v1", "legacy"],
     continues: tuple[str, str] | None = None,
     reasoning_effort: str | None = None,
+    files: Mapping[int, Sequence[UploadedFile]] | None = None,
 ) -> dict[str, Any]:
     """The ``POST /backend-api/conversation`` body (spec 4.1) for one request.
 
@@ -125,7 +156,7 @@ def conversation_body(
         mode = {"kind": "gizmo_interaction", "gizmo_id": route.gizmo_id}
     body: dict[str, Any] = {
         "action": "next",
-        "messages": to_chatgpt_messages(turns),
+        "messages": to_chatgpt_messages(turns, files),
         "conversation_mode": mode,
         "model": route.slug,
         "parent_message_id": str(uuid.uuid4()),

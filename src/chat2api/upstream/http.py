@@ -30,7 +30,7 @@ import ctypes.util
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from curl_cffi import ffi as curl_ffi
 from curl_cffi import lib as curl_lib
@@ -186,21 +186,24 @@ async def open_stream(
     session: AsyncSession[Response],
     url: str,
     *,
-    data: bytes,
+    data: bytes | None,
     headers: dict[str, str],
     idle_timeout: float,
+    method: Literal["GET", "POST"] = "POST",
 ) -> Response:
-    """POST and return once the response headers arrived, within ``idle_timeout`` seconds.
+    """Send and return once the response headers arrived, within ``idle_timeout`` seconds.
 
     curl's own low-speed limit (set from the same value) then bounds silence
     inside the body; it does not reliably cover the wait for the headers, so
     that wait is bounded here. A transfer abandoned at this point ends when
     the upstream answers or falls silent; its bytes are never read.
     """
-    with map_transport_errors("starting the conversation"):
+    with map_transport_errors("starting the conversation" if method == "POST" else "a download"):
         try:
             return await asyncio.wait_for(
-                session.post(url, data=data, headers=headers, timeout=idle_timeout, stream=True),
+                session.request(
+                    method, url, data=data, headers=headers, timeout=idle_timeout, stream=True
+                ),
                 timeout=idle_timeout,
             )
         except TimeoutError as exc:
