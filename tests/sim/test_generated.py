@@ -28,7 +28,7 @@ from chat2api.sim.generated import (
 )
 from chat2api.sim.replies import parse_directives
 
-from .conftest import Client, Reply, sse_records
+from .conftest import DEVICE, Client, Reply, sse_records
 from .test_files import raw
 from .test_streams import _apply_v1
 
@@ -381,3 +381,17 @@ def test_reset_forgets_generated(client: Client) -> None:
     assert state.files and state.image_tasks and state.sandbox_outputs
     client.request("POST", "/_sim/reset", {})
     assert not (state.files or state.image_tasks or state.sandbox_outputs)
+
+
+def test_anonymous_image_and_file_cap(client: Client) -> None:
+    """Anonymous DALL·E images download via /backend-anon; max_files drops the oldest file."""
+    reply = client.converse("a kite #sim:image", prefix="/backend-anon")
+    tool = final_messages(reply, False)[2]
+    file_id = tool["content"]["parts"][0]["asset_pointer"].removeprefix("file-service://")
+    first = client.request(
+        "GET", f"/backend-anon/files/{file_id}/download", headers={"OAI-Device-Id": DEVICE}
+    )
+    assert raw(client, "GET", first.json()["download_url"]).body == generated_png("a kite")
+    client.server.state.config = client.server.state.config.patched({"max_files": 1})
+    client.converse("b #sim:sandbox")
+    assert list(client.server.state.files) != [file_id] and len(client.server.state.files) == 1

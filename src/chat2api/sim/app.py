@@ -872,6 +872,7 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-api/files/{file_id}", files.get_file, methods=["GET"]),
         Route("/backend-api/files/{file_id}/uploaded", files.file_uploaded, methods=["POST"]),
         Route("/backend-api/files/{file_id}/download", files.file_download, methods=["GET"]),
+        Route("/backend-anon/files/{file_id}/download", files.file_download, methods=["GET"]),
         Route("/_blob/{file_id}", files.blob_put, methods=["PUT"]),
         Route("/_blob/{file_id}", files.blob_get, methods=["GET"]),
         Route("/_sim/files", files.admin_files, methods=["GET"]),

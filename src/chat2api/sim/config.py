@@ -61,6 +61,8 @@ class SimConfig:
     image_async_polls: int = 2
     # largest file_size POST /backend-api/files accepts
     max_upload_bytes: int = 64 * 1024 * 1024
+    # kept files, uploaded and generated (the oldest dropped first)
+    max_files: int = 10_000
 
     def patched(self, changes: dict[str, Any]) -> SimConfig:
         """Return a copy with `changes` applied; unknown names or wrong types raise ValueError."""
@@ -87,8 +89,10 @@ class SimConfig:
             raise ValueError("reply_words must be >= 0 and chunk_words >= 1")
         if self.max_conversations < 0:
             raise ValueError("max_conversations must be >= 0")
-        if self.retrieval_polls < 0 or self.image_async_polls < 0 or self.max_upload_bytes < 0:
+        if min(self.retrieval_polls, self.image_async_polls, self.max_upload_bytes) < 0:
             raise ValueError("retrieval_polls, image_async_polls, max_upload_bytes must be >= 0")
+        if self.max_files < 1:
+            raise ValueError("max_files must be >= 1")
         if self.chunk_delay < 0 or self.slow_seconds < 0 or self.refresh_delay < 0:
             raise ValueError("delays must be >= 0")
 

@@ -123,7 +123,7 @@ async def create_file(request: Request) -> Response:
         width=width,
         height=height,
     )
-    state.files[record.file_id] = record
+    state.add_file(record)
     state.stats.files_created += 1
     return faults.json_response(
         200,

@@ -293,6 +293,16 @@ class SimState:
             out.append((role if isinstance(role, str) else "user", content_text(m.get("content"))))
         return out
 
+    def add_file(self, record: FileRecord) -> None:
+        """Keep a file; past `max_files` the oldest ones (and their tasks/outputs) are dropped."""
+        self.files[record.file_id] = record
+        while len(self.files) > max(self.config.max_files, 0):
+            old = next(iter(self.files))
+            del self.files[old]
+            self.image_tasks.pop(old, None)
+            for key in [k for k, v in self.sandbox_outputs.items() if v.file_id == old]:
+                del self.sandbox_outputs[key]
+
     def _last_messages(self) -> list[Any]:
         body = self.last_conversation
         messages = body.get("messages") if isinstance(body, dict) else None

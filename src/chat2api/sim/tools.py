@@ -196,7 +196,7 @@ def generate(
             conversation_id=cid,
             message_id=turn.answer_id,
         )
-        state.files[record.file_id] = record
+        state.add_file(record)
         state.sandbox_outputs[(cid, turn.answer_id, SANDBOX_PATH)] = SandboxOutput(
             cid, owner, turn.answer_id, SANDBOX_PATH, record.file_id
         )
@@ -223,16 +223,18 @@ def generate(
             },
             metadata={},
         )
-        state.files[file_id] = generated_file(
-            file_id=file_id,
-            owner=owner,
-            file_name=f"{image_gen_id(req.prompt)}.png",
-            data=png,
-            mime_type="image/png",
-            kind="dalle",
-            use_case="multimodal",
-            conversation_id=cid,
-            message_id=tool.id,
+        state.add_file(
+            generated_file(
+                file_id=file_id,
+                owner=owner,
+                file_name=f"{image_gen_id(req.prompt)}.png",
+                data=png,
+                mime_type="image/png",
+                kind="dalle",
+                use_case="multimodal",
+                conversation_id=cid,
+                message_id=tool.id,
+            )
         )
         return dataclasses.replace(
             plain,
@@ -268,17 +270,19 @@ def generate(
         pending=True,
         progress=((GENERATION_HEIGHT_PATH, max(1, req.height // 2)),),
     )
-    state.files[file_id] = generated_file(
-        file_id=file_id,
-        owner=owner,
-        file_name=f"{image_gen_id(req.prompt)}.png",
-        data=png,
-        mime_type="image/png",
-        kind="image_gen",
-        use_case="multimodal",
-        conversation_id=cid,
-        message_id=tool.id,
-        ready=False,
+    state.add_file(
+        generated_file(
+            file_id=file_id,
+            owner=owner,
+            file_name=f"{image_gen_id(req.prompt)}.png",
+            data=png,
+            mime_type="image/png",
+            kind="image_gen",
+            use_case="multimodal",
+            conversation_id=cid,
+            message_id=tool.id,
+            ready=False,
+        )
     )
     return dataclasses.replace(
         plain,
