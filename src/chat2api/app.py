@@ -16,6 +16,7 @@ from chat2api.admin.api import router as admin_router
 from chat2api.api.chat import router as chat_router
 from chat2api.api.downloads import router as downloads_router
 from chat2api.api.errors import install_error_handlers
+from chat2api.api.images import router as images_router
 from chat2api.api.responses import router as responses_router
 from chat2api.convert.usage import TokenCounter
 from chat2api.pool.pool import AccountPool, pool_options
@@ -104,6 +105,7 @@ def create_app(settings: Settings) -> FastAPI:
     router.include_router(chat_router)
     router.include_router(responses_router)
     router.include_router(downloads_router)
+    router.include_router(images_router)
     router.include_router(admin_router)
     app.include_router(router)
     return app

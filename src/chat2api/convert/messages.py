@@ -144,6 +144,7 @@ def conversation_body(
     continues: tuple[str, str] | None = None,
     reasoning_effort: str | None = None,
     files: Mapping[int, Sequence[UploadedFile]] | None = None,
+    system_hints: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The ``POST /backend-api/conversation`` body (spec 4.1) for one request.
 
@@ -169,7 +170,7 @@ def conversation_body(
         "force_use_sse": True,
         "reset_rate_limits": False,
         "suggestions": [],
-        "system_hints": [],
+        "system_hints": list(system_hints),
         "supported_encodings": ["v1"] if encoding == "v1" else [],
         "paragen_cot_summary_display_override": "allow",
         "variant_purpose": "comparison_implicit",

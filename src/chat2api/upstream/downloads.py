@@ -65,8 +65,8 @@ class Downloader:
     async def download_url(self, credentials: Credentials, item: Generated) -> str:
         """The signed URL of the bytes (waits for a pending image)."""
         target = self._backend.next_target()
-        pointer = item.asset_pointer
-        if item.pending or not pointer:
+        pointer = item.asset_pointer or ""
+        if item.sandbox_path is None and (item.pending or not pointer):
             pointer = await self._wait_for_image(credentials, item)
         if item.sandbox_path is not None:
             path = (

@@ -1,0 +1,121 @@
+"""``POST /v1/images/generations``: images drawn by the web app's image generation.
+
+Each image is one conversation with the ``picture_v2`` hint (spec §1.10) on
+a leased account; its answer ends while the image is still being drawn, so
+the image is waited for (polling the conversation) and then returned as a
+chat2api download link (``response_format: url``) or as base64.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import time
+from typing import Any, Literal
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chat2api.api.auth import account_source
+from chat2api.api.chat import public_base
+from chat2api.api.downloads import DownloadLinks
+from chat2api.api.errors import invalid_from_validation
+from chat2api.conversation import start_turn
+from chat2api.convert.messages import conversation_body
+from chat2api.convert.models import resolve_model
+from chat2api.errors import InvalidRequest, UpstreamUnavailable
+from chat2api.protocol.events import ImageGenerated, Metadata
+from chat2api.state import AppState
+from chat2api.upstream.downloads import Generated
+
+router = APIRouter()
+IMAGE_MODEL = "auto"  # the upstream picks its image model itself (spec §1.10)
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: str = Field(min_length=1, max_length=32000)
+    n: int = Field(1, ge=1, le=4)
+    size: str | None = None
+    response_format: Literal["url", "b64_json"] = "url"
+    model: str | None = None
+
+
+def _size(size: str | None) -> str | None:
+    if size in (None, "auto"):
+        return None
+    if not re.fullmatch(r"\d{2,4}x\d{2,4}", size):
+        raise InvalidRequest("size must look like 1024x1024 (or auto).", param="size")
+    return size
+
+
+async def _one_image(
+    request: Request, state: AppState, prompt: str
+) -> tuple[ImageGenerated, str | None, DownloadLinks, Any]:
+    accounts = account_source(request, state)
+    route = resolve_model(IMAGE_MODEL)
+    body = conversation_body(
+        [("user", prompt, None)],
+        route,
+        history_disabled=state.settings.history_disabled,
+        encoding=state.settings.upstream_encoding,
+        system_hints=["picture_v2"],
+    )
+    turn = await start_turn(
+        state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
+    )
+    links = DownloadLinks(state, public_base(request, state), turn.lease)
+    conversation_id = turn.metadata.conversation_id
+    image: ImageGenerated | None = None
+    try:
+        async for event in turn.events():
+            if isinstance(event, ImageGenerated):
+                image = event
+            elif isinstance(event, Metadata) and event.conversation_id:
+                conversation_id = event.conversation_id
+        await turn.succeeded()
+    finally:
+        await turn.aclose()
+    if image is None:
+        raise UpstreamUnavailable(
+            "The upstream answered without an image (it may have refused the prompt).",
+            code="no_image",
+        )
+    return image, conversation_id, links, turn.lease
+
+
+@router.post("/v1/images/generations")
+async def generate_images(request: Request) -> Response:
+    """Create images from a prompt (the OpenAI images API)."""
+    state: AppState = request.app.state.chat2api
+    try:
+        data = orjson.loads(await request.body())
+        wanted = ImageRequest.model_validate(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("The body must be JSON.", code="invalid_json") from exc
+    except ValidationError as exc:
+        raise invalid_from_validation(exc.errors()) from exc
+    size = _size(wanted.size)
+    prompt = wanted.prompt if size is None else f"{wanted.prompt} size={size}"
+    results = await asyncio.gather(*(_one_image(request, state, prompt) for _ in range(wanted.n)))
+    out: list[dict[str, Any]] = []
+    for image, conversation_id, links, lease in results:
+        item: dict[str, Any] = {"revised_prompt": wanted.prompt}
+        if wanted.response_format == "url":
+            item["url"] = await links.image(image, conversation_id)
+        else:
+            generated = Generated(
+                conversation_id=conversation_id,
+                message_id=image.message_id,
+                asset_pointer=image.asset_pointer,
+                pending=image.pending,
+            )
+            url = await state.downloader.download_url(lease.credentials, generated)
+            _, body = await state.downloader.stream(url)
+            item["b64_json"] = base64.b64encode(b"".join([c async for c in body])).decode()
+        out.append(item)
+    payload = {"created": int(time.time()), "data": out}
+    return Response(orjson.dumps(payload), media_type="application/json")
