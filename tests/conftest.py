@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from chat2api.sim import SimServer, mint_access_token
-from servers import ServiceFactory, ServiceServer
+from servers import ServiceFactory, ServiceServer, close_clients
 
 
 @pytest.fixture(scope="session")
@@ -20,6 +20,13 @@ def sim() -> Iterator[SimServer]:
     """One simulator for the session; tests get it reset (see ``fresh_sim``)."""
     with SimServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _close_sdk_clients() -> Iterator[None]:
+    """SDK clients a test made are closed at its end, not left to the garbage collector."""
+    yield
+    close_clients()
 
 
 @pytest.fixture(autouse=True)

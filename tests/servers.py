@@ -88,9 +88,20 @@ class ServiceServer:
 ServiceFactory = Callable[..., "ServiceServer"]
 
 
+_CLIENTS: list[openai.OpenAI] = []
+
+
 def sdk(server: ServiceServer, api_key: str) -> openai.OpenAI:
-    """The official SDK pointed at chat2api, with its own retries off."""
-    return openai.OpenAI(base_url=server.openai_base_url, api_key=api_key, max_retries=0)
+    """The official SDK pointed at chat2api, with its own retries off (closed after the test)."""
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key=api_key, max_retries=0)
+    _CLIENTS.append(client)
+    return client
+
+
+def close_clients() -> None:
+    """Close every SDK client made by ``sdk`` (their pooled sockets with them)."""
+    while _CLIENTS:
+        _CLIENTS.pop().close()
 
 
 def add_tokens(settings: Settings, *tokens: str) -> list[str]:

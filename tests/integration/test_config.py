@@ -117,10 +117,10 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    client = openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
+    )
     try:
-        client = openai.OpenAI(
-            base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
-        )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -137,6 +137,7 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
         assert result.choices[0].message.content == "it works"
         assert (tmp_path / "data" / "chat2api.db").is_file()
     finally:
+        client.close()
         proc.send_signal(signal.SIGINT)
         try:
             proc.wait(timeout=15)

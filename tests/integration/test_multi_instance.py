@@ -64,6 +64,7 @@ class Instance:
                 time.sleep(0.1)
 
     def stop(self) -> None:
+        self.client.close()
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=15)

@@ -180,3 +180,33 @@ def test_bad_requests(client: openai.OpenAI, body: dict, param: str) -> None:
         client.responses.create(model="gpt-4o", **body)
     assert info.value.status_code in (400, 404)
     assert isinstance(info.value.body, dict) and info.value.body["param"] == param
+
+
+def test_input_image_and_file(client: openai.OpenAI, sim: SimServer) -> None:
+    """input_image and input_file parts are uploaded and attached like chat parts."""
+    import base64
+
+    from test_files import DATA_URL, IMAGE
+
+    response = client.responses.create(
+        model="gpt-4o",
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "say exactly: got them"},
+                    {"type": "input_image", "image_url": DATA_URL},
+                    {
+                        "type": "input_file",
+                        "filename": "notes.txt",
+                        "file_data": base64.b64encode(b"hello notes").decode(),
+                    },
+                ],
+            }
+        ],
+    )
+    assert response.output_text == "got them"
+    names = {a["name"]: a for a in sim.state.last_attachments()}
+    assert names["notes.txt"]["size"] == 11
+    (pointer,) = sim.state.last_image_parts()
+    assert pointer["size_bytes"] == len(IMAGE)

@@ -74,13 +74,13 @@ def test_team_workspace_by_comma(v1: ServiceServer, sim: SimServer) -> None:
 def test_team_workspace_by_header(v1: ServiceServer, sim: SimServer) -> None:
     """A ChatGPT-Account-ID request header selects the workspace too."""
     team = mint_access_token(plan="team", account_id="ws-9")
-    client = openai.OpenAI(
+    with openai.OpenAI(
         base_url=v1.openai_base_url,
         api_key=team,
         max_retries=0,
         default_headers={"ChatGPT-Account-ID": "ws-9"},
-    )
-    client.chat.completions.create(model="gpt-4o", messages=USER)
+    ) as client:
+        client.chat.completions.create(model="gpt-4o", messages=USER)
     (conv,) = _requests(sim, "/conversation")
     assert conv["account_id"] == "ws-9"
 

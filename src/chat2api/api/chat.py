@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -20,6 +20,7 @@ from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.attachments import (
     Attachment,
+    Fetch,
     Limits,
     as_file,
     load_part,
@@ -40,11 +41,13 @@ from chat2api.net.fetch import Fetched, fetch_url
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
 from chat2api.upstream.chatgpt import Credentials
+from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
 SLUG_HEADER = "X-Chat2API-Model-Slug"
+BodyMaker = Callable[[Mapping[int, Sequence["UploadedFile"]]], dict[str, Any]]
 FETCH_TIMEOUT = 30.0
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -76,16 +79,8 @@ async def gather_attachments(
     and the attachments by message index.
     """
     settings = state.settings
-    allowed = frozenset(settings.fetch_allowed_hosts)
-
-    async def fetch(url: str, *, max_bytes: int, param: str | None) -> Fetched:
-        return await fetch_url(
-            url, max_bytes=max_bytes, timeout=FETCH_TIMEOUT, allowed_hosts=allowed, param=param
-        )
-
-    found: dict[int, list[Attachment]] = {}
-    for index, param, part in attachment_parts(messages):
-        found.setdefault(index, []).append(await load_part(part, param=param, fetch=fetch))
+    fetch = client_fetch(state)
+    found = await load_attachments(state, attachment_parts(messages))
     if not settings.upload_by_url:
         return list(messages), found
     out = list(messages)
@@ -102,6 +97,44 @@ async def gather_attachments(
         if urls:
             out[index] = message.model_copy(update={"content": rest})
     return out, found
+
+
+def client_fetch(state: AppState) -> Fetch:
+    """``fetch_url`` with this deployment's policy (timeout, FETCH_ALLOWED_HOSTS)."""
+    allowed = frozenset(state.settings.fetch_allowed_hosts)
+
+    async def fetch(url: str, *, max_bytes: int, param: str | None) -> Fetched:
+        return await fetch_url(
+            url, max_bytes=max_bytes, timeout=FETCH_TIMEOUT, allowed_hosts=allowed, param=param
+        )
+
+    return fetch
+
+
+async def load_attachments(
+    state: AppState, parts: Sequence[tuple[int, str, dict[str, Any]]]
+) -> dict[int, list[Attachment]]:
+    """``(index, param, part)`` image and file parts, loaded and checked, by index."""
+    fetch = client_fetch(state)
+    found: dict[int, list[Attachment]] = {}
+    for index, param, part in parts:
+        found.setdefault(index, []).append(await load_part(part, param=param, fetch=fetch))
+    return found
+
+
+def upload_body(
+    state: AppState, attachments: Mapping[int, Sequence[Attachment]], make: BodyMaker
+) -> Callable[[Credentials], Awaitable[dict[str, Any]]]:
+    """A body builder that first uploads ``attachments`` to the leased account."""
+
+    async def body(credentials: Credentials) -> dict[str, Any]:
+        files = {
+            index: [await state.uploader.upload(credentials, a) for a in items]
+            for index, items in attachments.items()
+        }
+        return make(files)
+
+    return body
 
 
 def public_base(request: Request, state: AppState) -> str:
@@ -168,12 +201,10 @@ async def chat_completions(request: Request) -> Response:
         calls = ToolCalls(tools, parallel=chat.parallel_tool_calls)
     answer = Answer(route, turns, chat.token_limit, request.app.state.tokens, calls)
 
+    by_turn = {index + offset: items for index, items in attachments.items()}
+
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
-        async def body(credentials: Credentials) -> dict[str, Any]:
-            files = {
-                index + offset: [await state.uploader.upload(credentials, a) for a in items]
-                for index, items in attachments.items()
-            }
+        def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
             return conversation_body(
                 [*turns, *extra],
                 route,
@@ -184,6 +215,7 @@ async def chat_completions(request: Request) -> Response:
                 files=files,
             )
 
+        body = upload_body(state, by_turn, make)
         return await start_turn(
             state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
         )

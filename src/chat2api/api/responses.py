@@ -33,7 +33,13 @@ from chat2api.api.bindings import (
     owner_of,
     save_binding,
 )
-from chat2api.api.chat import answer_deltas, public_base, sse_data
+from chat2api.api.chat import (
+    answer_deltas,
+    load_attachments,
+    public_base,
+    sse_data,
+    upload_body,
+)
 from chat2api.api.downloads import DownloadLinks
 from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
@@ -51,6 +57,7 @@ from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instru
 from chat2api.errors import Chat2APIError, InvalidRequest
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
+from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -108,11 +115,13 @@ async def create_response(request: Request) -> Response:
     tools = parse_tools(chat_tools(data.get("tools"))) or []
     tool_choice = chat_tool_choice(data.get("tool_choice"))
     parallel = data.get("parallel_tool_calls", True) is not False
-    turns = input_turns(data["input"], data.get("instructions"))
+    turns, parts = input_turns(data["input"], data.get("instructions"))
+    attachments = await load_attachments(state, parts)
     calls = None
     if tools and resolve_tool_choice(tool_choice, tools) != "none":
         calls = ToolCalls(tools, parallel=parallel)
         turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
+        attachments = {index + 1: items for index, items in attachments.items()}
 
     accounts: AccountSource = account_source(request, state)
     continues: tuple[str, str] | None = None
@@ -131,14 +140,18 @@ async def create_response(request: Request) -> Response:
     effort = (data.get("reasoning") or {}).get("effort")
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
-        body = conversation_body(
-            [*turns, *extra],
-            route,
-            history_disabled=not store,
-            encoding=state.settings.upstream_encoding,
-            continues=continues,
-            reasoning_effort=effort,
-        )
+        def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
+            return conversation_body(
+                [*turns, *extra],
+                route,
+                history_disabled=not store,
+                encoding=state.settings.upstream_encoding,
+                continues=continues,
+                reasoning_effort=effort,
+                files=files,
+            )
+
+        body = upload_body(state, attachments, make)
         return await start_turn(
             state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
         )

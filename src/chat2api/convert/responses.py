@@ -21,7 +21,8 @@ from chat2api.errors import InvalidRequest
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = ("input_text", "output_text", "text")
-_UNSUPPORTED_PARTS = ("input_image", "input_file", "input_audio")
+_ATTACHMENT_PARTS = ("input_image", "input_file")
+AttachmentPart = tuple[int, str, dict[str, Any]]  # (turn index, param, the part)
 
 
 def new_id(prefix: str) -> str:
@@ -29,7 +30,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(24)}"
 
 
-def _text(content: object, param: str) -> str:
+def _text(
+    content: object, param: str, attachments: list[tuple[str, dict[str, Any]]] | None = None
+) -> str:
+    """The text of a message's content; image and file parts go to ``attachments``."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
@@ -39,25 +43,29 @@ def _text(content: object, param: str) -> str:
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
             texts.append(part["text"])
-        elif kind in _UNSUPPORTED_PARTS:
+        elif kind in _ATTACHMENT_PARTS and attachments is not None:
+            attachments.append((f"{param}[{j}]", dict(part)))
+        else:
             raise InvalidRequest(
-                f"Content parts of type {kind!r} are not supported yet; send input_text.",
+                f"Content parts of type {kind!r} are not supported here.",
                 param=f"{param}[{j}]",
                 code="unsupported_content_part",
             )
-        else:
-            raise InvalidRequest(f"Unknown content part {kind!r}.", param=f"{param}[{j}]")
     return "\n".join(texts)
 
 
-def input_turns(input_: object, instructions: str | None) -> list[PromptTurn]:
-    """Prompt turns for a Responses ``input`` (and ``instructions``, first)."""
+def input_turns(
+    input_: object, instructions: str | None
+) -> tuple[list[PromptTurn], list[AttachmentPart]]:
+    """Prompt turns for a Responses ``input`` (and ``instructions``, first), and the
+    image and file parts of its messages by turn index."""
     turns: list[PromptTurn] = []
+    parts: list[AttachmentPart] = []
     if instructions:
         turns.append(("system", instructions, None))
     if isinstance(input_, str):
         turns.append(("user", input_, None))
-        return turns
+        return turns, parts
     if not isinstance(input_, list) or not input_:
         raise InvalidRequest("input must be a string or a non-empty list of items.", param="input")
     names: dict[str, str] = {}
@@ -90,7 +98,10 @@ def input_turns(input_: object, instructions: str | None) -> list[PromptTurn]:
             role = _ROLES.get(str(item.get("role")))
             if role is None:
                 raise InvalidRequest(f"Unknown role {item.get('role')!r}.", param=f"{param}.role")
-            turns.append((role, _text(item.get("content", ""), f"{param}.content"), None))
+            found: list[tuple[str, dict[str, Any]]] = []
+            text = _text(item.get("content", ""), f"{param}.content", found)
+            parts.extend((len(turns), where, part) for where, part in found)
+            turns.append((role, text, None))
         elif kind == "function_call_output":
             call_id = str(item.get("call_id", ""))
             output = item.get("output", "")
@@ -101,7 +112,7 @@ def input_turns(input_: object, instructions: str | None) -> list[PromptTurn]:
         else:
             raise InvalidRequest(f"Input items of type {kind!r} are not supported.", param=param)
     flush_calls()
-    return turns
+    return turns, parts
 
 
 def chat_tools(tools: object) -> list[dict[str, Any]]:
