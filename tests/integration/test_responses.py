@@ -210,3 +210,31 @@ def test_input_image_and_file(client: openai.OpenAI, sim: SimServer) -> None:
     assert names["notes.txt"]["size"] == 11
     (pointer,) = sim.state.last_image_parts()
     assert pointer["size_bytes"] == len(IMAGE)
+
+
+def test_sdk_stream_helper_with_previous_response(client: openai.OpenAI, sim: SimServer) -> None:
+    """responses.stream parses every event and continues a previous response."""
+    first = client.responses.create(model="gpt-4o", input="say exactly: one")
+    with client.responses.stream(
+        model="gpt-4o", input="say exactly: two", previous_response_id=first.id
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    assert final.output_text == "two"
+    assert final.previous_response_id == first.id
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert "response.output_text.delta" in kinds
+    assert any("one" in text for _, text in sim.state.last_prompt())
+
+
+def test_failure_mid_stream_is_response_failed(client: openai.OpenAI) -> None:
+    """An upstream failure after the answer began ends the stream with response.failed."""
+    events = list(
+        client.responses.create(
+            model="gpt-4o", input="x #sim:words=40 #sim:fault=truncated", stream=True
+        )
+    )
+    last = events[-1]
+    assert last.type == "response.failed"
+    assert last.response.status == "failed"
+    assert last.response.error is not None and last.response.error.code == "upstream_unavailable"
