@@ -207,6 +207,15 @@ class Answer:
             out["message_id"] = self.message_id
         return out
 
+    def _chunk_head(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.route.requested,
+            "system_fingerprint": None,
+        }
+
     def chunk(
         self,
         delta: dict[str, Any],
@@ -216,31 +225,19 @@ class Answer:
         history: bool = False,
     ) -> dict[str, Any]:
         """One ``chat.completion.chunk``."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.route.requested,
-            "system_fingerprint": None,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            ],
-        }
+        out = self._chunk_head()
+        out["choices"] = [
+            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        ]
         if with_usage_field:
             out["usage"] = None
         return self._extra(out) if history else out
 
     def usage_chunk(self, usage: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
         """The final chunk of ``stream_options.include_usage``: no choices, ``usage`` set."""
-        out: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.route.requested,
-            "system_fingerprint": None,
-            "choices": [],
-            "usage": usage,
-        }
+        out = self._chunk_head()
+        out["choices"] = []
+        out["usage"] = usage
         return self._extra(out) if history else out
 
     def completion(self, usage: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
