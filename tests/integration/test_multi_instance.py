@@ -103,6 +103,7 @@ def instances(sim: SimServer, prefix: str, tmp_path: Path) -> Iterator[tuple[Ins
         "POW_WORKERS": "0",
         "ACCOUNT_CONCURRENCY": "20",
         "LOG_LEVEL": "WARNING",
+        "HISTORY_DISABLED": "false",
     }
     pair = (Instance(env, tmp_path), Instance(env, tmp_path))
     try:
@@ -174,3 +175,28 @@ def test_refresh_is_single_flight_across_instances(
     assert errors == []
     assert sim.state.stats.refreshes == 1
     assert sim.state.stats.conversations == 10
+
+
+@pytest.mark.slow
+def test_history_continued_by_the_other_process(
+    instances: tuple[Instance, Instance], sim: SimServer, prefix: str
+) -> None:
+    """A conversation started on one process continues on the other, on the same account."""
+    first, second = instances
+    _add(prefix, *(mint_access_token(account_id=f"hist-{i}") for i in range(3)))
+    ask = [{"role": "user", "content": "say exactly: the password is swordfish"}]
+    started = first.client.chat.completions.create(model="gpt-4o", messages=ask)
+    ids = started.model_extra or {}
+    account = _tried(sim)[-1]
+    more = [
+        *ask,
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "say exactly: recalled"},
+    ]
+    continued = second.client.chat.completions.create(
+        model="gpt-4o", messages=more, extra_body={"conversation_id": ids["conversation_id"]}
+    )
+    assert continued.choices[0].message.content == "recalled"
+    assert _tried(sim)[-1] == account
+    assert [text for _, text in sim.state.last_request_messages()] == ["say exactly: recalled"]
+    assert any("swordfish" in text for _, text in sim.state.last_prompt())
