@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 import re
+import threading
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import httpx2 as httpx
 import openai
@@ -11,7 +15,7 @@ import pytest
 
 from chat2api.sim import SimServer
 from chat2api.sim.generated import CITE_TITLE, CITE_URL, sandbox_code, sandbox_csv
-from servers import ServiceServer, sdk
+from servers import ServiceFactory, ServiceServer, sdk
 
 LINK = re.compile(r"\((http://127\.0\.0\.1:\d+/v1/files/download/[\w-]+)\)")
 
@@ -96,3 +100,42 @@ def test_images_generations(
     assert (record.width, record.height) == (512, 768)
     (body,) = [r["body"] for r in sim.state.requests if r["path"].endswith("/conversation")]
     assert body["system_hints"] == ["picture_v2"]
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """A minimal forward proxy for plain-HTTP GETs; remembers what it forwarded."""
+
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        _Proxy.seen.append(self.path)
+        with urllib.request.urlopen(self.path, timeout=10) as upstream:
+            body = upstream.read()
+            kind = upstream.headers.get("Content-Type", "application/octet-stream")
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+def test_export_proxy_carries_downloads(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """With EXPORT_PROXY_URL, the bytes of a generated file are fetched through that proxy."""
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+    thread.start()
+    try:
+        service = make_service(EXPORT_PROXY_URL=f"http://127.0.0.1:{proxy.server_address[1]}")
+        content = _ask(sdk(service, token), "a red fox #sim:image")
+        (link,) = LINK.findall(content)
+        (expected,) = _files(sim, "dalle")
+        assert httpx.get(link).content == expected
+        assert any("/_blob/" in path for path in _Proxy.seen)
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
