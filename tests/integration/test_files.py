@@ -207,3 +207,18 @@ def test_login_free_cannot_upload(service: ServiceServer, sim: SimServer) -> Non
         )
     assert isinstance(info.value.body, dict) and info.value.body["code"] == "upload_needs_account"
     assert sim.state.stats.conversations == 0
+
+
+def test_upload_refused_upstream_names_the_part(
+    service: ServiceServer, sim: SimServer, token: str
+) -> None:
+    """A file the upstream refuses is a 400 naming the part; no conversation is sent."""
+    sim.state.config = sim.state.config.patched({"max_upload_bytes": 10})
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk(service, token).chat.completions.create(
+            model="gpt-4o", messages=_ask([{"type": "image_url", "image_url": {"url": DATA_URL}}])
+        )
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["code"] == "upload_refused"
+    assert info.value.body["param"] == "messages[0].content[1]"
+    assert sim.state.stats.conversations == 0
