@@ -27,11 +27,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from chat2api.sim import faults
+from chat2api.sim import faults, webapp
 from chat2api.sim import file_routes as files
 from chat2api.sim.common import headers_of as _headers
 from chat2api.sim.common import identify as _identify
@@ -93,25 +93,9 @@ class SimApp(Starlette):
 # --------------------------------------------------------------------------- pages
 
 
-async def home(request: Request) -> Response:
-    """GET / — the bootstrap page a client scrapes for the build id and script URLs."""
-    state = sim_state(request)
-    state.stats.home += 1
-    build = state.config.build_id
-    tag = build.removeprefix("prod-")[:8]
-    html = (
-        f'<!DOCTYPE html><html data-build="{build}" lang="en-US"><head>'
-        '<meta charset="utf-8"><title>ChatGPT</title>'
-        f'<script src="https://cdn.oaistatic.com/assets/manifest-{tag}.js"></script>'
-        f'<script src="https://cdn.oaistatic.com/assets/entry.client-{tag}.js"></script>'
-        f'<script src="https://cdn.oaistatic.com/assets/root-{tag}.js"></script>'
-        '</head><body><div id="root"></div></body></html>'
-    )
-    return HTMLResponse(html)
-
-
 async def session(request: Request) -> Response:
     """GET /api/auth/session — `{}` without the NextAuth cookie, else a minimal session."""
+    webapp.count_hit(request)
     if not request.cookies.get("__Secure-next-auth.session-token"):
         return faults.json_response(200, {})
     account_id = str(uuid.uuid4())
@@ -128,7 +112,8 @@ async def session(request: Request) -> Response:
 
 
 async def me(request: Request) -> Response:
-    """GET /backend-api/me — the user behind the bearer token."""
+    """GET /backend-api/me — the user behind the bearer token (counted in `hits` first)."""
+    webapp.count_hit(request)
     who = _identify(request)
     if isinstance(who, Response):
         return who
@@ -835,7 +820,7 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
     cfg = config or SimConfig()
     cfg.validate()
     routes = [
-        Route("/", home, methods=["GET"]),
+        *webapp.routes(),
         Route("/api/auth/session", session, methods=["GET"]),
         Route("/backend-api/me", me, methods=["GET"]),
         Route("/backend-api/models", models, methods=["GET"]),

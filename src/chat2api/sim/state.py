@@ -160,6 +160,8 @@ class SimState:
     image_tasks: dict[str, ImageTask] = field(default_factory=dict)
     sandbox_outputs: dict[tuple[str, str, str], SandboxOutput] = field(default_factory=dict)
     received: list[dict[str, Any]] = field(default_factory=list)
+    # Requests per path to the web app's logout/session and the stub endpoints (webapp.py).
+    hits: dict[str, int] = field(default_factory=dict)
 
     def record(self, path: str, method: str, headers: dict[str, str], body: object) -> None:
         """Keep one request for GET /_sim/requests (oldest dropped past the configured cap).
@@ -348,3 +350,4 @@ class SimState:
         self.image_tasks.clear()
         self.sandbox_outputs.clear()
         self.received.clear()
+        self.hits.clear()
