@@ -19,6 +19,7 @@ from chat2api.api.errors import install_error_handlers
 from chat2api.api.images import router as images_router
 from chat2api.api.responses import router as responses_router
 from chat2api.convert.usage import TokenCounter
+from chat2api.gateway import gateway_router
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
@@ -108,4 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
     router.include_router(images_router)
     router.include_router(admin_router)
     app.include_router(router)
+    if settings.enable_gateway:
+        # Last: its catch-all must never shadow a chat2api route.
+        app.include_router(gateway_router(settings))
     return app

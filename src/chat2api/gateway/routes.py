@@ -1,0 +1,264 @@
+"""The gateway's routes: login, logout, the session endpoint, the seed API, the catch-all.
+
+Mounted last (``ENABLE_GATEWAY=true`` only), so every chat2api route wins
+over the catch-all. Without a session, page and asset requests (``GET`` and
+``HEAD`` outside the API prefixes) are redirected to ``/login``; API calls
+and other methods get 401 JSON, which a script can act on, where a redirect
+would hand it the login page as data.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from starlette.exceptions import HTTPException
+
+from chat2api.admin.api import Admin
+from chat2api.errors import InvalidRequest
+from chat2api.gateway.blocked import blocked
+from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
+from chat2api.gateway.page import page_headers, render_login
+from chat2api.gateway.proxy import Forwarder
+from chat2api.pool.pool import PoolLease
+from chat2api.settings import Settings
+from chat2api.state import AppState
+from chat2api.store.base import fingerprint
+
+COOKIE = "chat2api_gateway"
+API_PREFIXES = ("/backend-api/", "/backend-anon/", "/backend-alt/", "/public-api/", "/api/")
+PLACEHOLDER_TOKEN = "chat2api-gateway-session"  # the proxy puts the real token in
+
+
+def _state(request: Request) -> AppState:
+    state: AppState = request.app.state.chat2api
+    return state
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _login_page(error: str | None = None, status: int = 200) -> HTMLResponse:
+    return HTMLResponse(render_login(error), status_code=status, headers=page_headers())
+
+
+def _logged_in(request: Request, session: Session) -> Response:
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        session.id,
+        max_age=int(SESSION_TTL),
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+async def _login(request: Request, value: str) -> Response:
+    try:
+        session = await Identities(_state(request)).login(value)
+    except LoginRefused as exc:
+        return _login_page(exc.message, status=401)
+    return _logged_in(request, session)
+
+
+async def _session(request: Request) -> Session | None:
+    return await Identities(_state(request)).session(request.cookies.get(COOKIE))
+
+
+def _stranger(request: Request) -> Response:
+    path = request.url.path
+    if request.method in ("GET", "HEAD") and not path.startswith(API_PREFIXES):
+        return RedirectResponse("/login", status_code=302)
+    return _json(401, {"detail": "Log in to the chat2api gateway first.", "login": "/login"})
+
+
+def _expires(session: Session) -> str:
+    moment = datetime.fromtimestamp(session.created + SESSION_TTL, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+# ------------------------------------------------------------------ seed API
+
+
+class SeedBody(BaseModel):
+    """``{"seed", "token"}`` or ``{"seed", "account_id"}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seed: str
+    token: str | None = None
+    account_id: str | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SeedBody:
+        if not self.seed.strip():
+            raise ValueError("seed must not be empty")
+        if (self.token is None) == (self.account_id is None):
+            raise ValueError("give exactly one of token and account_id")
+        return self
+
+
+def _shown(seed: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A seed record without its secret: the account id, or the token's fingerprint."""
+    out: dict[str, Any] = {"seed": seed, "created": record.get("created")}
+    if record.get("account_id") is not None:
+        out["account_id"] = record["account_id"]
+    else:
+        out["token"] = fingerprint(str(record.get("token", "")))
+        out["workspace"] = record.get("workspace")
+    return out
+
+
+def seed_router() -> APIRouter:
+    """``/gateway/api/seeds`` behind ADMIN_KEY."""
+    api = APIRouter(prefix="/gateway/api/seeds")
+
+    @api.get("")
+    async def list_seeds(state: Admin) -> dict[str, Any]:
+        """Every seed and what it is bound to (no secrets)."""
+        seeds = await Identities(state).seeds()
+        return {"seeds": [_shown(seed, record) for seed, record in sorted(seeds.items())]}
+
+    @api.post("")
+    async def bind_seed(request: Request, state: Admin) -> dict[str, Any]:
+        """Bind a seed to a pool account or to a token."""
+        raw = await request.body()
+        try:
+            body = SeedBody.model_validate_json(raw)
+        except ValidationError as exc:
+            if exc.errors()[0]["type"] == "json_invalid":
+                raise InvalidRequest(
+                    'The body must be JSON: {"seed", "token" | "account_id"}.',
+                    code="invalid_json",
+                ) from exc
+            raise
+        seed = body.seed.strip()
+        try:
+            record = await Identities(state).bind_seed(
+                seed, account_id=body.account_id, token=body.token
+            )
+        except LoginRefused as exc:
+            raise InvalidRequest(exc.message, param="token") from exc
+        return _shown(seed, record)
+
+    @api.delete("/{seed}")
+    async def delete_seed(seed: str, state: Admin) -> dict[str, Any]:
+        """Forget a seed (its browsers are logged out at their next request)."""
+        if not await Identities(state).unbind_seed(seed):
+            raise HTTPException(404)
+        return {"removed": seed}
+
+    return api
+
+
+# --------------------------------------------------------------------- pages
+
+
+def gateway_router(settings: Settings) -> APIRouter:
+    """Every gateway route; include it after all other routers."""
+    router = APIRouter()
+    prefix = settings.prefix_path
+    router.include_router(seed_router(), prefix=prefix)
+    reserved = tuple(f"{prefix}/{name}" for name in ("v1/", "tokens", "gateway/"))
+
+    @router.get("/login", response_class=HTMLResponse)
+    async def login_page() -> HTMLResponse:
+        """The login form."""
+        return _login_page()
+
+    @router.post("/login")
+    async def login_form(request: Request) -> Response:
+        """Log in with the form's ``token`` field."""
+        form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
+        return await _login(request, (form.get("token") or [""])[0])
+
+    @router.get("/auth/logout")
+    async def logout(request: Request) -> Response:
+        """End the session and go back to the login page."""
+        sid = request.cookies.get(COOKIE)
+        if sid:
+            await Identities(_state(request)).logout(sid)
+        response = RedirectResponse("/login", status_code=302)
+        response.delete_cookie(
+            COOKIE, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
+        )
+        return response
+
+    @router.get("/api/auth/session")
+    async def auth_session(request: Request) -> Response:
+        """The web app's session, with a placeholder token and no real identity."""
+        session = await _session(request)
+        identities = Identities(_state(request))
+        if session is not None and session.seed is not None:
+            try:
+                await identities.seed_binding(session.seed)
+            except LoginRefused:
+                await identities.logout(session.id)
+                session = None
+        if session is None:
+            return _stranger(request)
+        body = {
+            "user": {
+                "id": "user-chat2api",
+                "name": session.name,
+                "email": "user@chat2api.local",
+                "image": None,
+                "picture": None,
+                "idp": "chat2api",
+                "iat": int(session.created),
+                "mfa": False,
+                "groups": [],
+            },
+            "expires": _expires(session),
+            "accessToken": PLACEHOLDER_TOKEN,
+            "authProvider": "chat2api",
+        }
+        response = _json(200, body)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @router.api_route(
+        "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    )
+    async def proxy(request: Request, path: str) -> Response:
+        """Everything else: the upstream web app, as the session's account."""
+        url_path = request.url.path
+        if url_path.startswith(reserved):
+            raise HTTPException(404)  # chat2api's own namespaces: never the upstream
+        token = request.query_params.get("token")
+        if url_path == "/" and request.method == "GET" and token is not None:
+            return await _login(request, token)
+        session = await _session(request)
+        if session is None:
+            return _stranger(request)
+        rule = blocked(request.method, url_path)
+        if rule is not None:
+            return _json(rule.status, rule.body)
+        state = _state(request)
+        identities = Identities(state)
+        try:
+            credentials, account_id = await identities.credentials(session)
+        except LoginRefused:  # its seed was removed since: the session is over
+            await identities.logout(session.id)
+            return _stranger(request)
+
+        async def lease_for(model: str) -> PoolLease:
+            assert account_id is not None
+            return await identities.lease(account_id, model)
+
+        return await Forwarder(state).forward(
+            request, credentials, lease_for if account_id is not None else None
+        )
+
+    return router
