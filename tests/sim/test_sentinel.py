@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 from chat2api.sim import SimConfig
+from chat2api.sim.proofs import Verdict, verify_proof
 
 from .conftest import Client, conversation_body
 
@@ -23,7 +26,22 @@ def test_valid_proof_passes_once(client: Client) -> None:
 def test_wrong_missing_and_given_up_proofs(client: Client) -> None:
     """Wrong, missing and given-up proofs are each refused with an empty 403."""
     headers = client.sentinel()
-    wrong = dict(headers, **{"OpenAI-Sentinel-Proof-Token": "gAAAAABW3siYWJjIl0="})
+    issued = client.server.state.lookup(headers["OpenAI-Sentinel-Chat-Requirements-Token"])
+    assert issued is not None
+    # A fixed wrong answer passes an easy difficulty by chance (1 in 16 for "0fffff"):
+    # take the first candidate that really misses this seed.
+    wrong_token = next(
+        token
+        for i in range(100)
+        if verify_proof(
+            token := "gAAAAAB" + base64.b64encode(f"[{i}]".encode()).decode(),
+            issued.seed,
+            issued.difficulty,
+            issued.algorithm,
+        )
+        is Verdict.WRONG
+    )
+    wrong = dict(headers, **{"OpenAI-Sentinel-Proof-Token": wrong_token})
     assert _post(client, wrong) == 403
     missing = {k: v for k, v in headers.items() if k != "OpenAI-Sentinel-Proof-Token"}
     assert _post(client, missing) == 403
