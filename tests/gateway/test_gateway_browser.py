@@ -1,0 +1,108 @@
+"""The gateway in headless Chromium: the simulator's web app used through chat2api.
+
+The browser is Debian's ``/usr/bin/chromium``, as in ``tests/browser``; a
+missing browser fails these tests rather than skipping them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from chat2api.sim import SimServer, mint_access_token
+from servers import ServiceFactory, ServiceServer, add_tokens, bearers
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium for the module."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page_errors() -> list[str]:
+    """Script exceptions and console errors of the test's tab."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
+    """A fresh tab in its own context (no cookies) reporting errors to ``page_errors``."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    tab.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    tab.on("console", lambda msg: page_errors.append(msg.text) if msg.type == "error" else None)
+    yield tab
+    context.close()
+
+
+@pytest.fixture
+def mirror(make_service: ServiceFactory, sim: SimServer) -> tuple[ServiceServer, str]:
+    """The gateway with one pool account, over a simulator asking for FNV proofs."""
+    sim.state.config = sim.state.config.patched({"pow_hash": "fnv"})
+    service = make_service(ENABLE_GATEWAY="true")
+    token = mint_access_token(account_id="gw-browser-acct")
+    # Playwright's sync API keeps an event loop running in this thread: add from another.
+    with ThreadPoolExecutor(1) as worker:
+        worker.submit(add_tokens, service.settings, token).result()
+    return service, token
+
+
+def test_chat_through_the_mirror(
+    page: Page, mirror: tuple[ServiceServer, str], sim: SimServer, page_errors: list[str]
+) -> None:
+    """Log in with a seed, send a prompt, read the streamed answer; the sim saw the pool token."""
+    service, token = mirror
+    page.goto(f"{service.base_url}/?token=seed-one")
+    assert page.url == f"{service.base_url}/"  # the seed left the address bar
+    expect(page.locator("#user-name")).to_have_text("seed-one")
+    expect(page.locator("#send")).to_be_enabled()
+    page.fill("#prompt", "say exactly: hello from the mirror")
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("done")
+    expect(page.locator("#answer")).to_have_text("hello from the mirror")
+    assert bearers(sim, "/conversation") == [token]
+    assert bearers(sim, "/chat-requirements") == [token]
+    assert all("cookie" not in r["headers"] for r in sim.state.requests)
+    cookies = page.context.cookies()
+    assert [c["name"] for c in cookies] == ["chat2api_gateway"]
+    assert cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Lax"
+    assert token not in page.content()
+    assert page_errors == []
+
+    page.click("#logout")
+    expect(page).to_have_url(f"{service.base_url}/login")
+    expect(page.locator("#token")).to_be_visible()
+
+
+def test_stranger_lands_on_login(page: Page, mirror: tuple[ServiceServer, str]) -> None:
+    """An anonymous browser opening / is sent to the login page; a bad seed is explained."""
+    service, _ = mirror
+    page.goto(f"{service.base_url}/")
+    expect(page).to_have_url(f"{service.base_url}/login")
+    expect(page.locator("#token")).to_be_visible()
+    page.fill("#token", "seed-two")
+    page.click("#login")
+    expect(page).to_have_url(f"{service.base_url}/")
+    expect(page.locator("#user-name")).to_have_text("seed-two")
