@@ -421,3 +421,43 @@ def test_sse_arrives_incrementally(make_service: ServiceFactory, sim: SimServer)
     assert first_at < total - 1.0
     [record] = seen(sim, "/backend-api/conversation")
     assert record["headers"]["authorization"] == f"Bearer {tokens[0]}"
+
+
+def _conversation(text: str) -> dict[str, Any]:
+    """A minimal legacy conversation body with one user message."""
+    return {
+        "action": "next",
+        "messages": [
+            {
+                "id": "m1",
+                "author": {"role": "user"},
+                "content": {"content_type": "text", "parts": [text]},
+            }
+        ],
+        "model": "auto",
+        "parent_message_id": "p1",
+        "supported_encodings": [],
+    }
+
+
+def test_leaving_a_stream_frees_the_account(make_service: ServiceFactory, sim: SimServer) -> None:
+    """A browser that drops a stream aborts it upstream and gives the account's slot back."""
+    sim.state.config = sim.state.config.patched({"pow_required": False, "require_sentinel": False})
+    service = gateway(make_service, sim, ACCOUNT_CONCURRENCY="1", POOL_WAIT_SECONDS="1")
+    pool_tokens(service, 1)
+    with browser(service) as client:
+        log_in(client, "seed-one")
+        slow = _conversation("#sim:words=40 #sim:delay_ms=200 go on")
+        with client.stream("POST", "/backend-api/conversation", json=slow) as response:
+            assert response.status_code == 200
+            next(response.iter_bytes())
+        deadline = time.monotonic() + 5
+        while sim.state.stats.streams_cancelled == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sim.state.stats.streams_cancelled == 1
+        quick = client.post("/backend-api/conversation", json=_conversation("say exactly: ok"))
+        assert quick.status_code == 200, quick.text
+        assert b"[DONE]" in quick.content
+        head = client.head("/")
+        assert head.status_code == 200
+        assert head.content == b""
