@@ -15,7 +15,9 @@ cache, none of which is ever given back. So the connection cache is capped
 (``max_idle_connections``), handles are given smaller buffers (the upload
 buffer is 64 KiB by default, for request bodies of a few KiB), and
 ``trim_idle`` (run every few seconds while sessions exist) closes idle
-handles beyond ``max_idle_handles``.
+handles beyond ``max_idle_handles``, then runs a full garbage collection
+(a burst leaves its finished transfers in reference cycles) and
+``malloc_trim``.
 
 Every foreign transport exception is translated in ``map_transport_errors``,
 and nowhere else, into the ``chat2api.errors`` tree.
@@ -27,6 +29,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -154,8 +157,13 @@ class SessionPool:
                 closed += 1
             for item in reversed(items):  # back in the same order
                 pool.put_nowait(item)
-        if closed and _MALLOC_TRIM is not None:
-            _MALLOC_TRIM(0)  # give the freed heap back to the system, not just to malloc
+        if closed:
+            # A burst's responses, queues and request bodies sit in reference
+            # cycles (curl_cffi's stream task and its closures) that only a
+            # full collection frees; the young generations never reach them.
+            gc.collect()
+            if _MALLOC_TRIM is not None:
+                _MALLOC_TRIM(0)  # give the freed heap back to the system, not just to malloc
         return closed
 
     async def _trim_forever(self) -> None:
