@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -88,3 +89,48 @@ def service(request: pytest.FixtureRequest, services: dict[str, ServiceServer]) 
 def token() -> str:
     """A valid AccessToken the simulator accepts."""
     return mint_access_token(plan="plus")
+
+
+# --- headless Debian Chromium for the page tests (tests/browser, tests/gateway) ---------
+# Debian's /usr/bin/chromium (.ci/run installs it); Playwright never downloads a
+# browser here, and a missing one fails these tests rather than skipping them.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium for the module."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page_errors() -> list[str]:
+    """Script exceptions and console errors of the test's tab."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
+    """A fresh tab in its own context (no cookies, no storage) reporting its errors."""
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(20_000)
+    tab.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    tab.on("console", lambda msg: page_errors.append(msg.text) if msg.type == "error" else None)
+    yield tab
+    context.close()

@@ -7,56 +7,14 @@ these tests rather than skipping them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import fingerprint
 from servers import ServiceFactory, ServiceServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 ADMIN_KEY = "page-admin-key-5d1c0e"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium for the module."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page_errors() -> list[str]:
-    """Script exceptions and console errors of the test's tab."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
-    """A fresh tab (its own sessionStorage) reporting its errors to ``page_errors``."""
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(15_000)
-    tab.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    tab.on("console", lambda msg: page_errors.append(msg.text) if msg.type == "error" else None)
-    yield tab
-    context.close()
 
 
 @pytest.fixture

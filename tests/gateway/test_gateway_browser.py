@@ -6,55 +6,13 @@ missing browser fails these tests rather than skipping them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from chat2api.sim import SimServer, mint_access_token
 from servers import ServiceFactory, ServiceServer, add_tokens, bearers
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium for the module."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get install -y chromium`")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def page_errors() -> list[str]:
-    """Script exceptions and console errors of the test's tab."""
-    return []
-
-
-@pytest.fixture
-def page(browser: Browser, page_errors: list[str]) -> Iterator[Page]:
-    """A fresh tab in its own context (no cookies) reporting errors to ``page_errors``."""
-    context = browser.new_context()
-    tab = context.new_page()
-    tab.set_default_timeout(20_000)
-    tab.on("pageerror", lambda exc: page_errors.append(str(exc)))
-    tab.on("console", lambda msg: page_errors.append(msg.text) if msg.type == "error" else None)
-    yield tab
-    context.close()
 
 
 @pytest.fixture
