@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import openai
@@ -17,22 +13,17 @@ import uvicorn
 from chat2api.app import create_app
 from chat2api.settings import Settings, load_settings
 from chat2api.sim import SimServer
+from chat2api.sim.server import ThreadedServer
 from chat2api.store import Account
 
 
-class ServiceServer:
+class ServiceServer(ThreadedServer):
     """chat2api itself over real loopback sockets; a context manager."""
 
     def __init__(self, env: dict[str, Any], data_dir: Path) -> None:
         merged = {"DATA_DIR": str(data_dir), "POW_WORKERS": "0"} | env
         self.settings: Settings = load_settings(merged, env_file=None)
         self.app = create_app(self.settings)
-        # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
-        # and without it every keep-alive response waits ~40 ms for a delayed ACK.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port: int = self._sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
             loop="asyncio",
@@ -41,48 +32,12 @@ class ServiceServer:
             access_log=False,
             log_level="warning",
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._run, name="chat2api-test", daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        """Root URL of the service, without the API prefix."""
-        return f"http://127.0.0.1:{self.port}"
+        super().__init__(config, name="chat2api-test")
 
     @property
     def openai_base_url(self) -> str:
         """What an OpenAI SDK takes as ``base_url``."""
         return f"{self.base_url}{self.settings.prefix_path}/v1"
-
-    def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
-
-    def start(self, timeout: float = 20.0) -> ServiceServer:
-        """Start and wait until the lifespan has run and the socket accepts."""
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("chat2api did not start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        """Stop the server and wait for its lifespan to close resources."""
-        self._server.should_exit = True
-        self._thread.join(timeout=20)
-        self._sock.close()
-
-    def __enter__(self) -> ServiceServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 ServiceFactory = Callable[..., "ServiceServer"]

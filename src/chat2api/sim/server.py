@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Self
 
 import uvicorn
 
@@ -64,57 +65,52 @@ def serve(
     uvicorn.Server(_uvicorn_config(app, host, port)).run()
 
 
-class SimServer:
-    """The simulator on 127.0.0.1 and an ephemeral port, in a background thread.
+class ThreadedServer:
+    """A uvicorn server on 127.0.0.1 and an ephemeral port, in a background thread.
 
-    Use as a context manager; `base_url` is ready on entry and `state` is the
-    live `SimState` (counters, recorded requests, config).
+    A context manager: entering starts it and waits until it serves. The
+    simulator uses it, and so do the tests for chat2api itself.
     """
 
-    def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1") -> None:
-        """Create (not start) a server for `config`."""
-        self.app = create_sim_app(config)
+    def __init__(
+        self, config: uvicorn.Config, host: str = "127.0.0.1", name: str = "server"
+    ) -> None:
         self.host = host
+        self.name = name
         # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
         # and without it every keep-alive response waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, 0))
         self.port: int = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(_uvicorn_config(self.app, host, self.port))
-        self._thread = threading.Thread(target=self._run, name="chat2api-sim", daemon=True)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     @property
     def base_url(self) -> str:
         """`http://127.0.0.1:<port>`."""
         return f"http://{self.host}:{self.port}"
 
-    @property
-    def state(self) -> SimState:
-        """The running simulator's state."""
-        state: SimState = self.app.state.sim
-        return state
-
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
-    def start(self, timeout: float = 10.0) -> SimServer:
+    def start(self, timeout: float = 20.0) -> Self:
         """Start the thread and wait until the server accepts connections."""
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("simulator did not start")
+                raise RuntimeError(f"{self.name} did not start")
             time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         """Ask the server to exit and wait for the thread."""
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=20)
         self._sock.close()
 
-    def __enter__(self) -> SimServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -124,3 +120,21 @@ class SimServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class SimServer(ThreadedServer):
+    """The simulator in a background thread (see ``ThreadedServer``).
+
+    `state` is the live `SimState` (counters, recorded requests, config).
+    """
+
+    def __init__(self, config: SimConfig | None = None, host: str = "127.0.0.1") -> None:
+        """Create (not start) a server for `config`."""
+        self.app = create_sim_app(config)
+        super().__init__(_uvicorn_config(self.app, host, 0), host, "chat2api-sim")
+
+    @property
+    def state(self) -> SimState:
+        """The running simulator's state."""
+        state: SimState = self.app.state.sim
+        return state
