@@ -112,13 +112,15 @@ def _decode(step: Any, chunk: bytes) -> list[Event]:
 
 async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -> list[Event]:
     head: list[Event] = []
+    answered = False
     async for chunk in opened.body:
-        for event in _decode(decoder.feed, chunk):
-            if isinstance(event, StreamFailed):
-                raise stream_error(event)
-            head.append(event)
-            if not isinstance(event, Metadata):
-                return head
+        for event in _decode(decoder.feed, chunk):  # the whole chunk: none of it is lost
+            if isinstance(event, StreamFailed) and not answered:
+                raise stream_error(event)  # nothing answered yet: the turn may be retried
+            head.append(event)  # a failure after answer text stays a mid-stream failure
+            answered = answered or not isinstance(event, Metadata | StreamFailed)
+        if answered:
+            return head
         if decoder.done:
             break
     for event in _decode(lambda _: decoder.close(), b""):

@@ -22,24 +22,23 @@ marks it); other requests only read the account's current AccessToken.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import cast
 
 import orjson
-from curl_cffi.requests import Response as UpstreamResponse
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from chat2api.errors import UpstreamRateLimited, UpstreamTimeout, UpstreamUnauthorized
+from chat2api.errors import UpstreamRateLimited, UpstreamUnauthorized
 from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
 from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import abort, iter_body, map_transport_errors
+from chat2api.upstream.transport import Reply
 
 FORWARDED = frozenset(
     {
@@ -208,23 +207,14 @@ class Forwarder:
             url += "?" + request.url.query
         timeout = self.settings.upstream_timeout
         with map_transport_errors("the gateway"):
-            try:
-                upstream: UpstreamResponse = await asyncio.wait_for(
-                    session.request(
-                        method,  # type: ignore[arg-type]  # any method the browser used
-                        url,
-                        data=body or None,
-                        headers=self._headers(request, credentials, target.base_url),
-                        timeout=timeout,
-                        stream=True,
-                        allow_redirects=False,
-                    ),
-                    timeout=timeout,
-                )
-            except TimeoutError as exc:
-                raise UpstreamTimeout(
-                    f"The upstream sent no response headers within {timeout:g}s."
-                ) from exc
+            upstream = await session.request(
+                method,
+                url,
+                data=body or None,
+                headers=self._headers(request, credentials, target.base_url),
+                timeout=timeout,
+                stream=True,
+            )
         origin = f"{request.url.scheme}://{request.url.netloc}"
         rewriter = Rewriter(self.settings.chatgpt_base_url, origin)
         status = upstream.status_code
@@ -232,7 +222,7 @@ class Forwarder:
         headers = [
             (name, rewriter.text(value))
             for name, value in upstream.headers.multi_items()
-            if value is not None and name.lower() not in DROPPED_RESPONSE
+            if name.lower() not in DROPPED_RESPONSE
         ]
         if lease is not None and status >= 400:
             data = await self._read(upstream, MAX_ERROR_BODY)
@@ -266,7 +256,7 @@ class Forwarder:
         return ClosingStream(iter_body(upstream), status, headers, close)
 
     @staticmethod
-    async def _read(upstream: UpstreamResponse, limit: int | None) -> bytes:
+    async def _read(upstream: Reply, limit: int | None) -> bytes:
         parts: list[bytes] = []
         size = 0
         body = cast(AsyncGenerator[bytes, None], iter_body(upstream))  # it is one
@@ -279,10 +269,8 @@ class Forwarder:
         return b"".join(parts)
 
     @staticmethod
-    async def _report(
-        lease: PoolLease, status: int, upstream: UpstreamResponse, data: bytes
-    ) -> None:
-        headers = {k.lower(): v for k, v in upstream.headers.items() if v is not None}
+    async def _report(lease: PoolLease, status: int, upstream: Reply, data: bytes) -> None:
+        headers = upstream.headers.lower()
         error = error_from_response(status, headers, data, what="the gateway")
         if isinstance(error, UpstreamRateLimited | UpstreamUnauthorized):
             await lease.failed(error)

@@ -107,7 +107,12 @@ from typing import Any, Literal
 import orjson
 
 from chat2api.protocol.delta import DeltaState
-from chat2api.protocol.errors import MalformedEvent, StreamTruncated, UnsupportedEncoding
+from chat2api.protocol.errors import (
+    MalformedEvent,
+    ProtocolError,
+    StreamTruncated,
+    UnsupportedEncoding,
+)
 from chat2api.protocol.events import (
     Citation,
     CodeRun,
@@ -271,6 +276,7 @@ class ConversationDecoder:
         self._pointers: set[str] = set()  # asset pointers already reported
         self._pending_images = False  # an ImageGenerated(pending=True) was emitted
         self._cited: set[str] = set()  # citation URLs already reported
+        self._deferred: ProtocolError | None = None  # raised after the events before it
 
     @property
     def format(self) -> Format:
@@ -283,15 +289,29 @@ class ConversationDecoder:
         return self._complete or self._done_marker
 
     def feed(self, chunk: bytes) -> list[Event]:
-        """Decode a slice of the response body; return the events it completes."""
+        """Decode a slice of the response body; return the events it completes.
+
+        A malformed record raises ``ProtocolError``; the events decoded before
+        it in the same slice are returned first and the error is raised by the
+        next ``feed`` or ``close``, so that nothing already answered is lost.
+        """
+        if self._deferred is not None:
+            raise self._deferred
         out: list[Event] = []
-        for name, data, _, _ in self._sse.feed_fields(chunk):
-            self._record(name, data, out)
+        try:
+            for name, data, _, _ in self._sse.feed_fields(chunk):
+                self._record(name, data, out)
+        except ProtocolError as exc:
+            if not out:
+                raise
+            self._deferred = exc
         return out
 
     def close(self) -> list[Event]:
         """End of body: return the last events, or raise ``StreamTruncated``."""
         out: list[Event] = []
+        if self._deferred is not None:
+            raise self._deferred
         if self._closed:
             return out
         self._closed = True

@@ -57,22 +57,21 @@ class OAuthClient:
             "refresh_token": refresh_token,
         }
         with map_transport_errors("refreshing an access token"):
-            response = await session.post(
+            response, content = await session.fetch(
+                "POST",
                 self._base_url + "/oauth/token",
                 data=orjson.dumps(body),
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
                 timeout=self._sessions.timeout,
             )
         if response.status_code in (400, 401, 403):
-            reason = _oauth_error(response.content)
+            reason = _oauth_error(content)
             raise RefreshRejected(f"The RefreshToken was refused ({reason}).")
         if response.status_code != 200:
-            headers = {k.lower(): v for k, v in response.headers.items() if v is not None}
-            raise error_from_response(
-                response.status_code, headers, response.content, what="token refresh"
-            )
+            headers = response.headers.lower()
+            raise error_from_response(response.status_code, headers, content, what="token refresh")
         try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(content)
             access = data["access_token"]
             lifetime = float(data.get("expires_in") or DEFAULT_LIFETIME)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:

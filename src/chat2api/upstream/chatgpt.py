@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from curl_cffi.requests import AsyncSession, Response
 
 from chat2api.errors import (
     ChallengeRequired,
@@ -55,6 +54,7 @@ from chat2api.upstream.http import (
     map_transport_errors,
     open_stream,
 )
+from chat2api.upstream.transport import Reply, Session
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class OpenedConversation:
     """A conversation whose upstream answered 200; ``body`` streams SSE bytes."""
 
     body: AsyncIterator[bytes]
-    response: Response
+    response: Reply
     target: Target
     credentials: Credentials
     sentinel_headers: dict[str, str] = field(default_factory=dict)
@@ -203,10 +203,15 @@ class ChatGPTBackend:
         if self._settings.auth_key:
             headers["authkey"] = self._settings.auth_key
         with map_transport_errors("fetching the home page"):
-            response = await session.get(
-                target.base_url + "/", headers=headers, timeout=self._sessions.timeout
+            response, page = await session.fetch(
+                "GET",
+                target.base_url + "/",
+                headers=headers,
+                timeout=self._sessions.timeout,
+                follow_redirects=True,
             )
-        assets = parse_home_page(response.text if response.status_code == 200 else "")
+        html = page.decode("utf-8", "replace") if response.status_code == 200 else ""
+        assets = parse_home_page(html)
         scripts = assets.scripts or (FALLBACK_SCRIPT,)
         if assets.build_id is None:
             log.warning(
@@ -219,7 +224,7 @@ class ChatGPTBackend:
             return _HomeInfo(FALLBACK_BUILD, scripts, fallback_age)
         return _HomeInfo(assets.build_id, scripts, time.monotonic())
 
-    def session(self, target: Target) -> AsyncSession[Response]:
+    def session(self, target: Target) -> Session:
         """The pooled session for ``target``."""
         return self._sessions.session(target.base_url, target.proxy)
 
@@ -240,8 +245,8 @@ class ChatGPTBackend:
     ) -> dict[str, Any]:
         """One JSON call to the backend as ``credentials``; errors mapped, JSON object back."""
         with map_transport_errors(what):
-            response = await self.session(target).request(
-                method,  # type: ignore[arg-type]
+            response, content = await self.session(target).fetch(
+                method,
                 target.base_url + path,
                 data=orjson.dumps(body) if body is not None else None,
                 headers=self._headers(target, credentials, stream=False),
@@ -250,12 +255,12 @@ class ChatGPTBackend:
         if response.status_code not in (200, 201):
             raise error_from_response(
                 response.status_code,
-                {k.lower(): v for k, v in response.headers.items() if v is not None},
-                response.content,
+                response.headers.lower(),
+                content,
                 what=what,
             )
         try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(content)
         except orjson.JSONDecodeError as exc:
             raise UpstreamUnavailable(f"The upstream sent invalid JSON ({what}).") from exc
         if not isinstance(data, dict):
@@ -329,12 +334,12 @@ class ChatGPTBackend:
         if response.status_code != 200:
             try:
                 with map_transport_errors("reading an error answer"):
-                    content = await response.acontent()
+                    content = await response.aread()
             finally:
                 await abort(response)
             raise error_from_response(
                 response.status_code,
-                {k.lower(): v for k, v in response.headers.items() if v is not None},
+                response.headers.lower(),
                 content,
                 what="conversation",
                 challenge=challenge,

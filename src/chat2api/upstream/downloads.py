@@ -120,10 +120,10 @@ class Downloader:
         )
         if response.status_code != 200:
             with map_transport_errors("downloading a file"):
-                content = await response.acontent()
+                content = await response.aread()
             raise error_from_response(
                 response.status_code,
-                {k.lower(): v for k, v in response.headers.items() if v is not None},
+                response.headers.lower(),
                 content,
                 what="file download",
             )

@@ -143,14 +143,14 @@ class FileUploader:
             "User-Agent": self._backend.user_agent,
         }
         with map_transport_errors("uploading a file"):
-            response = await session.put(
-                url, data=attachment.data, headers=headers, timeout=self._backend.timeout
+            response, content = await session.fetch(
+                "PUT", url, data=attachment.data, headers=headers, timeout=self._backend.timeout
             )
         if response.status_code not in (200, 201):
             raise error_from_response(
                 response.status_code,
-                {k.lower(): v for k, v in response.headers.items() if v is not None},
-                response.content,
+                response.headers.lower(),
+                content,
                 what="file upload",
             )
 

@@ -1,0 +1,524 @@
+"""A lean asyncio HTTP client on curl_cffi's libcurl bindings (``Curl`` + ``AsyncCurl``).
+
+curl_cffi's ``AsyncSession`` resets each handle and sets every option again
+(impersonation included) for every request, parses headers and cookies in
+Python, and runs a task, a queue and three events per streamed response: a
+third of chat2api's CPU per completion, and a good part of each open
+stream's memory. This module keeps what matters (curl-impersonate's browser
+TLS/HTTP fingerprint, one libcurl multi handle per session and its
+connection cache) and does the rest once:
+
+* a handle is impersonated and configured when it is created and is reused
+  as is (libcurl keeps options across transfers); a request sets only what
+  changes (URL, method, body, headers, timeouts);
+* the body and header callbacks are bound once per handle and write into the
+  current :class:`Reply`; a streamed body is a deque of chunks and one future
+  to wake the reader;
+* no cookie engine: upstream cookies are never carried from one account's
+  request to another's; callers send the cookies they mean to send.
+
+A :class:`Reply` is returned once the final response headers arrived (1xx
+and proxy CONNECT answers are skipped); its body is then read with
+:meth:`Reply.aread` or :meth:`Reply.aiter_bytes`, and :meth:`Reply.aclose`
+aborts a transfer still running. Transport failures raise curl_cffi's
+``CurlError`` (``code`` is the libcurl error); ``chat2api.upstream.http``
+maps them into the chat2api error tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlOpt
+from curl_cffi import ffi as curl_ffi
+from curl_cffi import lib as curl_lib
+from curl_cffi.aio import AsyncCurl
+from curl_cffi.const import CurlECode, CurlMOpt
+from curl_cffi.requests.impersonate import REAL_TARGET_MAP
+
+__all__ = ["Reply", "ReplyHeaders", "Session", "TransferAborted"]
+
+# Per-handle buffers: curl's minimum upload buffer (default 64 KiB) and its
+# default download buffer, named so that a change of default cannot grow them.
+_HANDLE_OPTIONS: dict[CurlOpt, Any] = {
+    CurlOpt.UPLOAD_BUFFERSIZE: 16384,
+    CurlOpt.BUFFERSIZE: 16384,
+    CurlOpt.HTTP_VERSION: CurlHttpVersion.V2TLS,  # plain http stays HTTP/1.1, no h2c upgrade
+    CurlOpt.MAXREDIRS: 10,
+    CurlOpt.SUPPRESS_CONNECT_HEADERS: 1,  # a proxy's CONNECT answer is not the response
+    CurlOpt.NOSIGNAL: 1,
+}
+_NULL = curl_ffi.NULL
+
+
+class TransferAborted(CurlError):
+    """The transfer was stopped by :meth:`Reply.aclose` or a header deadline."""
+
+
+def _set_multi_long(acurl: AsyncCurl, option: CurlMOpt, value: int) -> int:
+    # Not through AsyncCurl.setopt: curl_cffi 0.17 passes long options as a
+    # pointer, so curl would read an address as the value.
+    code: int = curl_lib.curl_multi_setopt(acurl._curlm, option, curl_ffi.cast("void *", value))
+    return code
+
+
+class ReplyHeaders:
+    """Response headers in arrival order; lookups ignore the case of names."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: list[tuple[str, str]]) -> None:
+        self._items = items
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of ``name``, or ``default``."""
+        name = name.lower()
+        for key, value in self._items:
+            if key.lower() == name:
+                return value
+        return default
+
+    def get_list(self, name: str) -> list[str]:
+        """Every value of ``name``, in order (``Set-Cookie`` may repeat)."""
+        name = name.lower()
+        return [value for key, value in self._items if key.lower() == name]
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every (name, value) pair, repeats included, names as sent."""
+        return list(self._items)
+
+    def lower(self) -> dict[str, str]:
+        """Lower-case names to their first value."""
+        out: dict[str, str] = {}
+        for key, value in self._items:
+            out.setdefault(key.lower(), value)
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __repr__(self) -> str:
+        return f"ReplyHeaders({[k for k, _ in self._items]!r})"
+
+
+class Reply:
+    """One response: status and headers at once, the body read or streamed after."""
+
+    __slots__ = (
+        "_body",
+        "_chunks",
+        "_deadline",
+        "_error",
+        "_finished",
+        "_follow",
+        "_handle",
+        "_header_lines",
+        "_headers_ready",
+        "_session",
+        "_waiter",
+        "headers",
+        "status_code",
+    )
+
+    def __init__(self, session: Session, handle: _Handle, body: bytes | None, follow: bool) -> None:
+        self._session = session
+        self._follow = follow
+        self._handle: _Handle | None = handle
+        self._body = body  # the request body: curl reads it in place until the end
+        self._chunks: deque[bytes] = deque()
+        self._header_lines: list[bytes] = []
+        self._headers_ready: asyncio.Future[None] = session.loop.create_future()
+        self._waiter: asyncio.Future[None] | None = None
+        self._finished = False
+        self._error: BaseException | None = None
+        self._deadline: asyncio.TimerHandle | None = None
+        self.status_code = 0
+        self.headers = ReplyHeaders([])
+
+    # -- libcurl callbacks (run inside curl_multi_socket_action, on the loop)
+
+    def _on_header(self, line: bytes) -> int:
+        if line.startswith(b"HTTP/"):
+            self._header_lines.clear()  # a new response (after a 1xx) starts
+            parts = line.split(None, 2)
+            self.status_code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        elif line in (b"\r\n", b"\n"):
+            status = self.status_code
+            if 100 <= status < 200:
+                return len(line)  # an interim answer: the real one follows
+            if self._follow and 300 <= status < 400 and self._has_location():
+                return len(line)  # curl follows this redirect
+            self._publish_headers()
+        else:
+            self._header_lines.append(line)
+        return len(line)
+
+    def _on_body(self, chunk: bytes) -> int:
+        if not self._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
+            self._publish_headers()
+        self._chunks.append(chunk)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return len(chunk)
+
+    def _has_location(self) -> bool:
+        return any(line[:9].lower() == b"location:" for line in self._header_lines)
+
+    def _publish_headers(self) -> None:
+        items: list[tuple[str, str]] = []
+        for raw in self._header_lines:
+            name, sep, value = raw.decode("latin-1").partition(":")
+            if sep:
+                items.append((name.strip(), value.strip()))
+            elif items and raw[:1] in (b" ", b"\t"):  # obsolete line folding
+                key, previous = items[-1]
+                items[-1] = (key, f"{previous} {raw.decode('latin-1').strip()}")
+        self._header_lines = []
+        self.headers = ReplyHeaders(items)
+        if not self._headers_ready.done():
+            self._headers_ready.set_result(None)
+
+    # -- completion
+
+    def _on_done(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            error: BaseException | None = self._error or TransferAborted(
+                "The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK
+            )
+        else:
+            error = future.exception()
+        self._finish(error)
+
+    def _finish(self, error: BaseException | None) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._error = error
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+        handle, self._handle = self._handle, None
+        self._body = None
+        if handle is not None:
+            self._session._release(handle)
+        if not self._headers_ready.done():
+            if error is None:
+                if self.status_code == 0:
+                    error = CurlError("The upstream closed the connection without a response.")
+                    self._error = error
+                    self._headers_ready.set_exception(error)
+                else:
+                    self._publish_headers()
+            else:
+                self._headers_ready.set_exception(error)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _abort(self, error: BaseException) -> None:
+        """Stop the transfer now; the handle goes back to the session."""
+        if self._finished:
+            return
+        self._error = error
+        handle = self._handle
+        if handle is not None:
+            self._session._remove(handle)  # cancels the transfer future -> _on_done
+        self._finish(error)
+
+    # -- public API
+
+    @property
+    def finished(self) -> bool:
+        """True once the transfer ended (read fully, failed or aborted)."""
+        return self._finished
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body as it arrives (chunks already waiting come joined); raises on failure."""
+        chunks = self._chunks
+        loop = self._session.loop
+        while True:
+            if chunks:
+                if len(chunks) == 1:
+                    yield chunks.popleft()
+                else:
+                    data = b"".join(chunks)
+                    chunks.clear()
+                    yield data
+                continue
+            if self._finished:
+                if self._error is not None and not isinstance(self._error, TransferAborted):
+                    raise self._error
+                return
+            waiter = self._waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def aread(self) -> bytes:
+        """The whole body."""
+        parts = [chunk async for chunk in self.aiter_bytes()]
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        """Abort the transfer if it is still running (its connection is closed)."""
+        self._abort(TransferAborted("The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK))
+        self._chunks.clear()
+
+
+class _Handle:
+    """A configured, impersonating easy handle and the reply it currently feeds."""
+
+    __slots__ = ("curl", "header_slist", "reply")
+
+    def __init__(self, curl: Curl) -> None:
+        self.curl = curl
+        self.reply: Reply | None = None
+        self.header_slist: Any = _NULL
+
+    def on_body(self, chunk: bytes) -> int:
+        reply = self.reply
+        return reply._on_body(chunk) if reply is not None else len(chunk)
+
+    def on_header(self, line: bytes) -> int:
+        reply = self.reply
+        return reply._on_header(line) if reply is not None else len(line)
+
+    def set_headers(self, lines: list[bytes]) -> None:
+        self.free_headers()
+        slist = _NULL
+        for line in lines:
+            slist = curl_lib.curl_slist_append(slist, line)
+        self.header_slist = slist
+        curl_lib._curl_easy_setopt(self.curl._curl, CurlOpt.HTTPHEADER, slist)
+
+    def free_headers(self) -> None:
+        if self.header_slist != _NULL:
+            curl_lib._curl_easy_setopt(self.curl._curl, CurlOpt.HTTPHEADER, _NULL)
+            curl_lib.curl_slist_free_all(self.header_slist)
+            self.header_slist = _NULL
+
+    def close(self) -> None:
+        self.free_headers()
+        self.curl.close()
+
+
+class Session:
+    """Requests to any URL through one libcurl multi handle (connection cache and all).
+
+    ``impersonate`` names a curl-impersonate browser target; ``proxy`` is a
+    proxy URL or ``None`` (then libcurl honours the usual ``*_proxy``
+    environment variables, as curl does).
+    """
+
+    def __init__(
+        self,
+        *,
+        impersonate: str,
+        proxy: str | None = None,
+        max_connections: int = 1024,
+        max_idle_connections: int = 1024,
+    ) -> None:
+        self.loop = asyncio.get_running_loop()
+        # "chrome" and the like name curl_cffi's current default of that browser.
+        self._impersonate = REAL_TARGET_MAP.get(impersonate, impersonate)
+        self._proxy = proxy
+        self._acurl = AsyncCurl(loop=self.loop)
+        if _set_multi_long(self._acurl, CurlMOpt.MAX_TOTAL_CONNECTIONS, max_connections):
+            raise ValueError(f"libcurl refused max_connections={max_connections}")
+        if _set_multi_long(self._acurl, CurlMOpt.MAXCONNECTS, max_idle_connections):
+            raise ValueError(f"libcurl refused max_idle_connections={max_idle_connections}")
+        self._idle: list[_Handle] = []  # most recently used last
+        self._busy = 0
+        self._closed = False
+
+    # -- handles
+
+    def _new_handle(self) -> _Handle:
+        curl = Curl()
+        if curl.impersonate(self._impersonate, default_headers=True):
+            curl.close()
+            raise ValueError(f"curl-impersonate does not know the target {self._impersonate!r}")
+        handle = _Handle(curl)
+        for option, value in _HANDLE_OPTIONS.items():
+            curl.setopt(option, value)
+        if self._proxy:
+            curl.setopt(CurlOpt.PROXY, self._proxy)
+            curl.setopt(CurlOpt.NOPROXY, "")
+        curl.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
+        curl.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
+        return handle
+
+    def _release(self, handle: _Handle) -> None:
+        handle.reply = None
+        handle.free_headers()
+        self._busy -= 1
+        if self._closed:
+            handle.close()
+        else:
+            self._idle.append(handle)
+
+    def _remove(self, handle: _Handle) -> None:
+        with contextlib.suppress(CurlError):
+            self._acurl.remove_handle(handle.curl)
+
+    @property
+    def idle_handles(self) -> int:
+        """Handles kept for reuse."""
+        return len(self._idle)
+
+    @property
+    def active(self) -> int:
+        """Transfers running now."""
+        return self._busy
+
+    def trim(self, keep: int) -> int:
+        """Close idle handles beyond the ``keep`` most recently used; how many."""
+        surplus = len(self._idle) - keep
+        if surplus <= 0:
+            return 0
+        closing, self._idle = self._idle[:surplus], self._idle[surplus:]
+        for handle in closing:
+            handle.close()
+        return surplus
+
+    # -- requests
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        data: bytes | None = None,
+        timeout: float | tuple[float, float] = 30.0,  # noqa: ASYNC109 (curl's, not asyncio's)
+        stream: bool = False,
+        follow_redirects: bool = False,
+    ) -> Reply:
+        """Send; return once the final response headers arrived.
+
+        ``timeout``: a number bounds the whole transfer; ``(connect, read)``
+        bounds the connection and then the whole transfer by their sum. With
+        ``stream=True`` the read part is instead the longest silence allowed
+        (headers included) and the body is left to :meth:`Reply.aiter_bytes`.
+        Either way the body is left to :meth:`Reply.aread` or
+        :meth:`Reply.aiter_bytes` (:meth:`fetch` does both steps).
+        ``follow_redirects`` lets curl follow up to 10 redirects.
+        """
+        if self._closed:
+            raise RuntimeError("the session is closed")
+        handle = self._idle.pop() if self._idle else self._new_handle()
+        self._busy += 1
+        reply = Reply(self, handle, data, follow_redirects)
+        try:
+            self._prepare(handle, method, url, headers, data, timeout, stream)
+            handle.curl.setopt(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
+            handle.reply = reply
+            transfer = self._acurl.add_handle(handle.curl)
+        except BaseException:
+            handle.reply = None
+            reply._handle = None
+            self._release(handle)
+            raise
+        transfer.add_done_callback(reply._on_done)
+        if stream:
+            idle = timeout[1] if isinstance(timeout, tuple) else timeout
+            reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
+        try:
+            await reply._headers_ready
+        except asyncio.CancelledError:
+            reply._abort(TransferAborted("The request was cancelled."))
+            raise
+        return reply
+
+    async def fetch(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] = (),
+        data: bytes | None = None,
+        timeout: float | tuple[float, float] = 30.0,  # noqa: ASYNC109 (curl's, not asyncio's)
+        follow_redirects: bool = False,
+    ) -> tuple[Reply, bytes]:
+        """A whole request: the reply and its body."""
+        reply = await self.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+        )
+        try:
+            return reply, await reply.aread()
+        except BaseException:
+            await reply.aclose()
+            raise
+
+    @staticmethod
+    def _headers_late(reply: Reply, seconds: float) -> None:
+        if reply._headers_ready.done():
+            return
+        reply._abort(
+            TransferAborted(
+                f"No response headers within {seconds:g}s.", CurlECode.OPERATION_TIMEDOUT
+            )
+        )
+
+    def _prepare(
+        self,
+        handle: _Handle,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        data: bytes | None,
+        timeout: float | tuple[float, float],
+        stream: bool,
+    ) -> None:
+        curl = handle.curl
+        setopt = curl.setopt
+        method = method.upper()
+        setopt(CurlOpt.URL, url.encode())
+        setopt(CurlOpt.HTTPGET, 1)  # back to a plain GET: POST, NOBODY and UPLOAD off
+        if method == "HEAD":
+            setopt(CurlOpt.NOBODY, 1)
+            setopt(CurlOpt.CUSTOMREQUEST, _NULL)
+        elif data is not None or method in ("POST", "PUT", "PATCH"):
+            body = data if data is not None else b""
+            setopt(CurlOpt.POSTFIELDSIZE, len(body))
+            setopt(CurlOpt.POSTFIELDS, body)  # read in place: the Reply keeps ``body``
+            setopt(CurlOpt.CUSTOMREQUEST, _NULL if method == "POST" else method.encode())
+        else:
+            setopt(CurlOpt.CUSTOMREQUEST, _NULL if method == "GET" else method.encode())
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        lines = [f"{name}: {value}".encode("latin-1") for name, value in items]
+        if data is not None:
+            lines.append(b"Expect:")  # no 100-continue round trip for larger bodies
+        handle.set_headers(lines)
+        connect, total = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        setopt(CurlOpt.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
+        if stream:
+            setopt(CurlOpt.TIMEOUT_MS, 0)
+            setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
+            setopt(CurlOpt.LOW_SPEED_TIME, max(1, round(total)))
+        else:
+            whole = connect + total if isinstance(timeout, tuple) else total
+            setopt(CurlOpt.TIMEOUT_MS, max(1, int(whole * 1000)))
+            setopt(CurlOpt.LOW_SPEED_LIMIT, 0)
+            setopt(CurlOpt.LOW_SPEED_TIME, 0)
+
+    async def aclose(self) -> None:
+        """Abort running transfers and free every handle."""
+        if self._closed:
+            return
+        self._closed = True
+        for handle in self._idle:
+            handle.close()
+        self._idle = []
+        await self._acurl.close()  # type: ignore[no-untyped-call]
