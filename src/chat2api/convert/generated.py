@@ -91,7 +91,11 @@ class SandboxRewriter:
 
 
 def _partial_prefix(text: str) -> int:
-    for size in range(min(len(SANDBOX) - 1, len(text)), 0, -1):
-        if SANDBOX.startswith(text[-size:]):
-            return size
+    """Length of the longest tail of ``text`` that ``SANDBOX`` starts with (0 if none)."""
+    first = SANDBOX[0]
+    at = text.find(first, max(0, len(text) - (len(SANDBOX) - 1)))
+    while at >= 0:  # only tails that start with the first character can match
+        if SANDBOX.startswith(text[at:]):
+            return len(text) - at
+        at = text.find(first, at + 1)
     return 0

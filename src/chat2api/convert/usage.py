@@ -69,9 +69,10 @@ class TokenCounter:
     """Counts tokens in one worker process, started on first use (module docstring).
 
     The worker (``chat2api.convert.token_worker``) speaks JSON lines over its
-    stdin/stdout pipes, driven by this event loop: a request costs one pipe
-    write and one read here, no threads, no pickling. A worker that dies is
-    replaced on the next request (one retry). Create one in the app's
+    stdin/stdout pipes, driven by this event loop: a request costs at most one
+    pipe write and one read here, no threads, no pickling. A worker that dies is
+    replaced on the next request (one retry). Requests made in the same loop
+    iteration share one write. Create one in the app's
     lifespan and close it there.
     """
 
@@ -82,6 +83,9 @@ class TokenCounter:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count()
         self._closed = False
+        # Requests made in one loop iteration go to the worker in one write.
+        self._outbox: list[tuple[int, bytes]] = []
+        self._flushing = False
 
     @property
     def pid(self) -> int | None:
@@ -143,7 +147,10 @@ class TokenCounter:
             future = asyncio.get_running_loop().create_future()
             self._pending[ident] = future
             try:
-                proc.stdin.write(orjson.dumps([ident, *request]) + b"\n")
+                self._outbox.append((ident, orjson.dumps([ident, *request]) + b"\n"))
+                if not self._flushing:
+                    self._flushing = True
+                    asyncio.get_running_loop().call_soon(self._flush)
                 return await future
             except (_WorkerGone, ConnectionError) as exc:
                 self._pending.pop(ident, None)
@@ -151,6 +158,20 @@ class TokenCounter:
                     raise
                 log.warning("token counting worker died (%s); starting a new one", exc)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _flush(self) -> None:
+        self._flushing = False
+        queued, self._outbox = self._outbox, []
+        proc = self._proc
+        try:
+            if proc is None or proc.stdin is None or proc.stdin.is_closing():
+                raise ConnectionResetError("the worker's input is closed")
+            proc.stdin.write(b"".join(line for _, line in queued))
+        except ConnectionError as exc:  # the callers retry once on a new worker
+            for ident, _ in queued:
+                future = self._pending.pop(ident, None)
+                if future is not None and not future.done():
+                    future.set_exception(_WorkerGone(f"the token counting worker is gone: {exc}"))
 
     async def count(self, texts: Sequence[str], encoding: Encoding) -> list[int]:
         """Tokens in each of ``texts``; no worker trip when all are empty."""

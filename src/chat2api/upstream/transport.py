@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlOpt
+from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
 from curl_cffi import ffi as curl_ffi
 from curl_cffi import lib as curl_lib
 from curl_cffi.aio import AsyncCurl
@@ -180,8 +180,18 @@ class Reply:
                 items[-1] = (key, f"{previous} {raw.decode('latin-1').strip()}")
         self._header_lines = []
         self.headers = ReplyHeaders(items)
+        self._drop_sent_body()
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
+
+    def _drop_sent_body(self) -> None:
+        """Free the request body once curl sent all of it (a long stream need not keep it)."""
+        body, handle = self._body, self._handle
+        if body is None or handle is None:
+            return
+        if handle.curl.getinfo(CurlInfo.SIZE_UPLOAD_T) >= len(body):  # type: ignore[operator]
+            self._body = None
+            handle.curl._body_handle = None  # curl_cffi's own reference to it
 
     # -- completion
 
@@ -356,6 +366,7 @@ class Session:
 
     def _release(self, handle: _Handle) -> None:
         handle.reply = None
+        handle.curl._body_handle = None  # the request body: not kept alive by an idle handle
         handle.free_headers()
         self._busy -= 1
         if self._closed:
