@@ -1,0 +1,486 @@
+"""The curl transport against a raw HTTP/1.1 server: methods, headers, streams, aborts, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from curl_cffi import CurlError
+from curl_cffi.const import CurlECode
+
+from chat2api.errors import UpstreamConnectError, UpstreamTimeout, UpstreamUnavailable
+from chat2api.upstream.http import iter_body, map_transport_errors, open_stream
+from chat2api.upstream.transport import Session, TransferAborted
+
+pytestmark = pytest.mark.anyio
+
+STREAM_CHUNKS = [f"chunk-{i:02d};".encode() for i in range(20)]
+STREAM_PAUSE = 0.03
+TRUNCATED_CHUNKS = [b"first part;", b"second part;"]
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(("asyncio", {}), id="asyncio"),
+        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    ]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """The plain asyncio loop, and uvloop (the loop the served app runs on)."""
+    backend: tuple[str, dict[str, Any]] = request.param
+    return backend
+
+
+@dataclass
+class Seen:
+    """One request as the server read it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    connection: int
+
+
+@dataclass
+class StreamEnd:
+    """How a /stream answer ended: chunks written, and whether the client hung up first."""
+
+    sent: int
+    client_left: bool
+
+
+@dataclass
+class RawServer:
+    """A minimal keep-alive HTTP/1.1 server on 127.0.0.1 that answers by path."""
+
+    requests: list[Seen] = field(default_factory=list)
+    streams: list[StreamEnd] = field(default_factory=list)
+    silent_closed: int = 0
+    port: int = 0
+    _connections: int = 0
+    _server: asyncio.Server | None = None
+    _handlers: dict[asyncio.Task[Any], asyncio.StreamWriter] = field(default_factory=dict)
+    _stream_ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        handlers = list(self._handlers.items())
+        for _, writer in handlers:
+            writer.close()  # a handler waiting on this connection sees it end
+        if handlers:
+            await asyncio.wait([task for task, _ in handlers], timeout=5)
+
+    async def wait_stream_end(self, seconds: float = 5.0) -> StreamEnd:
+        await asyncio.wait_for(self._stream_ended.wait(), seconds)
+        return self.streams[-1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers[task] = writer
+        self._connections += 1
+        connection = self._connections
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                request_line, *lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = request_line.split(" ", 2)
+                headers: dict[str, str] = {}
+                for line in lines:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0"))
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(Seen(method, path, headers, body, connection))
+                if not await self._answer(method, path, body, reader, writer):
+                    return
+        except ConnectionError:
+            return
+        finally:
+            self._handlers.pop(task, None)
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _answer(
+        self,
+        method: str,
+        path: str,
+        body: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> bool:
+        """Write the answer; False when the connection is to be closed."""
+        if path == "/echo":
+            payload = json.dumps({"method": method, "length": len(body)}).encode()
+            self._respond(writer, "200 OK", [("Content-Type", "application/json")], payload, method)
+        elif path == "/cookie":
+            cookies = [("Set-Cookie", "alpha=1; Path=/"), ("Set-Cookie", "beta=2; Path=/")]
+            self._respond(writer, "200 OK", cookies, b"cookies set", method)
+        elif path == "/continue":
+            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            self._respond(writer, "200 OK", [("X-Final", "yes")], b"after the interim", method)
+        elif path == "/redirect":
+            self._respond(writer, "302 Found", [("Location", "/echo")], b"", method)
+        elif path == "/redirect307":
+            self._respond(writer, "307 Temporary Redirect", [("Location", "/echo")], b"", method)
+        elif path == "/stream":
+            return await self._stream(reader, writer)
+        elif path == "/silent":
+            with contextlib.suppress(ConnectionError):
+                await reader.read()  # until the client hangs up
+            self.silent_closed += 1
+            return False
+        elif path == "/truncated":
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for chunk in TRUNCATED_CHUNKS:
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            return False  # closed without the terminating chunk
+        else:
+            self._respond(writer, "404 Not Found", [], b"no such path", method)
+        await writer.drain()
+        return True
+
+    @staticmethod
+    def _respond(
+        writer: asyncio.StreamWriter,
+        status: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        method: str,
+    ) -> None:
+        lines = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        writer.write(head if method == "HEAD" else head + body)
+
+    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Chunked answer in paced pieces; stops early (recorded) if the client hangs up."""
+        hangup = asyncio.ensure_future(reader.read())  # ends at EOF or reset
+        sent = 0
+        client_left = False
+        try:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for chunk in STREAM_CHUNKS:
+                await asyncio.sleep(STREAM_PAUSE)
+                if hangup.done() or writer.is_closing():
+                    client_left = True
+                    break
+                writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                await writer.drain()
+                sent += 1
+            else:
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except ConnectionError:
+            client_left = True
+        finally:
+            hangup.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await hangup
+            self.streams.append(StreamEnd(sent, client_left))
+            self._stream_ended.set()
+        return False  # the reader was drained for hang-up detection: no keep-alive
+
+
+@pytest.fixture
+async def server(anyio_backend: Any) -> AsyncIterator[RawServer]:
+    """The raw server, on an ephemeral port of 127.0.0.1."""
+    raw = RawServer()
+    await raw.start()
+    yield raw
+    await raw.stop()
+
+
+@pytest.fixture
+async def session(anyio_backend: Any) -> AsyncIterator[Session]:
+    """A Chrome-impersonating transport session, closed at teardown."""
+    made = Session(impersonate="chrome")
+    yield made
+    await made.aclose()
+
+
+async def _eventually(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_methods_and_bodies_in_sequence_reuse_one_handle(
+    server: RawServer, session: Session
+) -> None:
+    """POST, GET, HEAD, PUT, DELETE, GET go out as sent, bodies only where given, on one handle."""
+    url = server.url("/echo")
+    replies = [
+        await session.fetch("POST", url, data=b"posted body"),
+        await session.fetch("GET", url),
+        await session.fetch("HEAD", url),
+        await session.fetch("PUT", url, data=b"put"),
+        await session.fetch("DELETE", url),
+        await session.fetch("GET", url),
+    ]
+    assert [r.method for r in server.requests] == ["POST", "GET", "HEAD", "PUT", "DELETE", "GET"]
+    assert [r.body for r in server.requests] == [b"posted body", b"", b"", b"put", b"", b""]
+    assert [r.headers.get("content-length") for r in server.requests] == [
+        "11",
+        None,
+        None,
+        "3",
+        None,
+        None,
+    ]
+    assert all("transfer-encoding" not in r.headers for r in server.requests)
+    assert all("expect" not in r.headers for r in server.requests)
+    assert [reply.status_code for reply, _ in replies] == [200] * 6
+    bodies = [body for _, body in replies]
+    assert json.loads(bodies[0]) == {"method": "POST", "length": 11}
+    assert json.loads(bodies[1]) == {"method": "GET", "length": 0}
+    assert bodies[2] == b""  # HEAD: Content-Length announced, no body read
+    head_length = len(json.dumps({"method": "HEAD", "length": 0}))
+    assert replies[2][0].headers.get("content-length") == str(head_length)
+    assert json.loads(bodies[3]) == {"method": "PUT", "length": 3}
+    assert json.loads(bodies[4]) == {"method": "DELETE", "length": 0}
+    assert json.loads(bodies[5]) == {"method": "GET", "length": 0}
+    assert {r.connection for r in server.requests} == {1}  # one kept-alive connection
+    assert session.idle_handles == 1
+    assert session.active == 0
+
+
+async def test_repeated_headers_kept_and_cookies_never_sent_back(
+    server: RawServer, session: Session
+) -> None:
+    """Both Set-Cookie values come back, lookups ignore case, and no Cookie is ever sent."""
+    reply, body = await session.fetch("GET", server.url("/cookie"))
+    assert body == b"cookies set"
+    assert reply.headers.get_list("set-cookie") == ["alpha=1; Path=/", "beta=2; Path=/"]
+    assert reply.headers.get_list("SET-COOKIE") == ["alpha=1; Path=/", "beta=2; Path=/"]
+    assert reply.headers.get("SeT-CoOkIe") == "alpha=1; Path=/"
+    assert "Set-Cookie" in reply.headers
+    assert reply.headers.get("x-missing", "none") == "none"
+    assert [kv for kv in reply.headers.multi_items() if kv[0] == "Set-Cookie"] == [
+        ("Set-Cookie", "alpha=1; Path=/"),
+        ("Set-Cookie", "beta=2; Path=/"),
+    ]
+    assert reply.headers.lower()["set-cookie"] == "alpha=1; Path=/"
+    await session.fetch("GET", server.url("/echo"))
+    await session.fetch("GET", server.url("/cookie"), headers={"Cookie": "mine=1"})
+    await session.fetch("GET", server.url("/echo"))
+    cookies = [r.headers.get("cookie") for r in server.requests]
+    assert cookies == [None, None, "mine=1", None]
+
+
+async def test_interim_100_answer_is_skipped(server: RawServer, session: Session) -> None:
+    """A 100 Continue before the answer is passed over: the final status, headers and body."""
+    reply = await session.request("POST", server.url("/continue"), data=b"x" * 100)
+    assert reply.status_code == 200  # as returned, before the body is read
+    assert reply.headers.get("x-final") == "yes"
+    assert reply.headers.get("content-length") == str(len(b"after the interim"))
+    assert await reply.aread() == b"after the interim"
+    assert server.requests[0].body == b"x" * 100
+
+
+async def test_redirect_returned_or_followed(server: RawServer, session: Session) -> None:
+    """Without follow_redirects the 302 comes back; with it, the target's answer."""
+    reply, body = await session.fetch("GET", server.url("/redirect"))
+    assert reply.status_code == 302
+    assert reply.headers.get("location") == "/echo"
+    assert body == b""
+    assert [r.path for r in server.requests] == ["/redirect"]
+    reply = await session.request("GET", server.url("/redirect"), follow_redirects=True)
+    assert reply.status_code == 200  # as returned, before the body is read
+    assert reply.headers.get("location") is None  # the final answer's headers only
+    assert json.loads(await reply.aread()) == {"method": "GET", "length": 0}
+    assert [r.path for r in server.requests] == ["/redirect", "/redirect", "/echo"]
+
+
+async def test_large_body_sent_whole_and_again_on_a_307(
+    server: RawServer, session: Session
+) -> None:
+    """A 1 MiB POST body arrives byte-exact, and a followed 307 sends it whole once more."""
+    payload = bytes(range(256)) * 4096
+    _, body = await session.fetch("POST", server.url("/echo"), data=payload)
+    assert json.loads(body) == {"method": "POST", "length": len(payload)}
+    reply, body = await session.fetch(
+        "POST", server.url("/redirect307"), data=payload, follow_redirects=True
+    )
+    assert reply.status_code == 200
+    assert json.loads(body) == {"method": "POST", "length": len(payload)}
+    assert [(r.method, r.path) for r in server.requests] == [
+        ("POST", "/echo"),
+        ("POST", "/redirect307"),
+        ("POST", "/echo"),
+    ]
+    assert all(r.body == payload for r in server.requests)
+    assert all("expect" not in r.headers for r in server.requests)
+    await session.fetch("GET", server.url("/echo"))
+    assert server.requests[-1].body == b"" and "content-length" not in server.requests[-1].headers
+
+
+async def test_stream_chunks_arrive_in_order_as_sent(server: RawServer, session: Session) -> None:
+    """A chunked body streams piece by piece, in order, byte-exact; nothing stays active."""
+    reply = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+    assert reply.status_code == 200
+    assert reply.headers.get("transfer-encoding") == "chunked"
+    pieces: list[bytes] = []
+    still_sending: list[bool] = []
+    async for piece in reply.aiter_bytes():
+        pieces.append(piece)
+        still_sending.append(not server.streams)
+        if len(pieces) == 2:
+            await asyncio.sleep(8 * STREAM_PAUSE)  # let chunks queue up: they come joined
+    assert b"".join(pieces) == b"".join(STREAM_CHUNKS)
+    assert len(pieces) >= 4  # paced chunks are not one buffered blob
+    assert still_sending[0]  # the first piece arrived before the server finished
+    assert len(pieces[2]) > len(STREAM_CHUNKS[0])  # the queued chunks, joined in order
+    assert server.streams == [StreamEnd(sent=len(STREAM_CHUNKS), client_left=False)]
+    assert reply.finished
+    assert session.active == 0
+    assert session.idle_handles == 1
+
+
+async def test_aclose_mid_stream_hangs_up_and_frees_the_handle(
+    server: RawServer, session: Session
+) -> None:
+    """aclose() while streaming closes the connection early; the handle is reused after."""
+    reply = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+    received = b""
+    async for piece in reply.aiter_bytes():
+        received += piece
+        if len(received) >= 2 * len(STREAM_CHUNKS[0]):
+            break
+    assert session.active == 1
+    await reply.aclose()
+    assert reply.finished
+    assert session.active == 0
+    assert session.idle_handles == 1
+    assert [piece async for piece in reply.aiter_bytes()] == []  # ended quietly
+    end = await server.wait_stream_end()
+    assert end.client_left
+    assert 2 <= end.sent < len(STREAM_CHUNKS)
+    _, body = await session.fetch("POST", server.url("/echo"), data=b"again")
+    assert json.loads(body) == {"method": "POST", "length": 5}
+    assert session.idle_handles == 1
+
+
+async def test_header_deadline_on_silent_stream(server: RawServer, session: Session) -> None:
+    """No headers within a stream's timeout: TransferAborted code 28, mapped to UpstreamTimeout."""
+    start = time.monotonic()
+    with pytest.raises(TransferAborted) as info:
+        await session.request("GET", server.url("/silent"), stream=True, timeout=0.5)
+    elapsed = time.monotonic() - start
+    assert info.value.code == CurlECode.OPERATION_TIMEDOUT
+    assert 0.4 <= elapsed < 3
+    assert session.active == 0
+    with pytest.raises(UpstreamTimeout) as mapped, map_transport_errors("x"):
+        await session.request("POST", server.url("/silent"), stream=True, timeout=0.5)
+    assert isinstance(mapped.value.__cause__, TransferAborted)
+    assert "(x)" in str(mapped.value)
+    with pytest.raises(UpstreamTimeout):
+        await open_stream(session, server.url("/silent"), data=b"{}", headers={}, idle_timeout=0.5)
+    assert [r.method for r in server.requests] == ["GET", "POST", "POST"]
+    assert session.active == 0
+    await _eventually(lambda: server.silent_closed == 3)  # each connection was hung up
+
+
+async def test_total_timeout_on_silent_fetch(server: RawServer, session: Session) -> None:
+    """A plain fetch that gets no answer fails with libcurl's timeout (28) near its deadline."""
+    start = time.monotonic()
+    with pytest.raises(CurlError) as info:
+        await session.fetch("GET", server.url("/silent"), timeout=0.5)
+    elapsed = time.monotonic() - start
+    assert info.value.code == CurlECode.OPERATION_TIMEDOUT
+    assert 0.4 <= elapsed < 3
+    assert session.active == 0
+    assert session.idle_handles == 1
+    with pytest.raises(UpstreamTimeout), map_transport_errors("x"):
+        await session.fetch("GET", server.url("/silent"), timeout=(0.5, 0.3))
+    await _eventually(lambda: server.silent_closed == 2)
+
+
+async def test_connection_refused_maps_to_connect_error(session: Session) -> None:
+    """A closed port fails with COULDNT_CONNECT, mapped to UpstreamConnectError."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(CurlError) as info:
+        await session.fetch("GET", f"http://127.0.0.1:{port}/", timeout=5)
+    assert info.value.code == CurlECode.COULDNT_CONNECT
+    with pytest.raises(UpstreamConnectError) as mapped, map_transport_errors("x"):
+        await session.fetch("GET", f"http://127.0.0.1:{port}/", timeout=5)
+    assert isinstance(mapped.value.__cause__, CurlError)
+    assert session.active == 0
+    assert session.idle_handles == 1
+
+
+async def test_cancelled_request_frees_the_transfer(server: RawServer, session: Session) -> None:
+    """Cancelling a task waiting for headers raises CancelledError and ends the transfer."""
+    task = asyncio.ensure_future(session.request("GET", server.url("/silent"), timeout=30))
+    await _eventually(lambda: len(server.requests) == 1)
+    assert session.active == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert session.active == 0
+    assert session.idle_handles == 1
+    await _eventually(lambda: server.silent_closed == 1)  # the connection was closed
+    reply, body = await session.fetch("GET", server.url("/echo"))
+    assert reply.status_code == 200 and json.loads(body)["method"] == "GET"
+
+
+async def test_truncated_stream_raises_after_its_chunks(
+    server: RawServer, session: Session
+) -> None:
+    """A chunked body cut before its last chunk yields what came, then UpstreamUnavailable."""
+    reply = await session.request("GET", server.url("/truncated"), stream=True, timeout=5)
+    assert reply.status_code == 200
+    received: list[bytes] = []
+    with pytest.raises(UpstreamUnavailable) as info:
+        async for chunk in iter_body(reply):
+            received.append(chunk)
+    assert b"".join(received) == b"".join(TRUNCATED_CHUNKS)
+    assert isinstance(info.value.__cause__, CurlError)
+    assert not isinstance(info.value.__cause__, TransferAborted)
+    assert reply.finished
+    assert session.active == 0
+
+
+async def test_trim_closes_surplus_idle_handles(server: RawServer, session: Session) -> None:
+    """trim(keep) closes idle handles beyond keep and says how many; the session still works."""
+    answers = await asyncio.gather(*(session.fetch("GET", server.url("/echo")) for _ in range(3)))
+    assert [reply.status_code for reply, _ in answers] == [200, 200, 200]
+    assert session.idle_handles == 3
+    assert session.trim(5) == 0
+    assert session.trim(1) == 2
+    assert session.idle_handles == 1
+    assert session.trim(0) == 1
+    assert session.idle_handles == 0
+    assert session.trim(0) == 0
+    _, body = await session.fetch("GET", server.url("/echo"))
+    assert json.loads(body) == {"method": "GET", "length": 0}
+    assert session.idle_handles == 1
