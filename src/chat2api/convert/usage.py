@@ -19,6 +19,7 @@ at most N bytes has at most N tokens and is never cut at N.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import sys
@@ -141,18 +142,17 @@ class TokenCounter:
         if self._closed:
             raise RuntimeError("TokenCounter is closed")
         for attempt in (1, 2):
-            proc = await self._worker()
-            assert proc.stdin is not None
+            await self._worker()
+            loop = asyncio.get_running_loop()
             ident = next(self._ids)
-            future = asyncio.get_running_loop().create_future()
-            self._pending[ident] = future
+            future = self._pending[ident] = loop.create_future()
+            self._outbox.append((ident, orjson.dumps([ident, *request]) + b"\n"))
+            if not self._flushing:
+                self._flushing = True
+                loop.call_soon(self._flush)
             try:
-                self._outbox.append((ident, orjson.dumps([ident, *request]) + b"\n"))
-                if not self._flushing:
-                    self._flushing = True
-                    asyncio.get_running_loop().call_soon(self._flush)
                 return await future
-            except (_WorkerGone, ConnectionError) as exc:
+            except _WorkerGone as exc:
                 self._pending.pop(ident, None)
                 if attempt == 2:
                     raise
@@ -162,16 +162,15 @@ class TokenCounter:
     def _flush(self) -> None:
         self._flushing = False
         queued, self._outbox = self._outbox, []
-        proc = self._proc
-        try:
-            if proc is None or proc.stdin is None or proc.stdin.is_closing():
-                raise ConnectionResetError("the worker's input is closed")
-            proc.stdin.write(b"".join(line for _, line in queued))
-        except ConnectionError as exc:  # the callers retry once on a new worker
-            for ident, _ in queued:
-                future = self._pending.pop(ident, None)
-                if future is not None and not future.done():
-                    future.set_exception(_WorkerGone(f"the token counting worker is gone: {exc}"))
+        stdin = self._proc.stdin if self._proc is not None else None
+        if stdin is not None and not stdin.is_closing():
+            with contextlib.suppress(ConnectionError):
+                stdin.write(b"".join(line for _, line in queued))
+                return
+        for ident, _ in queued:  # the callers retry once on a new worker
+            future = self._pending.pop(ident, None)
+            if future is not None and not future.done():
+                future.set_exception(_WorkerGone("the token counting worker's input is closed"))
 
     async def count(self, texts: Sequence[str], encoding: Encoding) -> list[int]:
         """Tokens in each of ``texts``; no worker trip when all are empty."""

@@ -37,7 +37,7 @@ from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
 from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.errors import error_from_response
-from chat2api.upstream.http import abort, iter_body, map_transport_errors
+from chat2api.upstream.http import iter_body, map_transport_errors
 from chat2api.upstream.transport import Reply
 
 FORWARDED = frozenset(
@@ -249,7 +249,7 @@ class Forwarder:
             return response
 
         async def close() -> None:
-            await abort(upstream)
+            await upstream.aclose()
             if lease is not None:
                 await lease.release()
 

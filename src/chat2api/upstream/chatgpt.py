@@ -49,7 +49,6 @@ from chat2api.settings import Settings
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import (
     SessionPool,
-    abort,
     iter_body,
     map_transport_errors,
     open_stream,
@@ -127,7 +126,7 @@ class OpenedConversation:
 
     async def aclose(self) -> None:
         """Abort the upstream transfer if it is still running."""
-        await abort(self.response)
+        await self.response.aclose()
 
 
 class ChatGPTBackend:
@@ -336,7 +335,7 @@ class ChatGPTBackend:
                 with map_transport_errors("reading an error answer"):
                     content = await response.aread()
             finally:
-                await abort(response)
+                await response.aclose()
             raise error_from_response(
                 response.status_code,
                 response.headers.lower(),

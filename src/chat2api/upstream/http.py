@@ -189,18 +189,10 @@ async def open_stream(
 
 
 async def iter_body(response: Reply) -> AsyncIterator[bytes]:
-    """Yield a streamed body; closing the iterator aborts the transfer upstream."""
-    finished = False
+    """Yield a streamed body; closing the iterator early aborts the transfer upstream."""
     try:
         with map_transport_errors("reading the stream"):
             async for chunk in response.aiter_bytes():
                 yield chunk
-        finished = True
     finally:
-        if not finished:
-            await response.aclose()
-
-
-async def abort(response: Reply) -> None:
-    """Stop a streamed transfer now (a no-op once it ended)."""
-    await response.aclose()
+        await response.aclose()  # a no-op once the transfer ended

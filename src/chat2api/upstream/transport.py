@@ -128,7 +128,7 @@ class Reply:
         self._session = session
         self._follow = follow
         self._handle: _Handle | None = handle
-        self._body = body  # the request body: curl reads it in place until the end
+        self._body = body  # the request body: curl reads it in place until it is sent
         self._chunks: deque[bytes] = deque()
         self._header_lines: list[bytes] = []
         self._headers_ready: asyncio.Future[None] = session.loop.create_future()
