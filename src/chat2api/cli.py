@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -37,6 +35,7 @@ from chat2api.errors import Chat2APIError
 from chat2api.pool.pool import AccountPool
 from chat2api.pool.tokens import TokenListError, parse_token_lines
 from chat2api.settings import Settings, SettingsError, load_settings
+from chat2api.store import store_errors
 
 app = typer.Typer(
     help="An OpenAI-compatible API served through ChatGPT web accounts.",
@@ -168,7 +167,7 @@ def _with_pool(settings: Settings, action: Callable[[AccountPool], Awaitable[T]]
         return asyncio.run(run())
     except Chat2APIError as exc:
         _fail(exc.message)
-    except (OSError, sqlite3.Error, RedisError) as exc:
+    except store_errors() as exc:
         _fail(f"the store could not be used: {exc}")
 
 

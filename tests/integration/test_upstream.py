@@ -176,27 +176,53 @@ def test_required_turnstile_gives_challenge_error(
     assert sim.state.stats.conversations == 1
 
 
-def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, token: str) -> None:
-    """Closing the client connection mid-stream aborts the upstream stream."""
+def _open_stream(port: int, token: str, content: str, events: int) -> socket.socket:
+    """A raw streamed completion, read until ``events`` SSE events arrived; still open."""
     body = (
-        b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user",'
-        b'"content":"long #sim:words=400 #sim:delay_ms=20"}]}'
+        b'{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"'
+        + content.encode()
+        + b'"}]}'
     )
     request = (
         b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         + f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
-    with socket.create_connection(("127.0.0.1", v1.port)) as conn:
-        conn.sendall(request)
-        received = b""
-        while received.count(b"data: ") < 5:
-            received += conn.recv(65536)
-    deadline = time.monotonic() + 10
-    while sim.state.stats.streams_cancelled < 1 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    conn = socket.create_connection(("127.0.0.1", port))
+    conn.sendall(request)
+    received = b""
+    while received.count(b"data: ") < events:
+        received += conn.recv(65536)
+    return conn
+
+
+def _wait_cancelled(sim: SimServer, within: float) -> float:
+    """Seconds until the simulator saw one stream cancelled (at most ``within``)."""
+    started = time.monotonic()
+    while sim.state.stats.streams_cancelled < 1 and time.monotonic() - started < within:
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, token: str) -> None:
+    """Closing the client connection mid-stream aborts the upstream stream."""
+    with _open_stream(v1.port, token, "long #sim:words=400 #sim:delay_ms=20", events=5):
+        pass
+    _wait_cancelled(sim, within=10)
     assert sim.state.stats.streams_cancelled == 1
     assert sim.state.stats.streams_completed == 0
+
+
+def test_client_disconnect_during_upstream_silence(
+    v1: ServiceServer, sim: SimServer, token: str
+) -> None:
+    """A client leaving while the upstream is silent stops it now, not at the next chunk."""
+    with _open_stream(v1.port, token, "slow #sim:words=3 #sim:delay_ms=700", events=2):
+        pass  # the role chunk and the first word came; the next record is 0.7 s away
+    waited = _wait_cancelled(sim, within=10)
+    assert sim.state.stats.streams_cancelled == 1
+    assert sim.state.stats.streams_completed == 0
+    assert waited < 0.35, f"the upstream was cancelled only after {waited:.2f}s"
 
 
 def test_raw_sse_framing(v1: ServiceServer, token: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from pydantic import ValidationError
 
 from chat2api.api.auth import account_source
@@ -17,6 +17,7 @@ from chat2api.api.bindings import find_continuation, owner_of, save_binding
 from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
 from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
+from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.attachments import (
     Attachment,
@@ -233,9 +234,8 @@ async def chat_completions(request: Request) -> Response:
         headers[SLUG_HEADER] = slug
     deltas = answer_deltas(turn, answer, start)
     if chat.stream:
-        return StreamingResponse(
+        return EventStream(
             _stream(deltas, answer, remember, include_usage=chat.include_usage, history=history),
-            media_type="text/event-stream",
             headers=_SSE_HEADERS | headers,
         )
     async for _ in deltas:

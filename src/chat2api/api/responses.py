@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import (
@@ -41,6 +41,7 @@ from chat2api.api.chat import (
     upload_body,
 )
 from chat2api.api.downloads import DownloadLinks
+from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
 from chat2api.convert.messages import PromptTurn, conversation_body
@@ -170,9 +171,8 @@ async def create_response(request: Request) -> Response:
 
     deltas = answer_deltas(turn, answer, start)
     if data.get("stream"):
-        return StreamingResponse(
+        return EventStream(
             _events(builder, deltas, answer, save),
-            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     async for delta in deltas:

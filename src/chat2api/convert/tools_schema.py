@@ -1,4 +1,8 @@
-"""The client's function tools: the ``tools`` request field, and argument checks (pure)."""
+"""The client's function tools: the ``tools`` request field, and argument checks (pure).
+
+``jsonschema`` is imported on the first request with tools: a deployment
+that never sees one does not carry it (a few MB per process).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
-
-import jsonschema
-from jsonschema.exceptions import SchemaError, best_match
-from jsonschema.protocols import Validator
+from typing import TYPE_CHECKING, Any
 
 from chat2api.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 __all__ = ["FunctionTool", "parse_tools", "validate_arguments"]
 
@@ -33,9 +36,9 @@ class FunctionTool:
     @cached_property
     def validator(self) -> Validator:
         """A validator for ``parameters`` (the dialect its ``$schema`` names, else 2020-12)."""
-        cls = jsonschema.validators.validator_for(
-            self.parameters, default=jsonschema.Draft202012Validator
-        )
+        from jsonschema import Draft202012Validator, validators
+
+        cls = validators.validator_for(self.parameters, default=Draft202012Validator)
         validator: Validator = cls(self.parameters)
         return validator
 
@@ -85,6 +88,8 @@ def _parse_one(entry: object, i: int) -> FunctionTool:
     elif not isinstance(strict, bool):
         raise _bad(f"{where}.function.strict must be a boolean.", f"{where}.function.strict")
     tool = FunctionTool(name, description, dict(parameters), strict)
+    from jsonschema.exceptions import SchemaError
+
     try:
         type(tool.validator).check_schema(tool.parameters)
     except SchemaError as exc:
@@ -118,6 +123,8 @@ def parse_tools(raw: object) -> list[FunctionTool]:
 
 def validate_arguments(tool: FunctionTool, arguments_obj: Any) -> str | None:
     """Why ``arguments_obj`` does not fit ``tool.parameters``, or None when it does."""
+    from jsonschema.exceptions import best_match
+
     error = best_match(tool.validator.iter_errors(arguments_obj))
     if error is None:
         return None

@@ -104,8 +104,8 @@ class EventStream:
                     break
                 await send({"type": "http.response.body", "body": record, "more_body": True})
                 sent += 1
-                if self.delay:
-                    await asyncio.sleep(self.delay)
+                if self.delay:  # a client leaving ends the wait at once
+                    await asyncio.wait((watcher,), timeout=self.delay)
             if sent < len(self.records):
                 # Gone before the last record: a client that hangs up right after
                 # [DONE] still counts as completed.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import sys
 from typing import TYPE_CHECKING
 
 from chat2api.store.base import Account, Store, account_key, fingerprint
@@ -9,7 +11,15 @@ from chat2api.store.base import Account, Store, account_key, fingerprint
 if TYPE_CHECKING:
     from chat2api.settings import Settings
 
-__all__ = ["DB_FILE", "Account", "Store", "account_key", "fingerprint", "open_store"]
+__all__ = [
+    "DB_FILE",
+    "Account",
+    "Store",
+    "account_key",
+    "fingerprint",
+    "open_store",
+    "store_errors",
+]
 
 DB_FILE = "chat2api.db"
 
@@ -23,3 +33,16 @@ def open_store(settings: Settings) -> Store:
     from chat2api.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.data_dir / DB_FILE)
+
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """The exceptions a store backend may raise when it cannot be used.
+
+    The Redis client is imported only when ``REDIS_URL`` selects it; until
+    then no Redis error can occur, so its class is looked up, not imported.
+    """
+    errors: tuple[type[Exception], ...] = (OSError, sqlite3.Error)
+    redis = sys.modules.get("redis.exceptions")
+    if redis is not None:
+        errors += (redis.RedisError,)
+    return errors
