@@ -1,4 +1,15 @@
-"""``create_app``: the ASGI application and the lifespan of its resources."""
+"""``create_app``: the ASGI application and the lifespan of its resources.
+
+The two endpoints that hold a stream open, ``POST /v1/chat/completions``
+and ``POST /v1/responses``, are dispatched by :class:`Chat2APIApp` itself,
+ahead of the framework's middleware and routing layers: those keep about
+twenty coroutine frames, closures and exit stacks alive for as long as a
+response streams, and every chunk passes through their ``send`` wrappers.
+Served directly, a thousand open streams take about 13 MB less and reach
+their first byte sooner (``bench/streams.py``). They get the same error
+handling (``chat2api.api.errors.response_for_error``); every other route
+goes through FastAPI as usual.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +17,22 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from chat2api import __version__
 from chat2api.admin.api import router as admin_router
+from chat2api.api.chat import chat_completions
 from chat2api.api.chat import router as chat_router
 from chat2api.api.downloads import router as downloads_router
-from chat2api.api.errors import install_error_handlers
+from chat2api.api.errors import install_error_handlers, response_for_error
 from chat2api.api.images import router as images_router
+from chat2api.api.responses import create_response
 from chat2api.api.responses import router as responses_router
 from chat2api.convert.usage import TokenCounter
 from chat2api.gateway import gateway_router
@@ -35,8 +51,43 @@ from chat2api.upstream.http import SessionPool
 
 log = logging.getLogger(__name__)
 
+Endpoint = Callable[[Request], Awaitable[Response]]
 
-def create_app(settings: Settings) -> FastAPI:
+
+class Chat2APIApp(FastAPI):
+    """FastAPI, with a few ``POST`` endpoints served without its per-request layers."""
+
+    def __init__(self, *, direct: dict[str, Endpoint], **options: Any) -> None:
+        super().__init__(**options)
+        self.direct_routes = direct  # path -> endpoint, for POST
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            endpoint = self.direct_routes.get(path)
+            if endpoint is not None:
+                await self._serve_direct(endpoint, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _serve_direct(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        scope["app"] = self
+        request = Request(scope, receive, send)
+        try:
+            if request.method != "POST":
+                raise HTTPException(405, headers={"Allow": "POST"})
+            response = await endpoint(request)
+        except Exception as exc:  # noqa: BLE001 (each answers in the OpenAI envelope, 500s logged)
+            response = response_for_error(request, exc)
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings) -> Chat2APIApp:
     """The chat2api app for ``settings``; resources live only inside the lifespan."""
 
     @asynccontextmanager
@@ -93,7 +144,12 @@ def create_app(settings: Settings) -> FastAPI:
             await tokens.aclose()
             await store.close()
 
-    app = FastAPI(
+    prefix = settings.prefix_path
+    app = Chat2APIApp(
+        direct={
+            f"{prefix}/v1/chat/completions": chat_completions,
+            f"{prefix}/v1/responses": create_response,
+        },
         title="chat2api",
         version=__version__,
         lifespan=lifespan,
@@ -102,7 +158,7 @@ def create_app(settings: Settings) -> FastAPI:
         openapi_url=None,
     )
     install_error_handlers(app)
-    router = APIRouter(prefix=settings.prefix_path)
+    router = APIRouter(prefix=prefix)
     router.include_router(chat_router)
     router.include_router(responses_router)
     router.include_router(downloads_router)

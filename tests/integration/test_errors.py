@@ -112,6 +112,15 @@ def test_unknown_route_is_openai_404(v1: ServiceServer) -> None:
     assert _error(response)["code"] == "unknown_url"
 
 
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses"])
+def test_wrong_method_is_openai_405(v1: ServiceServer, path: str) -> None:
+    """A GET on a POST-only endpoint answers 405 in the OpenAI envelope, naming POST."""
+    response = httpx.get(v1.openai_base_url + path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert _error(response)["type"] == "invalid_request_error"
+
+
 def test_sdk_bad_request_class(v1: ServiceServer, token: str) -> None:
     """The SDK raises BadRequestError with the param of an invalid request."""
     client = sdk(v1, token)

@@ -164,9 +164,11 @@ async def list_models() -> Response:
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
-@router.post("/v1/chat/completions")
 async def chat_completions(request: Request) -> Response:
-    """OpenAI chat completions, streamed or not, answered by the ChatGPT backend."""
+    """``POST /v1/chat/completions``: streamed or not, answered by the ChatGPT backend.
+
+    Served by ``chat2api.app.Chat2APIApp`` directly, not through ``router``.
+    """
     state: AppState = request.app.state.chat2api
     chat = _parse(await request.body())
     route = resolve_model(chat.model)

@@ -66,55 +66,57 @@ def invalid_from_validation(errors: Sequence[Any]) -> InvalidRequest:
     return InvalidRequest(f"Invalid value{where}: {message}", param=param)
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers; the last one is the outermost 500."""
-
-    async def on_chat2api(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, Chat2APIError)
-        return error_response(exc)
-
-    async def on_validation(_: Request, exc: Exception) -> Response:
-        assert isinstance(exc, RequestValidationError | ValidationError)
-        return error_response(invalid_from_validation(exc.errors()))
-
-    async def on_http(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 404:
-            err = InvalidRequest(
-                f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url"
-            )
-            return Response(
-                orjson.dumps(err.to_dict()), status_code=404, media_type="application/json"
-            )
-        body = {
-            "error": {
-                "message": str(exc.detail),
-                "type": "invalid_request_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        return Response(
-            orjson.dumps(body),
-            status_code=exc.status_code,
-            media_type="application/json",
-            headers=exc.headers,
+def _http_error(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 404:
+        err = InvalidRequest(
+            f"Unknown request URL: {request.method} {request.url.path}.", code="unknown_url"
         )
-
-    async def on_unexpected(_: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", exc_info=exc)
-        body = {
-            "error": {
-                "message": "chat2api hit an internal error; the log has the details.",
-                "type": "server_error",
-                "param": None,
-                "code": "internal_error",
-            }
+        return Response(orjson.dumps(err.to_dict()), status_code=404, media_type="application/json")
+    body = {
+        "error": {
+            "message": str(exc.detail),
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
         }
-        return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+    }
+    return Response(
+        orjson.dumps(body),
+        status_code=exc.status_code,
+        media_type="application/json",
+        headers=exc.headers,
+    )
 
-    app.add_exception_handler(Chat2APIError, on_chat2api)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(ValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(Exception, on_unexpected)
+
+def _internal_error(exc: Exception) -> Response:
+    log.exception("unhandled error", exc_info=exc)
+    body = {
+        "error": {
+            "message": "chat2api hit an internal error; the log has the details.",
+            "type": "server_error",
+            "param": None,
+            "code": "internal_error",
+        }
+    }
+    return Response(orjson.dumps(body), status_code=500, media_type="application/json")
+
+
+def response_for_error(request: Request, exc: Exception) -> Response:
+    """The OpenAI-envelope response for any exception a handler raised."""
+    if isinstance(exc, Chat2APIError):
+        return error_response(exc)
+    if isinstance(exc, RequestValidationError | ValidationError):
+        return error_response(invalid_from_validation(exc.errors()))
+    if isinstance(exc, HTTPException):
+        return _http_error(request, exc)
+    return _internal_error(exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register ``response_for_error`` for every exception class."""
+
+    async def handler(request: Request, exc: Exception) -> Response:
+        return response_for_error(request, exc)
+
+    for kind in (Chat2APIError, RequestValidationError, ValidationError, HTTPException, Exception):
+        app.add_exception_handler(kind, handler)

@@ -105,9 +105,11 @@ def _parse(raw: bytes) -> dict[str, Any]:
     return data
 
 
-@router.post("/v1/responses")
 async def create_response(request: Request) -> Response:
-    """Create a model response (the OpenAI Responses API)."""
+    """``POST /v1/responses``: create a model response (the OpenAI Responses API).
+
+    Served by ``chat2api.app.Chat2APIApp`` directly, not through ``router``.
+    """
     state: AppState = request.app.state.chat2api
     data = _parse(await request.body())
     route = resolve_model(data["model"])
