@@ -1,7 +1,7 @@
 FROM python:3.11-slim
 
 WORKDIR /app
-ENV PYTHONUNBUFFERED=1 DATA_DIR=/app/data
+ENV PYTHONUNBUFFERED=1 DATA_DIR=/app/data PYTHONMALLOC=malloc
 COPY requirements.lock pyproject.toml README.md ./
 COPY src ./src
 RUN pip install --no-cache-dir -r requirements.lock && pip install --no-cache-dir --no-deps .

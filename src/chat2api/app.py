@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -132,9 +133,14 @@ def create_app(settings: Settings) -> Chat2APIApp:
             ", ".join(settings.chatgpt_base_url),
             store,
         )
+        # What start-up built lives as long as the process: kept out of the
+        # collector's view, a full collection during a burst of requests
+        # walks only the objects of those requests.
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if scheduler is not None:
                 scheduler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -114,6 +114,7 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -136,6 +137,9 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
         )
         assert result.choices[0].message.content == "it works"
         assert (tmp_path / "data" / "chat2api.db").is_file()
+        # The server restarted itself in place with the C allocator (see cli.serve).
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert b"PYTHONMALLOC=malloc" in environ
     finally:
         client.close()
         proc.send_signal(signal.SIGINT)

@@ -11,7 +11,10 @@ default HTTP/2 setting curl sends an ``Upgrade: h2c`` request, which some
 servers answer by dropping the body. HTTPS upstreams still get HTTP/2.
 
 Memory: a burst of N concurrent requests leaves N idle handles in the
-session and up to ``max_idle_connections`` connections in curl's cache. So
+session, and curl keeps up to ``max_idle_connections`` (64) of its
+connections open for reuse: over HTTP/2 one connection carries many
+streams, and for an HTTP/1.1 upstream a thousand idle sockets, each with
+its buffers, would cost more than the occasional new connection. So
 ``trim_idle`` (run every few seconds while sessions exist) closes idle
 handles beyond ``max_idle_handles``, then runs a full garbage collection and
 ``malloc_trim``, so that the process goes back to its idle size.
@@ -95,7 +98,7 @@ class SessionPool:
         max_clients: int = 1024,
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
-        max_idle_connections: int = 1024,
+        max_idle_connections: int = 64,
         max_idle_handles: int = 64,
     ) -> None:
         self._impersonate = impersonate

@@ -332,7 +332,7 @@ class Session:
         impersonate: str,
         proxy: str | None = None,
         max_connections: int = 1024,
-        max_idle_connections: int = 1024,
+        max_idle_connections: int = 64,
     ) -> None:
         self.loop = asyncio.get_running_loop()
         # "chrome" and the like name curl_cffi's current default of that browser.
