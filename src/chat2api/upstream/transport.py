@@ -12,7 +12,7 @@ connection cache) and does the rest once:
   as is (libcurl keeps options across transfers); a request sets only what
   changes (URL, method, body, headers, timeouts);
 * the body and header callbacks are bound once per handle and write into the
-  current :class:`Reply`; a streamed body is a deque of chunks and one future
+  current :class:`Reply`; a streamed body is a list of chunks and one future
   to wake the reader;
 * no cookie engine: upstream cookies are never carried from one account's
   request to another's; callers send the cookies they mean to send.
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -129,7 +128,7 @@ class Reply:
         self._follow = follow
         self._handle: _Handle | None = handle
         self._body = body  # the request body: curl reads it in place until it is sent
-        self._chunks: deque[bytes] = deque()
+        self._chunks: list[bytes] = []  # taken whole by the reader (a deque costs 760 B)
         self._header_lines: list[bytes] = []
         self._headers_ready: asyncio.Future[None] = session.loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
@@ -253,12 +252,9 @@ class Reply:
         loop = self._session.loop
         while True:
             if chunks:
-                if len(chunks) == 1:
-                    yield chunks.popleft()
-                else:
-                    data = b"".join(chunks)
-                    chunks.clear()
-                    yield data
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                chunks.clear()
+                yield data
                 continue
             if self._finished:
                 if self._error is not None and not isinstance(self._error, TransferAborted):
