@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
 import time
@@ -16,7 +17,13 @@ from curl_cffi import CurlError
 from curl_cffi.const import CurlECode
 
 from chat2api.errors import UpstreamConnectError, UpstreamTimeout, UpstreamUnavailable
-from chat2api.upstream.http import iter_body, map_transport_errors, open_stream
+from chat2api.upstream.http import (
+    QUIET_TRANSFERS,
+    SessionPool,
+    iter_body,
+    map_transport_errors,
+    open_stream,
+)
 from chat2api.upstream.transport import Session, TransferAborted
 
 pytestmark = pytest.mark.anyio
@@ -484,3 +491,29 @@ async def test_trim_closes_surplus_idle_handles(server: RawServer, session: Sess
     _, body = await session.fetch("GET", server.url("/echo"))
     assert json.loads(body) == {"method": "GET", "length": 0}
     assert session.idle_handles == 1
+
+
+async def test_pool_gives_memory_back_once_transfers_are_few(server: RawServer) -> None:
+    """The pool closes surplus idle handles at once; the full collection waits for quiet."""
+    pool = SessionPool(max_idle_handles=0)
+    gc.disable()  # only the pool's own collections are counted
+    try:
+        session = pool.session(server.url(""), None)
+        streams = [
+            await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+            for _ in range(QUIET_TRANSFERS + 2)
+        ]
+        await session.fetch("GET", server.url("/echo"))
+        full_collections = gc.get_stats()[2]["collections"]
+        assert pool.trim_idle() == 1
+        assert session.active == QUIET_TRANSFERS + 2
+        assert gc.get_stats()[2]["collections"] == full_collections  # no pause mid-burst
+        for reply in streams:
+            await reply.aclose()
+        assert pool.trim_idle() == QUIET_TRANSFERS + 2
+        assert gc.get_stats()[2]["collections"] == full_collections + 1
+        assert pool.trim_idle() == 0
+        assert gc.get_stats()[2]["collections"] == full_collections + 1  # once per burst
+    finally:
+        gc.enable()
+        await pool.aclose()

@@ -16,8 +16,11 @@ connections open for reuse: over HTTP/2 one connection carries many
 streams, and for an HTTP/1.1 upstream a thousand idle sockets, each with
 its buffers, would cost more than the occasional new connection. So
 ``trim_idle`` (run every few seconds while sessions exist) closes idle
-handles beyond ``max_idle_handles``, then runs a full garbage collection and
-``malloc_trim``, so that the process goes back to its idle size.
+handles beyond ``max_idle_handles``. Once a burst has drained (at most
+``QUIET_TRANSFERS`` transfers still running), it also runs a full garbage
+collection and ``malloc_trim`` so that the process goes back to its idle
+size: done then, the pause of a collection over many live objects delays
+nobody.
 
 Every foreign transport exception is translated in ``map_transport_errors``,
 and nowhere else, into the ``chat2api.errors`` tree.
@@ -44,6 +47,7 @@ from chat2api.upstream.transport import Reply, Session, TransferAborted
 log = logging.getLogger(__name__)
 
 TRIM_INTERVAL = 2.0
+QUIET_TRANSFERS = 8
 
 
 def _malloc_trim() -> Any:
@@ -107,6 +111,7 @@ class SessionPool:
         self.max_idle_handles = max_idle_handles
         self._sessions: dict[tuple[str, str | None], Session] = {}
         self._trimmer: asyncio.Task[None] | None = None
+        self._reclaim = False  # handles were closed; memory to give back once quiet
         # Plain requests: (connect, read) is a total deadline of their sum.
         self.timeout = (connect_timeout, read_timeout)
         # Streams: curl aborts after this many seconds without a byte (headers
@@ -130,9 +135,16 @@ class SessionPool:
         return session
 
     def trim_idle(self) -> int:
-        """Close idle handles beyond ``max_idle_handles`` per session; how many."""
-        closed = sum(session.trim(self.max_idle_handles) for session in self._sessions.values())
-        if closed:
+        """Close idle handles beyond ``max_idle_handles`` per session; how many.
+
+        After handles were closed, the first call that finds the sessions
+        quiet also returns the freed memory to the system.
+        """
+        sessions = self._sessions.values()
+        closed = sum(session.trim(self.max_idle_handles) for session in sessions)
+        self._reclaim = self._reclaim or closed > 0
+        if self._reclaim and sum(session.active for session in sessions) <= QUIET_TRANSFERS:
+            self._reclaim = False
             # A burst's replies and request bodies may sit in reference cycles
             # that only a full collection frees; the young generations never
             # reach them.
