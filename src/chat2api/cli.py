@@ -81,7 +81,12 @@ def _use_system_allocator() -> None:
     """
     if "PYTHONMALLOC" in os.environ or os.name != "posix" or not sys.orig_argv:
         return
-    os.execve(sys.executable, sys.orig_argv, os.environ | {"PYTHONMALLOC": "malloc"})
+    if not sys.executable:  # an embedded interpreter: nothing to restart
+        return
+    try:
+        os.execve(sys.executable, sys.orig_argv, os.environ | {"PYTHONMALLOC": "malloc"})
+    except OSError as exc:  # still this process: serve with Python's allocator
+        typer.echo(f"chat2api: could not restart with PYTHONMALLOC=malloc ({exc})", err=True)
 
 
 @app.command()
