@@ -449,6 +449,10 @@ class ProcessWatch:
         """Resident bytes of the main process alone."""
         return int(self.proc.memory_info().rss)
 
+    def shared(self) -> int:
+        """Of :meth:`rss`, the pages backed by files (shared libraries) or shared memory."""
+        return int(getattr(self.proc.memory_info(), "shared", 0))
+
     def connections(self, upstream_port: int) -> tuple[int, int]:
         """Established TCP connections of the main process: (to ``upstream_port``, others)."""
         upstream = other = 0

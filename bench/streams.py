@@ -147,6 +147,7 @@ async def bench(args: argparse.Namespace) -> None:
             raise SystemExit(f"warm-up failed: {warm.first_failure}")
         await asyncio.sleep(1.0)
         idle_rss = settled_rss(api, 1.0)
+        idle_shared = api.shared()
         idle_children = api.children_rss()
 
         rounds: list[Round] = []
@@ -171,17 +172,18 @@ async def bench(args: argparse.Namespace) -> None:
                 after_rss = settled_rss(api, 1.0)
                 after_connections = api.connections(sim_port)
 
-    report(args, rounds, (fresh_rss, idle_rss, idle_children, after_rss), after_connections)
+    memory = (fresh_rss, idle_rss, idle_shared, idle_children, after_rss)
+    report(args, rounds, memory, after_connections)
 
 
 def report(
     args: argparse.Namespace,
     rounds: list[Round],
-    memory: tuple[int, int, int, int],
+    memory: tuple[int, int, int, int, int],
     connections: tuple[int, int],
 ) -> None:
     """Print the table, the ratios and the memory figures."""
-    fresh, idle_rss, idle_children, after = memory
+    fresh, idle_rss, idle_shared, idle_children, after = memory
     per_k = 1000 / args.streams
     rows: list[list[str]] = []
     for r, out in enumerate(rounds, 1):
@@ -229,7 +231,10 @@ def report(
     growth = after / idle_rss - 1 if idle_rss else float("nan")
     print("\nchat2api process memory (RSS of the main process):")
     print(f"  started, no request yet: {mib(fresh)} MiB")
-    print(f"  warm idle before: {mib(idle_rss)} MiB (worker processes: {mib(idle_children)})")
+    print(
+        f"  warm idle before: {mib(idle_rss)} MiB (of it {mib(idle_shared)} file-backed: "
+        f"shared libraries; worker processes: {mib(idle_children)})"
+    )
     verdict = "ok" if peak <= PEAK_TARGET else "MISSED"
     print(f"  peak while streaming: {mib(peak)} MiB (target <= {mib(PEAK_TARGET)}: {verdict})")
     verdict = "ok" if abs(growth) <= SETTLE_TOLERANCE else "MISSED"
