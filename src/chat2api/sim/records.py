@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -354,6 +355,9 @@ def render_legacy(turn: Turn) -> Rendered:
     def snap(message: dict[str, Any]) -> None:
         out.append(_data({"message": message, "conversation_id": cid, "error": None}))
 
+    def legacy_error() -> None:
+        out.append(_data(_legacy_error(cid)))
+
     for echo in turn.echoes:
         snap(plan.echo(echo))
     if turn.fault == "moderation":
@@ -407,14 +411,8 @@ def render_legacy(turn: Turn) -> Rendered:
         snap(plan.step_final(i))
     if turn.answerless:
         # The stream ends while the tool is still at work (picture_v2): no answer message.
-        if turn.fault in CUT_FAULTS:
-            return Rendered(out, complete=False)
-        if turn.fault == "stream_error":
-            out.append(_data(_legacy_error(cid)))
-            out.append(DONE)
-            return Rendered(out)
-        if turn.fault == "malformed":
-            out.append(MALFORMED_RECORD)
+        if (ended := _fault(turn, out, legacy_error)) is not None:
+            return ended
         if turn.new_conversation:
             out.append(_data(plan.title_record()))
         out.append(DONE)
@@ -437,33 +435,37 @@ def render_legacy(turn: Turn) -> Rendered:
     snap(answer("", "in_progress", None))
     text = ""
     for i, chunk in enumerate(turn.chunks):
-        if i == plan.fault_at:
-            if turn.fault in CUT_FAULTS:
-                return Rendered(out, complete=False)
-            if turn.fault == "stream_error":
-                out.append(_data(_legacy_error(cid)))
-                out.append(DONE)
-                return Rendered(out)
-            if turn.fault == "malformed":
-                out.append(MALFORMED_RECORD)
+        if i == plan.fault_at and (ended := _fault(turn, out, legacy_error)) is not None:
+            return ended
         text += chunk
         snap(answer(text, "in_progress", None))
-    if plan.fault_at >= len(turn.chunks):
-        # Too few chunks to fail in the middle: fail right before the final snapshot.
-        if turn.fault in CUT_FAULTS:
-            return Rendered(out, complete=False)
-        if turn.fault == "stream_error":
-            out.append(_data(_legacy_error(cid)))
-            out.append(DONE)
-            return Rendered(out)
-        if turn.fault == "malformed":
-            out.append(MALFORMED_RECORD)
+    # Too few chunks to fail in the middle: fail right before the final snapshot.
+    if plan.fault_at >= len(turn.chunks) and (ended := _fault(turn, out, legacy_error)) is not None:
+        return ended
     meta = {**meta, **plan.finish_metadata()}
     snap(answer(text, "finished_successfully", True))
     if turn.new_conversation:
         out.append(_data(plan.title_record()))
     out.append(DONE)
     return Rendered(out)
+
+
+def _fault(turn: Turn, out: list[bytes], write_error: Callable[[], None]) -> Rendered | None:
+    """Inject the turn's stream fault here; the rendering when the stream ends at this point.
+
+    A cut ends it without ``[DONE]``; ``stream_error`` writes the error record
+    (``write_error``) and ``[DONE]``; ``malformed`` adds a broken record and
+    the stream goes on.
+    """
+    if turn.fault in CUT_FAULTS:
+        return Rendered(out, complete=False)
+    if turn.fault == "stream_error":
+        write_error()
+        out.append(DONE)
+        return Rendered(out)
+    if turn.fault == "malformed":
+        out.append(MALFORMED_RECORD)
+    return None
 
 
 def _legacy_error(conversation_id: str) -> dict[str, Any]:
@@ -520,6 +522,10 @@ def render_v1(turn: Turn) -> Rendered:
         )
     )
     channel = 0
+
+    def v1_error() -> None:  # on the channel after the current one, whatever it is then
+        w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
+
     hidden = message_object(
         str(uuid.uuid4()),
         "system",
@@ -624,14 +630,8 @@ def render_v1(turn: Turn) -> Rendered:
         else:
             w.op("", "add", root(plan.step_final(i)), channel, explicit=True)
     if turn.answerless:
-        if turn.fault in CUT_FAULTS:
-            return Rendered(out, complete=False)
-        if turn.fault == "stream_error":
-            w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
-            out.append(DONE)
-            return Rendered(out)
-        if turn.fault == "malformed":
-            out.append(MALFORMED_RECORD)
+        if (ended := _fault(turn, out, v1_error)) is not None:
+            return ended
         _v1_tail(out, plan, with_markers=True)
         return Rendered(out)
 
@@ -651,29 +651,15 @@ def render_v1(turn: Turn) -> Rendered:
     chunks = turn.chunks
     last = len(chunks) - 1 if len(chunks) >= 2 else len(chunks)
     for i in range(last):
-        if i == plan.fault_at:
-            if turn.fault in CUT_FAULTS:
-                return Rendered(out, complete=False)
-            if turn.fault == "stream_error":
-                w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
-                out.append(DONE)
-                return Rendered(out)
-            if turn.fault == "malformed":
-                out.append(MALFORMED_RECORD)
+        if i == plan.fault_at and (ended := _fault(turn, out, v1_error)) is not None:
+            return ended
         if i == 0:
             w.op("/message/content/parts/0", "append", chunks[i], channel, explicit=True)
         else:
             w.op("/message/content/parts/0", "append", chunks[i], channel)
-    if plan.fault_at >= last:
-        # Too few chunks to fail in the middle: fail right before the final patch.
-        if turn.fault in CUT_FAULTS:
-            return Rendered(out, complete=False)
-        if turn.fault == "stream_error":
-            w.op("", "add", _v1_error(cid), channel + 1, explicit=True)
-            out.append(DONE)
-            return Rendered(out)
-        if turn.fault == "malformed":
-            out.append(MALFORMED_RECORD)
+    # Too few chunks to fail in the middle: fail right before the final patch.
+    if plan.fault_at >= last and (ended := _fault(turn, out, v1_error)) is not None:
+        return ended
     ops: list[dict[str, Any]] = []
     if last < len(chunks):
         ops.append({"p": "/message/content/parts/0", "o": "append", "v": chunks[last]})
