@@ -16,6 +16,10 @@ Two refinements of plain carry-forward, both from the spec:
 
 ``patch`` sub-ops use absolute paths and never carry forward. Any op that
 cannot be applied raises ``InvalidDelta``; nothing else escapes.
+
+A consumer may ``release`` a channel whose message it will never read (the
+echoed user and system turns): its root is dropped and later ops on it are
+skipped, until a new root is added on that channel.
 """
 
 from __future__ import annotations
@@ -96,6 +100,17 @@ class DeltaState:
         self._o: str | None = None
         self._cursor: tuple[int, str] | None = None
         self._pointers: dict[str, list[str]] = {}
+        self._released: set[int] = set()
+
+    @property
+    def channel(self) -> int:
+        """The channel of the last record applied."""
+        return self._c
+
+    def release(self, c: int) -> None:
+        """Drop channel ``c``'s root; skip its ops until a new root is added."""
+        if self.roots.pop(c, None) is not None:
+            self._released.add(c)
 
     def apply(self, record: object) -> Any:
         """Apply one ``event: delta`` record; return the root of its channel."""
@@ -156,6 +171,10 @@ class DeltaState:
             tokens = parse_pointer(p)
             if len(self._pointers) < _MAX_CACHED_POINTERS:
                 self._pointers[p] = tokens
+        if c in self._released:
+            if tokens:
+                return  # an op on a released message: nobody reads it
+            self._released.discard(c)
         parent: Any
         key: Any
         if not tokens:

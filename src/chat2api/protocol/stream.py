@@ -335,7 +335,10 @@ class ConversationDecoder:
         if name == "delta":
             if not data.strip():
                 return
-            self._observe(self._delta.apply(_loads(data)), out)
+            root = self._delta.apply(_loads(data))
+            self._observe(root, out)
+            if _is_echo(root):  # never the answer (5.3.2): its state need not be kept
+                self._delta.release(self._delta.channel)
         elif name == "message":
             stripped = data.strip()
             if not stripped:
@@ -606,6 +609,17 @@ class ConversationDecoder:
         if self._answer_finish is not None and not self._finished:
             self._finished = True
             out.append(Finished(self._answer_finish))
+
+
+def _is_echo(root: object) -> bool:
+    """A v1 root whose message is a user or system turn echoed back."""
+    if not isinstance(root, dict) or root.get("error") or root.get("error_code"):
+        return False
+    message = root.get("message")
+    if not isinstance(message, dict):
+        return False
+    role = _dict(message.get("author")).get("role")
+    return isinstance(role, str) and role in ("user", "system")
 
 
 def _loads(data: str) -> Any:

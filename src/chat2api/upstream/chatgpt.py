@@ -122,7 +122,6 @@ class OpenedConversation:
     response: Reply
     target: Target
     credentials: Credentials
-    sentinel_headers: dict[str, str] = field(default_factory=dict)
 
     async def aclose(self) -> None:
         """Abort the upstream transfer if it is still running."""
@@ -343,4 +342,4 @@ class ChatGPTBackend:
                 what="conversation",
                 challenge=challenge,
             )
-        return OpenedConversation(iter_body(response), response, target, creds, sentinel)
+        return OpenedConversation(iter_body(response), response, target, creds)

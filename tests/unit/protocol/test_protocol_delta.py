@@ -194,3 +194,28 @@ def test_first_record_needs_an_op() -> None:
     """With nothing to carry forward, a record without `o` is invalid."""
     with pytest.raises(InvalidDelta):
         DeltaState().apply({"v": {"message": None}})
+
+
+def test_released_channel_drops_its_root_and_skips_its_ops() -> None:
+    """A released channel keeps no root; ops on it are skipped, not errors."""
+    state = state_with_root(0)
+    state.apply({"p": "", "o": "add", "v": root("answer"), "c": 1})
+    state.release(0)
+    assert list(state.roots) == [1]
+    assert state.apply({"p": "/message/status", "o": "replace", "v": "done", "c": 0}) is None
+    assert state.apply({"p": "/message/content/parts/0", "o": "append", "v": "x", "c": 0}) is None
+    assert list(state.roots) == [1]
+    assert parts(state, 1) == ["answer"]
+    # a later op on another, never-added channel is still an error
+    with pytest.raises(InvalidDelta):
+        state.apply({"p": "/message/status", "o": "replace", "v": "x", "c": 5})
+
+
+def test_released_channel_takes_a_new_root() -> None:
+    """A new root on a released channel is kept and receives ops again."""
+    state = state_with_root(0)
+    state.release(0)
+    state.apply({"p": "", "o": "add", "v": root("again"), "c": 0})
+    state.apply({"p": "/message/content/parts/0", "o": "append", "v": "!", "c": 0})
+    assert parts(state) == ["again!"]
+    assert state.channel == 0

@@ -601,3 +601,34 @@ def test_fifty_chunk_answer_decodes_fast(fmt: str) -> None:
             decoder.close()
         best = min(best, (time.process_time() - start) / 20)
     assert best < 0.002
+
+
+def test_echoed_turns_keep_no_state_and_their_late_ops_are_ignored() -> None:
+    """The system and user echoes are released once read (only the answer keeps a root).
+
+    An op that still arrives for an echo changes nothing and raises nothing.
+    """
+    done = {"status": "finished_successfully", "end_turn": True}
+    body = (
+        V1_HEAD
+        + add(message(mid="s", role="system", status="finished_successfully"), 0)
+        + add(message("Say hi", mid="u", role="user", status="finished_successfully"), 1)
+        + add(message(), 2)
+        + sse_delta({"p": "/message/content/parts/0", "o": "append", "v": "Hi", "c": 2})
+        + sse_delta({"p": "/message/metadata", "o": "append", "v": {"x": 1}, "c": 1})
+        + sse_delta({"p": "/message/content/parts/0", "o": "append", "v": "!", "c": 2})
+        + sse_delta(
+            {
+                "p": "",
+                "o": "patch",
+                "c": 2,
+                "v": [{"p": f"/message/{k}", "o": "replace", "v": v} for k, v in done.items()],
+            }
+        )
+        + END
+    )
+    decoder = ConversationDecoder()
+    events = decoder.feed(body.encode()) + decoder.close()
+    assert texts(events) == "Hi!"
+    assert events[-1] == Finished("stop")
+    assert sorted(decoder._delta.roots) == [2]  # the echoes' roots were dropped
