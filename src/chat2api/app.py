@@ -85,6 +85,7 @@ class Chat2APIApp(FastAPI):
             response = await endpoint(request)
         except Exception as exc:  # noqa: BLE001 (each answers in the OpenAI envelope, 500s logged)
             response = response_for_error(request, exc)
+        del request  # a stream can last minutes: the request body need not live as long
         await response(scope, receive, send)
 
 

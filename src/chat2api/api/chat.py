@@ -205,6 +205,7 @@ async def chat_completions(request: Request) -> Response:
     answer = Answer(route, turns, chat.token_limit, request.app.state.tokens, calls)
 
     by_turn = {index + offset: items for index, items in attachments.items()}
+    effort = chat.reasoning_effort  # the closure below outlives the request model
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
         def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
@@ -214,7 +215,7 @@ async def chat_completions(request: Request) -> Response:
                 history_disabled=state.settings.history_disabled,
                 encoding=state.settings.upstream_encoding,
                 continues=continues,
-                reasoning_effort=chat.reasoning_effort,
+                reasoning_effort=effort,
                 files=files,
             )
 

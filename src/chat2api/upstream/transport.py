@@ -116,10 +116,10 @@ class Reply:
         "_follow",
         "_handle",
         "_header_lines",
+        "_headers",
         "_headers_ready",
         "_session",
         "_waiter",
-        "headers",
         "status_code",
     )
 
@@ -136,11 +136,13 @@ class Reply:
         self._error: BaseException | None = None
         self._deadline: asyncio.TimerHandle | None = None
         self.status_code = 0
-        self.headers = ReplyHeaders([])
+        self._headers: ReplyHeaders | None = None  # parsed from _header_lines on first use
 
     # -- libcurl callbacks (run inside curl_multi_socket_action, on the loop)
 
     def _on_header(self, line: bytes) -> int:
+        if self._headers_ready.done():
+            return len(line)  # trailers after the body: not kept
         if line.startswith(b"HTTP/"):
             self._header_lines.clear()  # a new response (after a 1xx) starts
             parts = line.split(None, 2)
@@ -169,16 +171,9 @@ class Reply:
         return any(line[:9].lower() == b"location:" for line in self._header_lines)
 
     def _publish_headers(self) -> None:
-        items: list[tuple[str, str]] = []
-        for raw in self._header_lines:
-            name, sep, value = raw.decode("latin-1").partition(":")
-            if sep:
-                items.append((name.strip(), value.strip()))
-            elif items and raw[:1] in (b" ", b"\t"):  # obsolete line folding
-                key, previous = items[-1]
-                items[-1] = (key, f"{previous} {raw.decode('latin-1').strip()}")
-        self._header_lines = []
-        self.headers = ReplyHeaders(items)
+        if self._deadline is not None:  # it bounds the wait for the headers only
+            self._deadline.cancel()
+            self._deadline = None
         self._drop_sent_body()
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
@@ -240,6 +235,24 @@ class Reply:
         self._finish(error)
 
     # -- public API
+
+    @property
+    def headers(self) -> ReplyHeaders:
+        """The final response's headers; empty until they arrived."""
+        if self._headers is None:
+            if not self._headers_ready.done():
+                return ReplyHeaders([])
+            items: list[tuple[str, str]] = []
+            for raw in self._header_lines:
+                name, sep, value = raw.decode("latin-1").partition(":")
+                if sep:
+                    items.append((name.strip(), value.strip()))
+                elif items and raw[:1] in (b" ", b"\t"):  # obsolete line folding
+                    key, previous = items[-1]
+                    items[-1] = (key, f"{previous} {raw.decode('latin-1').strip()}")
+            self._header_lines = []
+            self._headers = ReplyHeaders(items)
+        return self._headers
 
     @property
     def finished(self) -> bool:

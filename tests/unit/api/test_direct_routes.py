@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import weakref
 from collections.abc import AsyncIterator
 
 import httpx2 as httpx
@@ -10,6 +12,7 @@ import pytest
 from fastapi import Request, Response
 
 from chat2api.api.errors import install_error_handlers
+from chat2api.api.streaming import EventStream
 from chat2api.app import Chat2APIApp
 from chat2api.errors import InvalidRequest
 
@@ -33,8 +36,27 @@ async def _broken(request: Request) -> Response:
     raise RuntimeError("a bug with a secret-looking detail")
 
 
+async def _outlived(request: Request) -> Response:
+    """A stream that reports whether its request (and body) is still in memory."""
+    body = await request.body()
+    alive = weakref.ref(request)
+
+    async def report() -> AsyncIterator[bytes]:
+        gc.collect()
+        yield b"request alive: %d, body %d bytes\n" % (alive() is not None, len(body))
+
+    return EventStream(report())
+
+
 def _app() -> Chat2APIApp:
-    app = Chat2APIApp(direct={"/p/echo": _echo, "/p/invalid": _invalid, "/p/broken": _broken})
+    app = Chat2APIApp(
+        direct={
+            "/p/echo": _echo,
+            "/p/invalid": _invalid,
+            "/p/broken": _broken,
+            "/p/outlived": _outlived,
+        }
+    )
     install_error_handlers(app)
 
     @app.get("/p/routed")
@@ -94,3 +116,10 @@ async def test_unexpected_error_is_a_logged_500(
     assert error["code"] == "internal_error"
     assert "secret" not in response.text
     assert any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_request_is_released_before_the_stream_runs(client: httpx.AsyncClient) -> None:
+    """A long stream does not keep its Request (nor its cached body) alive."""
+    response = await client.post("/p/outlived", content=b"x" * 5000)
+    assert response.status_code == 200
+    assert response.text == "request alive: 0, body 5000 bytes\n"
