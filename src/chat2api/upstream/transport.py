@@ -174,6 +174,12 @@ class Reply:
         if self._deadline is not None:  # it bounds the wait for the headers only
             self._deadline.cancel()
             self._deadline = None
+        if self._handle is not None:
+            # The final answer is here, so curl builds no further request from
+            # our header list (it is read when a request is written, and this
+            # transfer writes none after a final answer): a long stream need
+            # not keep it, nor the token lines in it.
+            self._handle.free_headers()
         self._drop_sent_body()
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
