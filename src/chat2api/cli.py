@@ -15,10 +15,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 import uvicorn
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from chat2api.admin.accounts import (
     RefreshResult,
@@ -134,6 +130,7 @@ def serve(
         access_log=False,
         loop="uvloop",
         http="httptools",
+        ws="none",  # no WebSocket routes: the protocol module is not even imported
         log_config=None,
     )
 
@@ -256,6 +253,10 @@ def tokens_list(
     if as_json:
         typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
         return
+    from rich.console import Console  # rich only for the terminal commands, not `serve`
+    from rich.markup import escape
+    from rich.table import Table
+
     counts = overview["counts"]
     table = Table(
         title=f"{counts['total']} accounts: {counts['active']} active, "
@@ -331,6 +332,15 @@ def tokens_refresh(
     """Exchange RefreshTokens for fresh AccessTokens now, with a progress bar."""
     if account is not None and refresh_all:
         _fail("name one account, or pass --all (not both)", 2)
+    from rich.console import Console  # rich only for the terminal commands, not `serve`
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     settings = _pool_settings(env_file, data_dir)
     console = Console(stderr=True)
 
