@@ -14,15 +14,26 @@ A ``ChatGPT-Account-ID`` header also selects a Team workspace.
 from __future__ import annotations
 
 import hmac
+from functools import lru_cache
 
 from fastapi import Request
 
 from chat2api.errors import AuthenticationFailed
 from chat2api.pool.lease import AccountSource, FixedAccount
 from chat2api.pool.sources import ClientRefreshToken
-from chat2api.pool.tokens import parse_token
+from chat2api.pool.tokens import GivenToken, parse_token
 from chat2api.state import AppState
 from chat2api.upstream.chatgpt import Credentials
+
+
+@lru_cache(maxsize=64)
+def _given(value: str) -> GivenToken:
+    """``parse_token``, remembered: a client's requests share one copy of its token.
+
+    A JWT is 1-2 KB; a thousand open streams of one client would otherwise
+    each keep their own.
+    """
+    return parse_token(value)
 
 
 def _is_code(key: str, codes: list[str]) -> bool:
@@ -40,7 +51,7 @@ def account_source(request: Request, state: AppState) -> AccountSource:
     scheme, _, value = header.partition(" ")
     if header and (scheme.lower() != "bearer" or not value.strip()):
         raise AuthenticationFailed("The Authorization header must be 'Bearer <key>'.")
-    given = parse_token(value)
+    given = _given(value)
     if given.token and _is_code(given.token, settings.authorization):
         return state.pool_accounts
     workspace = given.workspace or request.headers.get("chatgpt-account-id", "").strip() or None

@@ -100,7 +100,7 @@ class DeltaState:
         self._o: str | None = None
         self._cursor: tuple[int, str] | None = None
         self._pointers: dict[str, list[str]] = {}
-        self._released: set[int] = set()
+        self._released: dict[int, None] = {}  # a set; an empty dict is the smaller
 
     @property
     def channel(self) -> int:
@@ -110,7 +110,7 @@ class DeltaState:
     def release(self, c: int) -> None:
         """Drop channel ``c``'s root; skip its ops until a new root is added."""
         if self.roots.pop(c, None) is not None:
-            self._released.add(c)
+            self._released[c] = None
 
     def apply(self, record: object) -> Any:
         """Apply one ``event: delta`` record; return the root of its channel."""
@@ -174,7 +174,7 @@ class DeltaState:
         if c in self._released:
             if tokens:
                 return  # an op on a released message: nobody reads it
-            self._released.discard(c)
+            del self._released[c]
         parent: Any
         key: Any
         if not tokens:
