@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import platform
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
@@ -516,4 +517,43 @@ async def test_pool_gives_memory_back_once_transfers_are_few(server: RawServer) 
         assert gc.get_stats()[2]["collections"] == full_collections + 1  # once per burst
     finally:
         gc.enable()
+        await pool.aclose()
+
+
+def _rss_anon() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's heap"
+)
+async def test_pool_gives_back_memory_freed_later_while_quiet(server: RawServer) -> None:
+    """Memory freed after the burst's reclaim (clients' idle connections, say) goes back too.
+
+    16 MiB of 1 KiB blocks, one in 16 kept, sit in the middle of the heap:
+    freeing the others leaves 15 KiB holes that malloc keeps. Once quiet, the next
+    trim_idle hands their pages back; with less than RECLAIM_BYTES freed it
+    leaves the heap alone.
+    """
+    pool = SessionPool()
+    try:
+        session = pool.session(server.url(""), None)
+        await session.fetch("GET", server.url("/echo"))
+        pool.trim_idle()
+        blocks = [bytes(1024) for _ in range(16 * 1024)]
+        kept = blocks[15::16]
+        before = _rss_anon()
+        del blocks  # freed, in holes between the kept ones
+        assert _rss_anon() > before - 4 * 2**20  # malloc kept the holes
+        pool.trim_idle()
+        assert _rss_anon() < before - 6 * 2**20  # their pages went back to the system
+        small = [bytes(1024) for _ in range(1024)]
+        del small  # 1 MiB freed: below the threshold, nothing to do
+        assert pool.trim_idle() == 0
+        assert len(kept) == 1024
+    finally:
         await pool.aclose()

@@ -15,7 +15,7 @@ import orjson
 
 from chat2api.errors import UpstreamError, UpstreamUnavailable
 from chat2api.upstream.errors import error_from_response
-from chat2api.upstream.http import SessionPool, map_transport_errors
+from chat2api.upstream.http import SessionPool, json_body, map_transport_errors
 
 CLIENT_ID = "app_LlGpXReQgckcGGUo2JrYvtJK"
 REDIRECT_URI = "com.openai.chat://auth.openai.com/ios/com.openai.chat/callback"
@@ -60,7 +60,7 @@ class OAuthClient:
             response, content = await session.fetch(
                 "POST",
                 self._base_url + "/oauth/token",
-                data=orjson.dumps(body),
+                data=json_body(body),
                 headers={"Content-Type": "application/json", "Accept": "application/json"},
                 timeout=self._sessions.timeout,
             )

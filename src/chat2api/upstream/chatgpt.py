@@ -50,6 +50,7 @@ from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import (
     SessionPool,
     iter_body,
+    json_body,
     map_transport_errors,
     open_stream,
 )
@@ -246,7 +247,7 @@ class ChatGPTBackend:
             response, content = await self.session(target).fetch(
                 method,
                 target.base_url + path,
-                data=orjson.dumps(body) if body is not None else None,
+                data=json_body(body) if body is not None else None,
                 headers=self._headers(target, credentials, stream=False),
                 timeout=self._sessions.timeout,
             )
@@ -325,7 +326,7 @@ class ChatGPTBackend:
         response = await open_stream(
             session,
             target.base_url + self._prefix(creds) + "/conversation",
-            data=orjson.dumps(body),
+            data=json_body(body),
             headers=headers,
             idle_timeout=self._sessions.stream_timeout,
         )
