@@ -476,11 +476,17 @@ class ProcessWatch:
 
 @dataclass
 class RssSampler:
-    """Samples a process's RSS in a thread every ``interval`` seconds; keeps the peak."""
+    """Samples a process's RSS in a thread every ``interval`` seconds; keeps the peak.
+
+    ``peak_private`` is the peak of the part not backed by files (RSS less
+    shared library and shared memory pages): the memory the process alone
+    holds.
+    """
 
     proc: psutil.Process
     interval: float = 0.05
     peak: int = 0
+    peak_private: int = 0
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -488,7 +494,9 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.NoSuchProcess):
-                self.peak = max(self.peak, self.proc.memory_info().rss)
+                info = self.proc.memory_info()
+                self.peak = max(self.peak, info.rss)
+                self.peak_private = max(self.peak_private, info.rss - getattr(info, "shared", 0))
                 self.samples += 1
             self._stop.wait(self.interval)
 

@@ -54,7 +54,7 @@ from chat2api.sim import reply_text
 
 WORDS = 50
 DELAY_MS = 20
-PEAK_TARGET = 120 * 2**20
+PEAK_TARGET = 120 * 10**6  # the 120 MB, i.e. 114.4 MiB
 SETTLE_TOLERANCE = 0.20
 
 StreamCall = Callable[[str], Awaitable[StreamResult]]
@@ -73,6 +73,7 @@ class Round:
     sim_cpu: float = 0.0
     api_cpu: float = 0.0
     peak_rss: int = 0
+    peak_private: int = 0
 
 
 def prompt(tag: str, index: int) -> tuple[str, str]:
@@ -165,6 +166,7 @@ async def bench(args: argparse.Namespace) -> None:
             out.sim_cpu = sim.cpu_seconds() - before[1]
             out.api_cpu = api.cpu_seconds() - before[2]
             out.peak_rss = sampler.peak
+            out.peak_private = sampler.peak_private
             rounds.append(out)
             print(f"  round {r + 1} ({out.path}): {out.wall:.2f}s", flush=True)
             if out.path == "chat2api":
@@ -228,6 +230,7 @@ def report(
             )
 
     peak = max((out.peak_rss for out in rounds if out.path == "chat2api"), default=0)
+    private = max((out.peak_private for out in rounds if out.path == "chat2api"), default=0)
     growth = after / idle_rss - 1 if idle_rss else float("nan")
     print("\nchat2api process memory (RSS of the main process):")
     print(f"  started, no request yet: {mib(fresh)} MiB")
@@ -236,7 +239,11 @@ def report(
         f"shared libraries; worker processes: {mib(idle_children)})"
     )
     verdict = "ok" if peak <= PEAK_TARGET else "MISSED"
-    print(f"  peak while streaming: {mib(peak)} MiB (target <= {mib(PEAK_TARGET)}: {verdict})")
+    print(
+        f"  peak while streaming: {mib(peak)} MiB (target <= 120 MB = {mib(PEAK_TARGET)} MiB: "
+        f"{verdict}); "
+        f"the part not backed by files peaked at {mib(private)}"
+    )
     verdict = "ok" if abs(growth) <= SETTLE_TOLERANCE else "MISSED"
     print(
         f"  {args.settle:g}-{args.settle + 1:g} s after: {mib(after)} MiB "
