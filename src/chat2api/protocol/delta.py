@@ -101,6 +101,7 @@ class DeltaState:
         self._cursor: tuple[int, str] | None = None
         self._pointers: dict[str, list[str]] = {}
         self._released: dict[int, None] = {}  # a set; an empty dict is the smaller
+        self.root_set = False  # the last record set a channel's root (``p`` "")
 
     @property
     def channel(self) -> int:
@@ -141,6 +142,7 @@ class DeltaState:
         if not isinstance(p, str):
             raise InvalidDelta("missing or non-string delta path 'p'")
         self._c, self._p, self._o = c, p, o
+        self.root_set = False
         if v is _MISSING and o != "remove":
             raise InvalidDelta(f"delta op {o!r} without a value")
         self._apply(c, p, o, v, 0)
@@ -179,6 +181,7 @@ class DeltaState:
         key: Any
         if not tokens:
             parent, key = self.roots, c
+            self.root_set = True
         else:
             if c not in self.roots:
                 raise InvalidDelta(f"delta for channel {c} before its root was added")

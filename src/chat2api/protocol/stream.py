@@ -339,7 +339,7 @@ class ConversationDecoder:
                 return
             root = self._delta.apply(_loads(data))
             self._observe(root, out)
-            if _is_echo(root):  # never the answer (5.3.2): its state need not be kept
+            if self._delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
                 self._delta.release(self._delta.channel)
         elif name == "message":
             stripped = data.strip()
