@@ -102,6 +102,8 @@ class DeltaState:
         self._pointers: dict[str, list[str]] = {}
         self._released: dict[int, None] = {}  # a set; an empty dict is the smaller
         self.root_set = False  # the last record set a channel's root (``p`` "")
+        # The last record, when it was one plain string append: (channel, path, text).
+        self.appended: tuple[int, str, str] | None = None
 
     @property
     def channel(self) -> int:
@@ -143,9 +145,12 @@ class DeltaState:
             raise InvalidDelta("missing or non-string delta path 'p'")
         self._c, self._p, self._o = c, p, o
         self.root_set = False
+        self.appended = None
         if v is _MISSING and o != "remove":
             raise InvalidDelta(f"delta op {o!r} without a value")
         self._apply(c, p, o, v, 0)
+        if o == "append" and isinstance(v, str):
+            self.appended = (c, p, v)
         return self.roots.get(c)
 
     def _apply(self, c: int, p: str, o: str, v: Any, depth: int) -> None:

@@ -160,6 +160,23 @@ class _Msg:
         self.tool_done = False  # its CodeRun / ExecutionOutput was emitted
 
 
+_TEXT_PATH = "/message/content/parts/0"
+
+
+def _text_parts(root: object) -> list[Any] | None:
+    """``root.message.content.parts`` of a plain text message, else None."""
+    if not isinstance(root, dict):
+        return None
+    message = root.get("message")
+    if not isinstance(message, dict):
+        return None
+    content = message.get("content")
+    if not isinstance(content, dict) or content.get("content_type") != "text":
+        return None
+    parts = content.get("parts")
+    return parts if isinstance(parts, list) else None
+
+
 def _string_parts(content: dict[str, Any]) -> str:
     parts = content.get("parts")
     if not isinstance(parts, list):
@@ -279,6 +296,11 @@ class ConversationDecoder:
         self._pending_images = False  # an ImageGenerated(pending=True) was emitted
         self._cited: dict[str, None] = {}  # citation URLs already reported
         self._deferred: ProtocolError | None = None  # raised after the events before it
+        # The answer's single text part while it streams: (channel, parts list, its
+        # state). A record that only appends to that text skips the full
+        # re-reading of the message (``_text_appended``).
+        self._fast: tuple[int, list[Any], _Msg] | None = None
+        self._streaming: _Msg | None = None  # set by _answer for an answer in progress
 
     @property
     def format(self) -> Format:
@@ -337,11 +359,18 @@ class ConversationDecoder:
         if name == "delta":
             if not data.strip():
                 return
-            root = self._delta.apply(_loads(data))
+            delta = self._delta
+            root = delta.apply(_loads(data))
+            if self._fast is not None and self._text_appended(root, out):
+                return
+            self._streaming = None
             self._observe(root, out)
-            if self._delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
-                self._delta.release(self._delta.channel)
-        elif name == "message":
+            if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
+                delta.release(delta.channel)
+            self._fast = self._answer_text(delta.channel, root)
+            return
+        self._fast = None
+        if name == "message":
             stripped = data.strip()
             if not stripped:
                 return  # ping
@@ -386,6 +415,48 @@ class ConversationDecoder:
             self._finish(out)
             return
         self._sync_metadata(out)
+
+    # -- the answer's text, fast --------------------------------------------
+
+    def _answer_text(self, channel: int, root: object) -> tuple[int, list[Any], _Msg] | None:
+        """After a full observation: the answer's text part, if the next appends may skip it.
+
+        Only when this observation went through ``_answer`` for a message still
+        in progress, which streams plain text (``content_type`` text, one part)
+        and had everything of it emitted.
+        """
+        state = self._streaming
+        if state is None or self._finished or self._answer_finish is not None:
+            return None
+        parts = _text_parts(root)
+        if parts is None or len(parts) != 1 or not isinstance(parts[0], str):
+            return None
+        if state.emitted != len(parts[0]):
+            return None
+        return channel, parts, state
+
+    def _text_appended(self, root: object, out: list[Event]) -> bool:
+        """The record only appended text to the streaming answer: emit it; else False.
+
+        Equivalent to the full ``_observe``: nothing but that text part changed,
+        so status, metadata, citations and ids are as when last observed.
+        """
+        fast, appended = self._fast, self._delta.appended
+        if fast is None or appended is None:
+            return False
+        channel, parts, state = fast
+        if appended[0] != channel or appended[1] != _TEXT_PATH:
+            return False
+        if _text_parts(root) is not parts or len(parts) != 1:
+            return False
+        text, piece = parts[0], appended[2]
+        if not isinstance(text, str) or len(text) != state.emitted + len(piece):
+            return False
+        new = self._marks.feed(piece)
+        if new:
+            out.append(TextDelta(new))
+        state.emitted = len(text)
+        return True
 
     # -- message state -> events ------------------------------------------
 
@@ -481,7 +552,9 @@ class ConversationDecoder:
                     out.append(TextDelta(new))
             state.emitted = len(text)
         self._citations(metadata, out)
-        if status in _FINISHED:
+        if status not in _FINISHED:
+            self._streaming = state  # this observation read the answer, still in progress
+        else:
             self._release_text(out)
             kind = _dict(metadata.get("finish_details")).get("type")
             finish = _FINISH_TYPES.get(kind, "stop") if isinstance(kind, str) else "stop"
@@ -603,6 +676,7 @@ class ConversationDecoder:
             out.append(self._meta)
 
     def _finish(self, out: list[Event]) -> None:
+        self._fast = None
         """End of the stream (end marker or close): flush what waits for it, then Finished."""
         if not self._finished:
             self._flush_code(out)

@@ -632,3 +632,42 @@ def test_echoed_turns_keep_no_state_and_their_late_ops_are_ignored() -> None:
     assert texts(events) == "Hi!"
     assert events[-1] == Finished("stop")
     assert sorted(decoder._delta.roots) == [2]  # the echoes' roots were dropped
+
+
+def _answer_stream(*middle: str) -> str:
+    done = [
+        {"p": "/message/status", "o": "replace", "v": "finished_successfully"},
+        {"p": "/message/end_turn", "o": "replace", "v": True},
+    ]
+    return (
+        V1_HEAD
+        + add(message(), 0)
+        + sse_delta({"p": "/message/content/parts/0", "o": "append", "v": "a"})
+        + "".join(middle)
+        + sse_delta({"p": "", "o": "patch", "v": done})
+        + END
+    )
+
+
+def test_text_after_the_answer_is_hidden_is_not_emitted() -> None:
+    """Plain text appends are taken fast only while the message still is the answer."""
+    hidden = {"is_visually_hidden_from_conversation": True}
+    body = _answer_stream(
+        sse_delta({"v": "b"}),
+        sse_delta({"p": "/message/metadata", "o": "append", "v": hidden}),
+        sse_delta({"p": "/message/content/parts/0", "o": "append", "v": "c"}),
+        sse_delta({"v": "d"}),
+    )
+    events = ConversationDecoder().feed(body.encode())  # a hidden message never ends it
+    assert texts(events) == "ab"
+
+
+def test_text_appends_after_a_second_part_take_the_full_reading() -> None:
+    """With two parts the answer is their concatenation, as before any shortcut."""
+    body = _answer_stream(
+        sse_delta({"p": "/message/content/parts/1", "o": "add", "v": "X"}),
+        sse_delta({"p": "/message/content/parts/1", "o": "append", "v": "Y"}),
+        sse_delta({"v": "Z"}),
+    )
+    events = decode_text(body)
+    assert texts(events) == "aXYZ"
