@@ -104,6 +104,9 @@ class DeltaState:
         self.root_set = False  # the last record set a channel's root (``p`` "")
         # The last record, when it was one plain string append: (channel, path, text).
         self.appended: tuple[int, str, str] | None = None
+        # Where the last op appended a string: (channel, path, root, container, key).
+        # Valid until any other op; a bare {"v": "..."} then goes straight there.
+        self._target: tuple[int, str, Any, Any, Any] | None = None
 
     @property
     def channel(self) -> int:
@@ -114,9 +117,22 @@ class DeltaState:
         """Drop channel ``c``'s root; skip its ops until a new root is added."""
         if self.roots.pop(c, None) is not None:
             self._released[c] = None
+            self._target = None
 
     def apply(self, record: object) -> Any:
         """Apply one ``event: delta`` record; return the root of its channel."""
+        target = self._target
+        if target is not None and type(record) is dict and len(record) == 1:
+            text = record.get("v")
+            if type(text) is str:  # the bulk of a stream: {"v": "..."} continuing the text
+                channel, path, root, container, key = target
+                current = container[key]
+                if type(current) is str:
+                    container[key] = current + text
+                    self._c, self._p, self._o = channel, path, "append"
+                    self.root_set = False
+                    self.appended = (channel, path, text)
+                    return root
         if not isinstance(record, dict):
             raise InvalidDelta("a delta record must be a JSON object")
         c = record.get("c", _MISSING)
@@ -154,6 +170,7 @@ class DeltaState:
         return self.roots.get(c)
 
     def _apply(self, c: int, p: str, o: str, v: Any, depth: int) -> None:
+        self._target = None
         if o == "patch":
             if not isinstance(v, list):
                 raise InvalidDelta("patch value must be a list of ops")
@@ -200,6 +217,10 @@ class DeltaState:
             _apply_to_list(parent, key, o, v)
         else:
             raise InvalidDelta(f"path {p[:80]!r} goes through a {type(parent).__name__}")
+        if o == "append" and type(v) is str and tokens:
+            slot = key if isinstance(parent, dict) else _index(key, len(parent))
+            if type(parent[slot]) is str:
+                self._target = (c, p, self.roots[c], parent, slot)
 
 
 def _child(node: Any, token: str) -> Any:

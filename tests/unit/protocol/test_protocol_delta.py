@@ -219,3 +219,36 @@ def test_released_channel_takes_a_new_root() -> None:
     state.apply({"p": "/message/content/parts/0", "o": "append", "v": "!", "c": 0})
     assert parts(state) == ["again!"]
     assert state.channel == 0
+
+
+def test_bare_text_after_its_container_was_replaced_goes_to_the_new_one() -> None:
+    """A bare {"v"} appends at the cursor as the path resolves now, not where it did before."""
+    state = state_with_root()
+    state.apply({"p": "/message/content/parts/0", "o": "append", "v": "a"})
+    state.apply({"v": "b"})
+    state.apply(
+        {"p": "/message/content", "o": "replace", "v": {"content_type": "text", "parts": ["X"]}}
+    )
+    state.apply({"v": "c"})
+    state.apply({"v": "d"})
+    assert parts(state) == ["Xcd"]
+    assert state.appended == (0, "/message/content/parts/0", "d")
+
+
+def test_bare_text_after_a_patch_and_a_new_root() -> None:
+    """Ops between bare appends (a patch, a new root on the channel) are all honoured."""
+    state = state_with_root()
+    state.apply({"p": "/message/content/parts/0", "o": "append", "v": "a"})
+    state.apply(
+        {
+            "v": [
+                {"p": "/message/content/parts/0", "o": "append", "v": "b"},
+                {"p": "/message/status", "o": "replace", "v": "x"},
+            ]
+        }
+    )
+    state.apply({"v": "c"})
+    assert parts(state) == ["abc"]
+    state.apply({"p": "", "o": "add", "v": root("new"), "c": 0})
+    state.apply({"v": "!"})
+    assert parts(state) == ["new!"]
