@@ -109,6 +109,12 @@ class DeltaState:
         self._target: tuple[int, str, Any, Any, Any] | None = None
 
     @property
+    def appended_at(self) -> tuple[Any, Any] | None:
+        """After a plain string append: ``(container, key)`` of the string it grew."""
+        target = self._target
+        return None if self.appended is None or target is None else (target[3], target[4])
+
+    @property
     def channel(self) -> int:
         """The channel of the last record applied."""
         return self._c

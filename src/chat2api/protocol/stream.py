@@ -160,9 +160,6 @@ class _Msg:
         self.tool_done = False  # its CodeRun / ExecutionOutput was emitted
 
 
-_TEXT_PATH = "/message/content/parts/0"
-
-
 def _text_parts(root: object) -> list[Any] | None:
     """``root.message.content.parts`` of a plain text message, else None."""
     if not isinstance(root, dict):
@@ -296,10 +293,10 @@ class ConversationDecoder:
         self._pending_images = False  # an ImageGenerated(pending=True) was emitted
         self._cited: dict[str, None] = {}  # citation URLs already reported
         self._deferred: ProtocolError | None = None  # raised after the events before it
-        # The answer's single text part while it streams: (channel, parts list, its
-        # state). A record that only appends to that text skips the full
-        # re-reading of the message (``_text_appended``).
-        self._fast: tuple[int, list[Any], _Msg] | None = None
+        # The answer's single text part while it streams: (parts list, its state).
+        # A record that only appends to that text skips the full re-reading of
+        # the message (``_text_appended``).
+        self._fast: tuple[list[Any], _Msg] | None = None
         self._streaming: _Msg | None = None  # set by _answer for an answer in progress
 
     @property
@@ -361,13 +358,13 @@ class ConversationDecoder:
                 return
             delta = self._delta
             root = delta.apply(_loads(data))
-            if self._fast is not None and self._text_appended(root, out):
+            if self._fast is not None and self._text_appended(out):
                 return
             self._streaming = None
             self._observe(root, out)
             if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
                 delta.release(delta.channel)
-            self._fast = self._answer_text(delta.channel, root)
+            self._fast = self._answer_text(root)
             return
         self._fast = None
         if name == "message":
@@ -418,7 +415,7 @@ class ConversationDecoder:
 
     # -- the answer's text, fast --------------------------------------------
 
-    def _answer_text(self, channel: int, root: object) -> tuple[int, list[Any], _Msg] | None:
+    def _answer_text(self, root: object) -> tuple[list[Any], _Msg] | None:
         """After a full observation: the answer's text part, if the next appends may skip it.
 
         Only when this observation went through ``_answer`` for a message still
@@ -433,22 +430,20 @@ class ConversationDecoder:
             return None
         if state.emitted != len(parts[0]):
             return None
-        return channel, parts, state
+        return parts, state
 
-    def _text_appended(self, root: object, out: list[Event]) -> bool:
+    def _text_appended(self, out: list[Event]) -> bool:
         """The record only appended text to the streaming answer: emit it; else False.
 
         Equivalent to the full ``_observe``: nothing but that text part changed,
         so status, metadata, citations and ids are as when last observed.
         """
-        fast, appended = self._fast, self._delta.appended
-        if fast is None or appended is None:
+        fast, appended, at = self._fast, self._delta.appended, self._delta.appended_at
+        if fast is None or appended is None or at is None:
             return False
-        channel, parts, state = fast
-        if appended[0] != channel or appended[1] != _TEXT_PATH:
-            return False
-        if _text_parts(root) is not parts or len(parts) != 1:
-            return False
+        parts, state = fast
+        if at[0] is not parts or at[1] != 0 or len(parts) != 1:
+            return False  # not the answer's (only) text part
         text, piece = parts[0], appended[2]
         if not isinstance(text, str) or len(text) != state.emitted + len(piece):
             return False
