@@ -671,8 +671,8 @@ class ConversationDecoder:
             out.append(self._meta)
 
     def _finish(self, out: list[Event]) -> None:
-        self._fast = None
         """End of the stream (end marker or close): flush what waits for it, then Finished."""
+        self._fast = None
         if not self._finished:
             self._flush_code(out)
             self._release_text(out)
