@@ -190,8 +190,7 @@ class Reply:
         if body is None or handle is None:
             return
         if handle.curl.getinfo(CurlInfo.SIZE_UPLOAD_T) >= len(body):  # type: ignore[operator]
-            self._body = None
-            handle.curl._body_handle = None  # curl_cffi's own reference to it
+            self._body = None  # the only reference: options go to libcurl directly
 
     # -- completion
 
@@ -297,14 +296,48 @@ class Reply:
 
 
 class _Handle:
-    """A configured, impersonating easy handle and the reply it currently feeds."""
+    """A configured, impersonating easy handle and the reply it currently feeds.
 
-    __slots__ = ("curl", "header_slist", "reply")
+    A request's options go to ``curl_easy_setopt`` directly: curl_cffi's
+    ``Curl.setopt`` builds its lookup tables on every call, a few
+    microseconds each, ten times a request. Options that only hold a value
+    (timeouts, URL, method override) are remembered and not set again while
+    unchanged: libcurl keeps options across a handle's transfers.
+    """
+
+    __slots__ = ("_values", "curl", "header_slist", "reply")
 
     def __init__(self, curl: Curl) -> None:
         self.curl = curl
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
+        self._values: dict[CurlOpt, object] = {}
+
+    def _setopt(self, option: CurlOpt, param: Any) -> None:
+        code = curl_lib._curl_easy_setopt(self.curl._curl, option, param)
+        if code:
+            raise CurlError(f"curl_easy_setopt({option.name}) failed with code {code}", code)
+
+    def set_action(self, option: CurlOpt, value: int) -> None:
+        """A long option that acts when set (``HTTPGET``, ``NOBODY``), or changes every time."""
+        self._setopt(option, curl_ffi.new("long*", value))
+
+    def set_long(self, option: CurlOpt, value: int) -> None:
+        """A long option that holds a value."""
+        if self._values.get(option) != value:
+            self._setopt(option, curl_ffi.new("long*", value))
+            self._values[option] = value
+
+    def set_text(self, option: CurlOpt, value: bytes | None) -> None:
+        """A string option that holds a value (libcurl copies it); ``None`` unsets it."""
+        if option not in self._values or self._values[option] != value:
+            self._setopt(option, _NULL if value is None else value)
+            self._values[option] = value
+
+    def set_body(self, body: bytes) -> None:
+        """``POSTFIELDS``: read in place, so the caller keeps ``body`` until it is sent."""
+        self._setopt(CurlOpt.POSTFIELDSIZE, curl_ffi.new("long*", len(body)))
+        self._setopt(CurlOpt.POSTFIELDS, body)
 
     def on_body(self, chunk: bytes) -> int:
         reply = self.reply
@@ -381,7 +414,6 @@ class Session:
 
     def _release(self, handle: _Handle) -> None:
         handle.reply = None
-        handle.curl._body_handle = None  # the request body: not kept alive by an idle handle
         handle.free_headers()
         self._busy -= 1
         if self._closed:
@@ -443,7 +475,7 @@ class Session:
         reply = Reply(self, handle, data, follow_redirects)
         try:
             self._prepare(handle, method, url, headers, data, timeout, stream)
-            handle.curl.setopt(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
+            handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
             handle.reply = reply
             transfer = self._acurl.add_handle(handle.curl)
         except BaseException:
@@ -507,37 +539,33 @@ class Session:
         timeout: float | tuple[float, float],
         stream: bool,
     ) -> None:
-        curl = handle.curl
-        setopt = curl.setopt
         method = method.upper()
-        setopt(CurlOpt.URL, url.encode())
-        setopt(CurlOpt.HTTPGET, 1)  # back to a plain GET: POST, NOBODY and UPLOAD off
+        handle.set_text(CurlOpt.URL, url.encode())
+        handle.set_action(CurlOpt.HTTPGET, 1)  # back to a plain GET: POST, NOBODY and UPLOAD off
         if method == "HEAD":
-            setopt(CurlOpt.NOBODY, 1)
-            setopt(CurlOpt.CUSTOMREQUEST, _NULL)
+            handle.set_action(CurlOpt.NOBODY, 1)
+            handle.set_text(CurlOpt.CUSTOMREQUEST, None)
         elif data is not None or method in ("POST", "PUT", "PATCH"):
-            body = data if data is not None else b""
-            setopt(CurlOpt.POSTFIELDSIZE, len(body))
-            setopt(CurlOpt.POSTFIELDS, body)  # read in place: the Reply keeps ``body``
-            setopt(CurlOpt.CUSTOMREQUEST, _NULL if method == "POST" else method.encode())
+            handle.set_body(data if data is not None else b"")  # the Reply keeps the body
+            handle.set_text(CurlOpt.CUSTOMREQUEST, None if method == "POST" else method.encode())
         else:
-            setopt(CurlOpt.CUSTOMREQUEST, _NULL if method == "GET" else method.encode())
+            handle.set_text(CurlOpt.CUSTOMREQUEST, None if method == "GET" else method.encode())
         items = headers.items() if isinstance(headers, Mapping) else headers
         lines = [f"{name}: {value}".encode("latin-1") for name, value in items]
         if data is not None:
             lines.append(b"Expect:")  # no 100-continue round trip for larger bodies
         handle.set_headers(lines)
         connect, total = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        setopt(CurlOpt.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
+        handle.set_long(CurlOpt.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
         if stream:
-            setopt(CurlOpt.TIMEOUT_MS, 0)
-            setopt(CurlOpt.LOW_SPEED_LIMIT, 1)
-            setopt(CurlOpt.LOW_SPEED_TIME, max(1, round(total)))
+            handle.set_long(CurlOpt.TIMEOUT_MS, 0)
+            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 1)
+            handle.set_long(CurlOpt.LOW_SPEED_TIME, max(1, round(total)))
         else:
             whole = connect + total if isinstance(timeout, tuple) else total
-            setopt(CurlOpt.TIMEOUT_MS, max(1, int(whole * 1000)))
-            setopt(CurlOpt.LOW_SPEED_LIMIT, 0)
-            setopt(CurlOpt.LOW_SPEED_TIME, 0)
+            handle.set_long(CurlOpt.TIMEOUT_MS, max(1, int(whole * 1000)))
+            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 0)
+            handle.set_long(CurlOpt.LOW_SPEED_TIME, 0)
 
     async def aclose(self) -> None:
         """Abort running transfers and free every handle."""
