@@ -1,0 +1,194 @@
+"""This checkout against another revision, side by side: ``python bench/ab.py REV`` (~1 min).
+
+Checks ``REV`` out into a temporary git worktree and starts one simulator and
+two chat2api processes on it (subprocesses, loopback, ephemeral ports): "this"
+serves this checkout's code, "REV" the other's, through ``PYTHONPATH`` (both
+run in this environment, with its dependencies). Rounds of non-stream
+completions at one concurrency go to each server in turn, the order swapped
+every round, so that machine noise hits both alike. Each round is checked
+(every answer equals the simulator's reply for its prompt) and measured:
+the server's CPU milliseconds per request (its worker processes included)
+and its requests/s.
+
+Reading the output: one line per round and server, then the medians and
+their ratio this/REV. A CPU ratio below 1 means this checkout does the same
+work with less CPU. Changes smaller than the spread of the rounds are noise.
+No absolute time is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+
+from _common import (
+    BenchError,
+    OpenAIClient,
+    ProcessWatch,
+    _chat2api_command,
+    _stop,
+    _wait_ready,
+    free_port,
+    machine_line,
+    new_session,
+    raise_fd_limit,
+)
+from chat2api.sim import mint_access_token, reply_text
+
+REPLY_WORDS = 30  # the simulator's default reply length
+HERE = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """``revision`` checked out in a temporary directory, removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="chat2api-ab-") as tmp:
+        path = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(HERE), "worktree", "add", "--detach", "-q", str(path), revision],
+            check=True,
+        )
+        try:
+            yield path
+        finally:
+            subprocess.run(
+                ["git", "-C", str(HERE), "worktree", "remove", "--force", str(path)],
+                check=False,
+            )
+
+
+@contextlib.contextmanager
+def two_servers(other_src: Path, workdir: Path) -> Iterator[dict[str, tuple[str, psutil.Process]]]:
+    """The simulator and two chat2api processes: this checkout's and ``other_src``'s."""
+    raise_fd_limit()
+    command = _chat2api_command()
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        sim_port = free_port()
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        sim_log = workdir / "sim.log"
+        with sim_log.open("wb") as log:
+            sim = subprocess.Popen(
+                [*command, "sim", "--host", "127.0.0.1", "--port", str(sim_port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=workdir,
+            )
+        started.append(sim)
+        _wait_ready(sim_url + "/", sim, sim_log, 30)
+        servers: dict[str, tuple[str, psutil.Process]] = {}
+        for name, src in (("this", HERE / "src"), ("other", other_src)):
+            port = free_port()
+            env = os.environ | {
+                "PYTHONPATH": str(src),
+                "CHATGPT_BASE_URL": sim_url,
+                "DATA_DIR": str(workdir / f"data-{name}"),
+                "RETRY_TIMES": "0",
+            }
+            log_path = workdir / f"{name}.log"
+            with log_path.open("wb") as log:
+                proc = subprocess.Popen(
+                    [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
+                    env=env,
+                )
+            started.append(proc)
+            url = f"http://127.0.0.1:{port}"
+            _wait_ready(url + "/v1/models", proc, log_path, 30)
+            servers[name] = (url, psutil.Process(proc.pid))
+        yield servers
+    finally:
+        for proc in reversed(started):
+            children: list[psutil.Process] = []
+            with contextlib.suppress(psutil.NoSuchProcess):
+                children = psutil.Process(proc.pid).children(recursive=True)
+            _stop(proc, children)
+
+
+async def one_round(
+    url: str, proc: psutil.Process, args: argparse.Namespace, tag: str
+) -> tuple[float, float]:
+    """CPU ms per request and requests/s of ``args.requests`` completions."""
+    token = mint_access_token()
+    watch = ProcessWatch(proc)
+    async with new_session(args.concurrency + 8) as session:
+        client = OpenAIClient(session, url, token)
+
+        async def ask(text: str) -> None:
+            _, content = await client.complete(text)
+            if content != reply_text(text, REPLY_WORDS):
+                raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
+
+        await asyncio.gather(*(ask(f"ab warm-up {tag} {i}") for i in range(args.concurrency)))
+        gate = asyncio.Semaphore(args.concurrency)
+
+        async def bounded(i: int) -> None:
+            async with gate:
+                await ask(f"ab {tag} {i}")
+
+        cpu = watch.cpu_seconds()
+        started = time.perf_counter()
+        async with asyncio.timeout(args.timeout):
+            await asyncio.gather(*(bounded(i) for i in range(args.requests)))
+        elapsed = time.perf_counter() - started
+        cpu = watch.cpu_seconds() - cpu
+    return 1000 * cpu / args.requests, args.requests / elapsed
+
+
+async def bench(args: argparse.Namespace) -> None:
+    print(machine_line())
+    with (
+        worktree(args.revision) as tree,
+        tempfile.TemporaryDirectory(prefix="chat2api-ab-run-") as tmp,
+        two_servers(tree / "src", Path(tmp)) as servers,
+    ):
+        cpu: dict[str, list[float]] = {name: [] for name in servers}
+        rate: dict[str, list[float]] = {name: [] for name in servers}
+        names = list(servers)
+        for r in range(args.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                url, proc = servers[name]
+                ms, rps = await one_round(url, proc, args, f"{r}-{name}")
+                cpu[name].append(ms)
+                rate[name].append(rps)
+                label = "this" if name == "this" else args.revision
+                print(f"  round {r + 1} {label:>10}: {ms:.3f} ms CPU/request, {rps:.0f} req/s")
+    this_cpu, other_cpu = statistics.median(cpu["this"]), statistics.median(cpu["other"])
+    this_rate, other_rate = statistics.median(rate["this"]), statistics.median(rate["other"])
+    print(f"\nconcurrency {args.concurrency}, {args.requests} requests a round, medians:")
+    print(f"  this: {this_cpu:.3f} ms CPU/request, {this_rate:.0f} req/s")
+    print(f"  {args.revision}: {other_cpu:.3f} ms CPU/request, {other_rate:.0f} req/s")
+    print(
+        f"  ratio this/{args.revision}: CPU {this_cpu / other_cpu:.3f}, "
+        f"throughput {this_rate / other_rate:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("revision", help="git revision to compare with (e.g. HEAD~3)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=2000, help="completions per round")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds per server")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per round at most")
+    try:
+        asyncio.run(bench(parser.parse_args()))
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"git could not check the revision out: {exc}")
+
+
+if __name__ == "__main__":
+    main()
