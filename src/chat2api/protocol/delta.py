@@ -20,6 +20,12 @@ cannot be applied raises ``InvalidDelta``; nothing else escapes.
 A consumer may ``release`` a channel whose message it will never read (the
 echoed user and system turns): its root is dropped and later ops on it are
 skipped, until a new root is added on that channel.
+
+Most records of a stream are bare ``{"v": "…"}`` text. While the previous op
+was a string append, the string it grew is remembered, and such a record is
+appended there directly; any other op forgets it, so the result is always
+what resolving the cursor's path would give. ``appended`` and
+``appended_at`` tell the consumer what the last record appended, and where.
 """
 
 from __future__ import annotations

@@ -98,6 +98,15 @@ Rules worth knowing
   finished and nothing failed, was moderated or is pending.
 * Non-JSON data (other than ``[DONE]``, pings and the encoding marker) raises
   ``MalformedEvent``; records with unknown event names are ignored.
+
+Memory and speed (one decoder per open stream)
+----------------------------------------------
+* v1 echo roots (system and user turns, never the answer) are released from
+  the ``DeltaState`` once observed: only messages that may matter are kept.
+* A v1 record that only appended text to the answer's single text part, right
+  after a full observation went through the answer (still in progress, all
+  of its text emitted), is emitted without observing the message again: no
+  other field changed, so the full path would add exactly that text.
 """
 
 from __future__ import annotations
