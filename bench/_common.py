@@ -143,64 +143,96 @@ def _stop(proc: subprocess.Popen[bytes], descendants: list[psutil.Process]) -> N
             child.kill()
 
 
+def spawn(
+    args: Sequence[str], log: Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``chat2api <args>`` as a subprocess, its output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [*_chat2api_command(), *args], stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env
+        )
+
+
+def start_sim(workdir: Path, started: list[subprocess.Popen[bytes]]) -> str:
+    """``chat2api sim`` on a free port, answering; its URL. Appended to ``started``."""
+    port = free_port()
+    log = workdir / "sim.log"
+    sim = spawn(["sim", "--host", "127.0.0.1", "--port", str(port)], log, workdir)
+    started.append(sim)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url + "/", sim, log, 30.0)
+    return url
+
+
+def start_api(
+    workdir: Path,
+    sim_url: str,
+    started: list[subprocess.Popen[bytes]],
+    *,
+    name: str = "api",
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """``chat2api serve`` on a free port against ``sim_url``, answering; its URL and process."""
+    port = free_port()
+    log = workdir / f"{name}.log"
+    full_env = (
+        os.environ
+        | {
+            "CHATGPT_BASE_URL": sim_url,
+            "DATA_DIR": str(workdir / f"data-{name}"),
+            "RETRY_TIMES": "0",
+        }
+        | (env or {})
+    )
+    # cwd is the work directory, so that no stray .env of the caller is read
+    api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], log, workdir, full_env)
+    started.append(api)
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url + "/v1/models", api, log, timeout)
+    return url, api
+
+
+def stop_all(started: list[subprocess.Popen[bytes]]) -> None:
+    """Stop the processes by PID, last started first, with their descendants."""
+    known: dict[int, list[psutil.Process]] = {}
+    for proc in started:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            known[proc.pid] = psutil.Process(proc.pid).children(recursive=True)
+    for proc in reversed(started):  # chat2api first, then its upstream
+        _stop(proc, known.get(proc.pid, []))
+
+
+def show_logs(workdir: Path) -> None:
+    """The tails of the servers' logs, on stderr (before the directory goes)."""
+    for log in sorted(workdir.glob("*.log")):
+        tail = log.read_text(errors="replace")[-3000:]
+        print(f"--- last lines of {log.name}:\n{tail}", file=sys.stderr)
+
+
 @contextlib.contextmanager
 def running_servers(startup_timeout: float = 30.0) -> Iterator[Servers]:
     """Start ``chat2api sim`` and ``chat2api serve`` on free ports; stop both on exit."""
     raise_fd_limit()
-    command = _chat2api_command()
     started: list[subprocess.Popen[bytes]] = []
-    known_children: dict[int, list[psutil.Process]] = {}
     with tempfile.TemporaryDirectory(prefix="chat2api-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            sim_port, api_port = free_port(), free_port()
-            sim_url = f"http://127.0.0.1:{sim_port}"
-            api_url = f"http://127.0.0.1:{api_port}"
-            with (workdir / "sim.log").open("wb") as sim_log:
-                sim = subprocess.Popen(
-                    [*command, "sim", "--host", "127.0.0.1", "--port", str(sim_port)],
-                    stdout=sim_log,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
-                )
-            started.append(sim)
-            _wait_ready(sim_url + "/", sim, workdir / "sim.log", startup_timeout)
-            env = os.environ | {
-                "CHATGPT_BASE_URL": sim_url,
-                "DATA_DIR": str(workdir / "data"),
-                "RETRY_TIMES": "0",
-            }
-            with (workdir / "api.log").open("wb") as api_log:
-                api = subprocess.Popen(
-                    [*command, "serve", "--host", "127.0.0.1", "--port", str(api_port)],
-                    stdout=api_log,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,  # so no stray .env of the caller is read
-                    env=env,
-                )
-            started.append(api)
-            _wait_ready(api_url + "/v1/models", api, workdir / "api.log", startup_timeout)
+            sim_url = start_sim(workdir, started)
+            api_url, api = start_api(workdir, sim_url, started, timeout=startup_timeout)
             yield Servers(
                 sim_url,
                 api_url,
-                psutil.Process(sim.pid),
+                psutil.Process(started[0].pid),
                 psutil.Process(api.pid),
                 mint_access_token(),
                 workdir,
             )
         except BaseException:  # show why, before the logs go with the directory
-            for name in ("api.log", "sim.log"):
-                log = workdir / name
-                if log.exists():
-                    tail = log.read_text(errors="replace")[-3000:]
-                    print(f"--- last lines of {name}:\n{tail}", file=sys.stderr)
+            show_logs(workdir)
             raise
         finally:
-            for proc in started:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    known_children[proc.pid] = psutil.Process(proc.pid).children(recursive=True)
-            for proc in reversed(started):  # chat2api first, then its upstream
-                _stop(proc, known_children.get(proc.pid, []))
+            stop_all(started)
 
 
 def new_session(max_clients: int) -> AsyncSession[Response]:

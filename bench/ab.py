@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,13 @@ from _common import (
     BenchError,
     OpenAIClient,
     ProcessWatch,
-    _chat2api_command,
-    _stop,
-    _wait_ready,
-    free_port,
     machine_line,
     new_session,
     raise_fd_limit,
+    show_logs,
+    start_api,
+    start_sim,
+    stop_all,
 )
 from chat2api.sim import mint_access_token, reply_text
 
@@ -72,50 +71,20 @@ def worktree(revision: str) -> Iterator[Path]:
 def two_servers(other_src: Path, workdir: Path) -> Iterator[dict[str, tuple[str, psutil.Process]]]:
     """The simulator and two chat2api processes: this checkout's and ``other_src``'s."""
     raise_fd_limit()
-    command = _chat2api_command()
     started: list[subprocess.Popen[bytes]] = []
     try:
-        sim_port = free_port()
-        sim_url = f"http://127.0.0.1:{sim_port}"
-        sim_log = workdir / "sim.log"
-        with sim_log.open("wb") as log:
-            sim = subprocess.Popen(
-                [*command, "sim", "--host", "127.0.0.1", "--port", str(sim_port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-            )
-        started.append(sim)
-        _wait_ready(sim_url + "/", sim, sim_log, 30)
+        sim_url = start_sim(workdir, started)
         servers: dict[str, tuple[str, psutil.Process]] = {}
         for name, src in (("this", HERE / "src"), ("other", other_src)):
-            port = free_port()
-            env = os.environ | {
-                "PYTHONPATH": str(src),
-                "CHATGPT_BASE_URL": sim_url,
-                "DATA_DIR": str(workdir / f"data-{name}"),
-                "RETRY_TIMES": "0",
-            }
-            log_path = workdir / f"{name}.log"
-            with log_path.open("wb") as log:
-                proc = subprocess.Popen(
-                    [*command, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
-                    env=env,
-                )
-            started.append(proc)
-            url = f"http://127.0.0.1:{port}"
-            _wait_ready(url + "/v1/models", proc, log_path, 30)
+            env = {"PYTHONPATH": str(src)}
+            url, proc = start_api(workdir, sim_url, started, name=name, env=env)
             servers[name] = (url, psutil.Process(proc.pid))
         yield servers
+    except BaseException:
+        show_logs(workdir)
+        raise
     finally:
-        for proc in reversed(started):
-            children: list[psutil.Process] = []
-            with contextlib.suppress(psutil.NoSuchProcess):
-                children = psutil.Process(proc.pid).children(recursive=True)
-            _stop(proc, children)
+        stop_all(started)
 
 
 async def one_round(
