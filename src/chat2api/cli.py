@@ -72,15 +72,19 @@ def _use_system_allocator() -> None:
     allocator, ``SessionPool.trim_idle`` hands the freed memory back
     (``malloc_trim``) once the burst is over. The allocator is fixed when
     the interpreter starts, so the process replaces itself once (same PID,
-    same arguments) with the variable set. ``PYTHONMALLOC=pymalloc`` in the
-    environment keeps Python's allocator.
+    same arguments) with the variable set, and with glibc's malloc tuned
+    (``chat2api.heap.MALLOC_ENV``) unless the environment tunes it.
+    ``PYTHONMALLOC=pymalloc`` in the environment keeps Python's allocator.
     """
     if "PYTHONMALLOC" in os.environ or os.name != "posix" or not sys.orig_argv:
         return
     if not sys.executable:  # an embedded interpreter: nothing to restart
         return
+    from chat2api.heap import MALLOC_ENV
+
+    env = MALLOC_ENV | dict(os.environ) | {"PYTHONMALLOC": "malloc"}
     try:
-        os.execve(sys.executable, sys.orig_argv, os.environ | {"PYTHONMALLOC": "malloc"})
+        os.execve(sys.executable, sys.orig_argv, env)
     except OSError as exc:  # still this process: serve with Python's allocator
         typer.echo(f"chat2api: could not restart with PYTHONMALLOC=malloc ({exc})", err=True)
 
@@ -108,6 +112,9 @@ def serve(
 ) -> None:
     """Start the OpenAI-compatible API server."""
     _use_system_allocator()
+    from chat2api.heap import HEAP
+
+    HEAP.tune(os.environ)  # before any stream: what each keeps resident (chat2api.heap)
     overrides: dict[str, Any] = {"DATA_DIR": data_dir, "LOG_LEVEL": workers_log_level}
     if simulate:
         overrides["CHATGPT_BASE_URL"] = _start_simulator()

@@ -114,7 +114,7 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
     proc = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"},
+        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTHONMALLOC", "MALLOC_"))},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -137,9 +137,11 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
         )
         assert result.choices[0].message.content == "it works"
         assert (tmp_path / "data" / "chat2api.db").is_file()
-        # The server restarted itself in place with the C allocator (see cli.serve).
+        # The server restarted itself in place with the C allocator, tuned (see cli.serve).
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
         assert b"PYTHONMALLOC=malloc" in environ
+        assert b"MALLOC_TOP_PAD_=0" in environ
+        assert b"MALLOC_MMAP_THRESHOLD_=16384" in environ
     finally:
         client.close()
         proc.send_signal(signal.SIGINT)

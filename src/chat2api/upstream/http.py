@@ -35,14 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import gc
 import logging
-import mmap
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Literal
 
 import orjson
@@ -50,6 +46,7 @@ from curl_cffi import CurlError
 from curl_cffi.const import CurlECode
 
 from chat2api.errors import UpstreamConnectError, UpstreamTimeout, UpstreamUnavailable
+from chat2api.heap import HEAP
 from chat2api.upstream.transport import Reply, Session, TransferAborted
 
 log = logging.getLogger(__name__)
@@ -57,82 +54,6 @@ log = logging.getLogger(__name__)
 TRIM_INTERVAL = 2.0
 QUIET_TRANSFERS = 8
 RECLAIM_BYTES = 4 << 20  # freed heap worth handing back to the system once quiet
-
-
-class _MallInfo2(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_size_t)
-        for name in (
-            "arena",
-            "ordblks",
-            "smblks",
-            "hblks",
-            "hblkhd",
-            "usmblks",
-            "fsmblks",
-            "uordblks",
-            "fordblks",
-            "keepcost",
-        )
-    ]
-
-
-class _Heap:
-    """glibc's heap: give freed memory back (``malloc_trim``), and how much lies idle.
-
-    Elsewhere (musl, macOS) both do nothing.
-    """
-
-    def __init__(self) -> None:
-        self._trim: Any = None
-        self._info: Any = None
-        name = ctypes.util.find_library("c")
-        try:
-            libc = ctypes.CDLL(name) if name else None
-            self._trim = libc.malloc_trim if libc is not None else None
-            if libc is not None and hasattr(libc, "mallinfo2"):
-                self._info = libc.mallinfo2
-                self._info.restype = _MallInfo2
-        except (OSError, AttributeError):  # not glibc
-            self._trim = self._info = None
-        self.idle_after_trim = self.idle_bytes()
-
-    def idle_bytes(self) -> int:
-        """Private resident memory that malloc does not count as in use (0 if unknown).
-
-        Free heap chunks whose pages were handed back are not resident, so
-        unlike malloc's own free count this grows only with what freeing
-        left behind since.
-        """
-        if self._info is None:
-            return 0
-        try:
-            _, resident, shared = _STATM.read_bytes().split()[:3]
-        except (OSError, ValueError):
-            return 0
-        private = (int(resident) - int(shared)) * _PAGE_SIZE
-        return max(0, private - int(self._info().uordblks))
-
-    def trim(self) -> None:
-        """Hand the free heap's whole pages back to the system, not just to malloc."""
-        if self._trim is not None:
-            self._trim(0)
-        self.idle_after_trim = self.idle_bytes()
-
-    def trim_if_grown(self, threshold: int) -> bool:
-        """:meth:`trim` if ``threshold`` bytes more lie idle than after the last trim."""
-        idle = self.idle_bytes()
-        if idle - self.idle_after_trim < threshold:
-            # Memory reused since lowers the mark: what is freed again counts anew.
-            self.idle_after_trim = min(self.idle_after_trim, idle)
-            return False
-        self.trim()
-        return True
-
-
-_PAGE_SIZE = mmap.PAGESIZE
-_STATM = Path("/proc/self/statm")
-_HEAP = _Heap()
 
 
 _CONNECT_CODES = frozenset(
@@ -225,11 +146,11 @@ class SessionPool:
             # that only a full collection frees; the young generations never
             # reach them.
             gc.collect()
-            _HEAP.trim()
+            HEAP.trim()
         else:
             # What the burst's tail frees later (the clients' idle keep-alive
             # connections, say) goes back too.
-            _HEAP.trim_if_grown(RECLAIM_BYTES)
+            HEAP.trim_if_grown(RECLAIM_BYTES)
         return closed
 
     async def _trim_forever(self) -> None:
