@@ -8,7 +8,8 @@ response streams, and every chunk passes through their ``send`` wrappers.
 Served directly, a thousand open streams take about 13 MB less and reach
 their first byte sooner (``bench/streams.py``). They get the same error
 handling (``chat2api.api.errors.response_for_error``); every other route
-goes through FastAPI as usual.
+goes through Starlette's middleware and router as usual: each module that
+serves HTTP exports ``routes`` (``chat2api.api.routing``).
 """
 
 from __future__ import annotations
@@ -22,21 +23,20 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
 from chat2api import __version__
-from chat2api.admin.api import router as admin_router
-from chat2api.api.chat import chat_completions
-from chat2api.api.chat import router as chat_router
-from chat2api.api.downloads import router as downloads_router
+from chat2api.admin import api as admin_api
+from chat2api.api import chat, downloads, images, responses
 from chat2api.api.errors import install_error_handlers, response_for_error
-from chat2api.api.images import router as images_router
-from chat2api.api.responses import create_response
-from chat2api.api.responses import router as responses_router
+from chat2api.api.routing import prefixed
 from chat2api.convert.usage import TokenCounter
-from chat2api.gateway import gateway_router
+from chat2api.gateway import gateway_routes
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class Chat2APIApp(FastAPI):
-    """FastAPI, with a few ``POST`` endpoints served without its per-request layers."""
+class Chat2APIApp(Starlette):
+    """Starlette, with a few ``POST`` endpoints served without its per-request layers."""
 
     def __init__(self, *, direct: dict[str, Endpoint], **options: Any) -> None:
         super().__init__(**options)
@@ -93,7 +93,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
     """The chat2api app for ``settings``; resources live only inside the lifespan."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         sessions = SessionPool(
             impersonate=settings.impersonate,
@@ -152,27 +152,20 @@ def create_app(settings: Settings) -> Chat2APIApp:
             await store.close()
 
     prefix = settings.prefix_path
-    app = Chat2APIApp(
-        direct={
-            f"{prefix}/v1/chat/completions": chat_completions,
-            f"{prefix}/v1/responses": create_response,
-        },
-        title="chat2api",
-        version=__version__,
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+    routes: list[BaseRoute] = prefixed(
+        prefix,
+        [*chat.routes, *responses.routes, *downloads.routes, *images.routes, *admin_api.routes],
     )
-    install_error_handlers(app)
-    router = APIRouter(prefix=prefix)
-    router.include_router(chat_router)
-    router.include_router(responses_router)
-    router.include_router(downloads_router)
-    router.include_router(images_router)
-    router.include_router(admin_router)
-    app.include_router(router)
     if settings.enable_gateway:
         # Last: its catch-all must never shadow a chat2api route.
-        app.include_router(gateway_router(settings))
+        routes += gateway_routes(settings)
+    app = Chat2APIApp(
+        direct={
+            f"{prefix}/v1/chat/completions": chat.chat_completions,
+            f"{prefix}/v1/responses": responses.create_response,
+        },
+        routes=routes,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
     return app

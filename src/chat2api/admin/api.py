@@ -10,11 +10,11 @@ fingerprint.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 
 from chat2api.admin.accounts import (
     accounts_overview,
@@ -27,6 +27,7 @@ from chat2api.admin.accounts import (
     revive_accounts,
 )
 from chat2api.admin.page import page_headers, render_page
+from chat2api.api.routing import json_response
 from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
 from chat2api.pool.tokens import TokenListError
 from chat2api.state import AppState
@@ -65,9 +66,6 @@ def require_admin(request: Request) -> AppState:
     return state
 
 
-Admin = Annotated[AppState, Depends(require_admin)]
-
-
 class AddTokensBody(BaseModel):
     """``{"tokens": "<one per line, # comments>"}``."""
 
@@ -76,18 +74,15 @@ class AddTokensBody(BaseModel):
     tokens: str
 
 
-api = APIRouter(prefix="/tokens/api", dependencies=[Depends(require_admin)])
-
-
-@api.get("/accounts")
-async def list_accounts(state: Admin) -> dict[str, Any]:
+async def list_accounts(request: Request) -> Response:
     """Counts by state and every account (no secrets)."""
-    return await accounts_overview(state.store)
+    state = require_admin(request)
+    return json_response(await accounts_overview(state.store))
 
 
-@api.post("/accounts")
-async def add_accounts(request: Request, state: Admin) -> dict[str, Any]:
+async def add_accounts(request: Request) -> Response:
     """Add the pasted tokens; ``{"added", "skipped", "ids"}``."""
+    state = require_admin(request)
     # The body is read here, after the key check, so a caller without the key
     # learns nothing from how its body is judged.
     raw = await request.body()
@@ -103,54 +98,59 @@ async def add_accounts(request: Request, state: Admin) -> dict[str, Any]:
         result = await add_token_text(state.pool, body.tokens)
     except TokenListError as exc:
         raise InvalidRequest(str(exc), param="tokens", code="invalid_token_list") from exc
-    return {"added": len(result.added), "skipped": result.skipped, "ids": result.added}
+    return json_response(
+        {"added": len(result.added), "skipped": result.skipped, "ids": result.added}
+    )
 
 
-@api.delete("/accounts")
-async def clear_accounts(state: Admin) -> dict[str, Any]:
+async def clear_accounts(request: Request) -> Response:
     """Remove every account."""
-    return {"removed": await state.store.clear_accounts()}
+    state = require_admin(request)
+    return json_response({"removed": await state.store.clear_accounts()})
 
 
-@api.post("/accounts/revive")
-async def revive(state: Admin) -> dict[str, Any]:
+async def revive(request: Request) -> Response:
     """Dead accounts become active again; every cooldown is cleared."""
-    return await revive_accounts(state.store)
+    state = require_admin(request)
+    return json_response(await revive_accounts(state.store))
 
 
-@api.delete("/accounts/{account_id}")
-async def delete_account(account_id: str, state: Admin) -> dict[str, Any]:
+async def delete_account(request: Request) -> Response:
     """Remove one account (by id or fingerprint)."""
-    account = await remove_account(state.store, account_id)
-    return {"removed": account.id, "fingerprint": account.fingerprint}
+    state = require_admin(request)
+    account = await remove_account(state.store, request.path_params["account_id"])
+    return json_response({"removed": account.id, "fingerprint": account.fingerprint})
 
 
-@api.post("/accounts/{account_id}/refresh")
-async def refresh_account(account_id: str, state: Admin) -> dict[str, Any]:
+async def refresh_account(request: Request) -> Response:
     """Exchange one account's RefreshToken now."""
-    account = await find_account(state.store, account_id)
+    state = require_admin(request)
+    account = await find_account(state.store, request.path_params["account_id"])
     result = await refresh_one(state.pool, account)
-    return {"results": [result.to_dict()]}
+    return json_response({"results": [result.to_dict()]})
 
 
-@api.post("/refresh")
-async def refresh_all(state: Admin) -> dict[str, Any]:
+async def refresh_all(request: Request) -> Response:
     """Exchange every live RefreshToken account's token now; one result per account."""
+    state = require_admin(request)
     accounts = refresh_candidates(await state.store.list_accounts())
     results = await refresh_accounts(state.pool, accounts)
-    return {"results": [result.to_dict() for result in results]}
+    return json_response({"results": [result.to_dict() for result in results]})
 
 
-page = APIRouter()
-
-
-@page.get("/tokens", response_class=HTMLResponse)
-async def token_page(request: Request) -> HTMLResponse:
+async def token_page(request: Request) -> Response:
     """The token management page (the admin key is asked for in the page itself)."""
     enabled = bool(_state(request).settings.admin_key)
     return HTMLResponse(render_page(enabled=enabled), headers=page_headers())
 
 
-router = APIRouter()
-router.include_router(api)
-router.include_router(page)
+routes = [
+    Route("/tokens/api/accounts", list_accounts, methods=["GET"]),
+    Route("/tokens/api/accounts", add_accounts, methods=["POST"]),
+    Route("/tokens/api/accounts", clear_accounts, methods=["DELETE"]),
+    Route("/tokens/api/accounts/revive", revive, methods=["POST"]),
+    Route("/tokens/api/accounts/{account_id}", delete_account, methods=["DELETE"]),
+    Route("/tokens/api/accounts/{account_id}/refresh", refresh_account, methods=["POST"]),
+    Route("/tokens/api/refresh", refresh_all, methods=["POST"]),
+    Route("/tokens", token_page, methods=["GET"]),
+]

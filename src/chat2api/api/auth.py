@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 from functools import lru_cache
 
-from fastapi import Request
+from starlette.requests import Request
 
 from chat2api.errors import AuthenticationFailed
 from chat2api.pool.lease import AccountSource, FixedAccount

@@ -8,9 +8,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
@@ -46,7 +47,6 @@ from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
 
-router = APIRouter()
 SLUG_HEADER = "X-Chat2API-Model-Slug"
 BodyMaker = Callable[[Mapping[int, Sequence["UploadedFile"]]], dict[str, Any]]
 FETCH_TIMEOUT = 30.0
@@ -153,8 +153,7 @@ def sse_data(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-@router.get("/v1/models")
-async def list_models() -> Response:
+async def list_models(request: Request) -> Response:
     """The models this deployment maps (see ``chat2api.convert.models``)."""
     created = int(time.time())
     data = [
@@ -167,7 +166,7 @@ async def list_models() -> Response:
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions``: streamed or not, answered by the ChatGPT backend.
 
-    Served by ``chat2api.app.Chat2APIApp`` directly, not through ``router``.
+    Served by ``chat2api.app.Chat2APIApp`` directly, not through ``routes``.
     """
     state: AppState = request.app.state.chat2api
     chat = _parse(await request.body())
@@ -308,3 +307,6 @@ async def _stream(
     if include_usage:
         yield sse_data(answer.usage_chunk(await answer.usage(), history=history))
     yield b"data: [DONE]\n\n"
+
+
+routes = [Route("/v1/models", list_models, methods=["GET"])]

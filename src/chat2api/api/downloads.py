@@ -14,8 +14,9 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 from chat2api.api.bindings import NotFound
 from chat2api.pool.lease import Lease
@@ -27,8 +28,6 @@ from chat2api.upstream.downloads import Generated
 
 DOWNLOAD = "download"
 DOWNLOAD_TTL = 7 * 86400.0
-
-router = APIRouter()
 
 
 class DownloadLinks:
@@ -75,10 +74,10 @@ class DownloadLinks:
         )
 
 
-@router.get("/v1/files/download/{token}")
-async def download(token: str, request: Request) -> Response:
+async def download(request: Request) -> Response:
     """The bytes behind a download link of an answer."""
     state: AppState = request.app.state.chat2api
+    token = request.path_params["token"]
     record = await state.store.get_record(DOWNLOAD, token)
     if record is None:
         raise NotFound("This download link is unknown or has expired.", param="token")
@@ -104,3 +103,6 @@ async def download(token: str, request: Request) -> Response:
             await lease.release()
     content_type, body = await state.downloader.stream(url)
     return StreamingResponse(body, media_type=content_type or "application/octet-stream")
+
+
+routes = [Route("/v1/files/download/{token}", download, methods=["GET"])]

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
 from pydantic import ValidationError
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from chat2api.errors import Chat2APIError, InvalidRequest
 
@@ -105,18 +105,18 @@ def response_for_error(request: Request, exc: Exception) -> Response:
     """The OpenAI-envelope response for any exception a handler raised."""
     if isinstance(exc, Chat2APIError):
         return error_response(exc)
-    if isinstance(exc, RequestValidationError | ValidationError):
+    if isinstance(exc, ValidationError):
         return error_response(invalid_from_validation(exc.errors()))
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     return _internal_error(exc)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: Starlette) -> None:
     """Register ``response_for_error`` for every exception class."""
 
     async def handler(request: Request, exc: Exception) -> Response:
         return response_for_error(request, exc)
 
-    for kind in (Chat2APIError, RequestValidationError, ValidationError, HTTPException, Exception):
+    for kind in (Chat2APIError, ValidationError, HTTPException, Exception):
         app.add_exception_handler(kind, handler)

@@ -15,9 +15,10 @@ import time
 from typing import Any, Literal
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from chat2api.api.auth import account_source
 from chat2api.api.chat import public_base
@@ -31,7 +32,6 @@ from chat2api.protocol.events import ImageGenerated, Metadata
 from chat2api.state import AppState
 from chat2api.upstream.downloads import Generated
 
-router = APIRouter()
 IMAGE_MODEL = "auto"  # the upstream picks its image model itself (spec §1.10)
 
 
@@ -87,7 +87,6 @@ async def _one_image(
     return image, conversation_id, links, turn.lease
 
 
-@router.post("/v1/images/generations")
 async def generate_images(request: Request) -> Response:
     """Create images from a prompt (the OpenAI images API)."""
     state: AppState = request.app.state.chat2api
@@ -119,3 +118,6 @@ async def generate_images(request: Request) -> Response:
         out.append(item)
     payload = {"created": int(time.time()), "data": out}
     return Response(orjson.dumps(payload), media_type="application/json")
+
+
+routes = [Route("/v1/images/generations", generate_images, methods=["POST"])]

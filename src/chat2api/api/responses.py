@@ -21,8 +21,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import (
@@ -61,7 +62,6 @@ from chat2api.state import AppState
 from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
-router = APIRouter()
 
 RESPONSE = "response"
 RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
@@ -215,20 +215,20 @@ async def _events(
     await save()
 
 
-@router.get("/v1/responses/{response_id}")
-async def retrieve_response(response_id: str, request: Request) -> Response:
+async def retrieve_response(request: Request) -> Response:
     """A stored response (same API key only)."""
     state: AppState = request.app.state.chat2api
+    response_id = request.path_params["response_id"]
     record = await state.store.get_record(RESPONSE, response_id)
     if record is None or record.get("owner") != owner_of(request):
         raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
     return Response(orjson.dumps(record["response"]), media_type="application/json")
 
 
-@router.delete("/v1/responses/{response_id}")
-async def delete_response(response_id: str, request: Request) -> Response:
+async def delete_response(request: Request) -> Response:
     """Delete a stored response and its conversation binding."""
     state: AppState = request.app.state.chat2api
+    response_id = request.path_params["response_id"]
     record = await state.store.get_record(RESPONSE, response_id)
     if record is None or record.get("owner") != owner_of(request):
         raise NotFound(f"Response with id '{response_id}' not found.", param="response_id")
@@ -236,3 +236,9 @@ async def delete_response(response_id: str, request: Request) -> Response:
     await state.store.delete_record(BINDING, response_id)
     body = {"id": response_id, "object": "response.deleted", "deleted": True}
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+routes = [
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+]

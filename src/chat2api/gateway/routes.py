@@ -13,13 +13,14 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from chat2api.admin.api import Admin
+from chat2api.admin.api import require_admin
+from chat2api.api.routing import json_response, prefixed
 from chat2api.errors import InvalidRequest
 from chat2api.gateway.blocked import blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
@@ -41,7 +42,7 @@ def _state(request: Request) -> AppState:
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return json_response(body, status)
 
 
 def _login_page(error: str | None = None, status: int = 200) -> HTMLResponse:
@@ -120,70 +121,71 @@ def _shown(seed: str, record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def seed_router() -> APIRouter:
-    """``/gateway/api/seeds`` behind ADMIN_KEY."""
-    api = APIRouter(prefix="/gateway/api/seeds")
+async def list_seeds(request: Request) -> Response:
+    """Every seed and what it is bound to (no secrets)."""
+    state = require_admin(request)
+    seeds = await Identities(state).seeds()
+    return json_response(
+        {"seeds": [_shown(seed, record) for seed, record in sorted(seeds.items())]}
+    )
 
-    @api.get("")
-    async def list_seeds(state: Admin) -> dict[str, Any]:
-        """Every seed and what it is bound to (no secrets)."""
-        seeds = await Identities(state).seeds()
-        return {"seeds": [_shown(seed, record) for seed, record in sorted(seeds.items())]}
 
-    @api.post("")
-    async def bind_seed(request: Request, state: Admin) -> dict[str, Any]:
-        """Bind a seed to a pool account or to a token."""
-        raw = await request.body()
-        try:
-            body = SeedBody.model_validate_json(raw)
-        except ValidationError as exc:
-            if exc.errors()[0]["type"] == "json_invalid":
-                raise InvalidRequest(
-                    'The body must be JSON: {"seed", "token" | "account_id"}.',
-                    code="invalid_json",
-                ) from exc
-            raise
-        seed = body.seed.strip()
-        try:
-            record = await Identities(state).bind_seed(
-                seed, account_id=body.account_id, token=body.token
-            )
-        except LoginRefused as exc:
-            raise InvalidRequest(exc.message, param="token") from exc
-        return _shown(seed, record)
+async def bind_seed(request: Request) -> Response:
+    """Bind a seed to a pool account or to a token."""
+    state = require_admin(request)
+    raw = await request.body()
+    try:
+        body = SeedBody.model_validate_json(raw)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise InvalidRequest(
+                'The body must be JSON: {"seed", "token" | "account_id"}.',
+                code="invalid_json",
+            ) from exc
+        raise
+    seed = body.seed.strip()
+    try:
+        record = await Identities(state).bind_seed(
+            seed, account_id=body.account_id, token=body.token
+        )
+    except LoginRefused as exc:
+        raise InvalidRequest(exc.message, param="token") from exc
+    return json_response(_shown(seed, record))
 
-    @api.delete("/{seed}")
-    async def delete_seed(seed: str, state: Admin) -> dict[str, Any]:
-        """Forget a seed (its browsers are logged out at their next request)."""
-        if not await Identities(state).unbind_seed(seed):
-            raise HTTPException(404)
-        return {"removed": seed}
 
-    return api
+async def delete_seed(request: Request) -> Response:
+    """Forget a seed (its browsers are logged out at their next request)."""
+    state = require_admin(request)
+    seed = request.path_params["seed"]
+    if not await Identities(state).unbind_seed(seed):
+        raise HTTPException(404)
+    return json_response({"removed": seed})
+
+
+seed_routes = [
+    Route("/gateway/api/seeds", list_seeds, methods=["GET"]),
+    Route("/gateway/api/seeds", bind_seed, methods=["POST"]),
+    Route("/gateway/api/seeds/{seed}", delete_seed, methods=["DELETE"]),
+]
 
 
 # --------------------------------------------------------------------- pages
 
 
-def gateway_router(settings: Settings) -> APIRouter:
-    """Every gateway route; include it after all other routers."""
-    router = APIRouter()
+def gateway_routes(settings: Settings) -> list[BaseRoute]:
+    """Every gateway route; mount them after all other routes."""
     prefix = settings.prefix_path
-    router.include_router(seed_router(), prefix=prefix)
     reserved = tuple(f"{prefix}/{name}" for name in ("v1/", "tokens", "gateway/"))
 
-    @router.get("/login", response_class=HTMLResponse)
-    async def login_page() -> HTMLResponse:
+    async def login_page(request: Request) -> Response:
         """The login form."""
         return _login_page()
 
-    @router.post("/login")
     async def login_form(request: Request) -> Response:
         """Log in with the form's ``token`` field."""
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         return await _login(request, (form.get("token") or [""])[0])
 
-    @router.get("/auth/logout")
     async def logout(request: Request) -> Response:
         """End the session and go back to the login page."""
         sid = request.cookies.get(COOKIE)
@@ -195,7 +197,6 @@ def gateway_router(settings: Settings) -> APIRouter:
         )
         return response
 
-    @router.get("/api/auth/session")
     async def auth_session(request: Request) -> Response:
         """The web app's session, with a placeholder token and no real identity."""
         session = await _session(request)
@@ -228,10 +229,7 @@ def gateway_router(settings: Settings) -> APIRouter:
         response.headers["Cache-Control"] = "no-store"
         return response
 
-    @router.api_route(
-        "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    )
-    async def proxy(request: Request, path: str) -> Response:
+    async def proxy(request: Request) -> Response:
         """Everything else: the upstream web app, as the session's account."""
         url_path = request.url.path
         if url_path.startswith(reserved):
@@ -261,4 +259,15 @@ def gateway_router(settings: Settings) -> APIRouter:
             request, credentials, lease_for if account_id is not None else None
         )
 
-    return router
+    return [
+        *prefixed(prefix, seed_routes),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_form, methods=["POST"]),
+        Route("/auth/logout", logout, methods=["GET"]),
+        Route("/api/auth/session", auth_session, methods=["GET"]),
+        Route(
+            "/{path:path}",
+            proxy,
+            methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        ),
+    ]

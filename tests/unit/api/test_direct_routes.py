@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 
 import httpx2 as httpx
 import pytest
-from fastapi import Request, Response
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from chat2api.api.errors import install_error_handlers
+from chat2api.api.routing import json_response
 from chat2api.api.streaming import EventStream
 from chat2api.app import Chat2APIApp
 from chat2api.errors import InvalidRequest
@@ -48,6 +51,10 @@ async def _outlived(request: Request) -> Response:
     return EventStream(report())
 
 
+async def _routed(request: Request) -> Response:
+    return json_response({"through": "router"})
+
+
 def _app() -> Chat2APIApp:
     app = Chat2APIApp(
         direct={
@@ -55,14 +62,10 @@ def _app() -> Chat2APIApp:
             "/p/invalid": _invalid,
             "/p/broken": _broken,
             "/p/outlived": _outlived,
-        }
+        },
+        routes=[Route("/p/routed", _routed, methods=["GET"])],
     )
     install_error_handlers(app)
-
-    @app.get("/p/routed")
-    async def routed() -> dict[str, str]:
-        return {"through": "fastapi"}
-
     return app
 
 
@@ -79,8 +82,8 @@ async def test_direct_endpoint_gets_the_request(client: httpx.AsyncClient) -> No
     assert response.content == b"body bytes"
 
 
-async def test_other_paths_go_through_fastapi(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/p/routed")).json() == {"through": "fastapi"}
+async def test_other_paths_go_through_the_router(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/p/routed")).json() == {"through": "router"}
     missing = await client.get("/p/nothing")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "unknown_url"

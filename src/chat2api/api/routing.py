@@ -1,0 +1,41 @@
+"""What the route modules share: JSON answers, and routes under ``API_PREFIX``.
+
+Every module that serves HTTP exports ``routes``, a list of Starlette
+``Route`` objects with paths relative to the prefix; ``chat2api.app``
+mounts them with :func:`prefixed`. Endpoints take the ``Request`` and
+nothing else (path parameters are in ``request.path_params``); helpers such
+as ``chat2api.admin.api.require_admin`` are called first thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+__all__ = ["json_response", "prefixed"]
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: Mapping[str, str] | None = None
+) -> Response:
+    """``body`` as ``application/json`` (orjson)."""
+    return Response(
+        orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
+    )
+
+
+def prefixed(prefix: str, routes: Iterable[BaseRoute]) -> list[BaseRoute]:
+    """``routes`` with ``prefix`` put before their paths ("" leaves them as they are)."""
+    if not prefix:
+        return list(routes)
+    out: list[BaseRoute] = []
+    for route in routes:
+        if not isinstance(route, Route):
+            raise TypeError(f"only plain routes can be prefixed, not {route!r}")
+        methods = sorted(route.methods - {"HEAD"}) if route.methods else None
+        out.append(Route(prefix + route.path, route.endpoint, methods=methods, name=route.name))
+    return out
