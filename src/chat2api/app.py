@@ -36,7 +36,6 @@ from chat2api.api import chat, downloads, images, responses
 from chat2api.api.errors import install_error_handlers, response_for_error
 from chat2api.api.routing import prefixed
 from chat2api.convert.usage import TokenCounter
-from chat2api.gateway import gateway_routes
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
@@ -156,7 +155,9 @@ def create_app(settings: Settings) -> Chat2APIApp:
         prefix,
         [*chat.routes, *responses.routes, *downloads.routes, *images.routes, *admin_api.routes],
     )
-    if settings.enable_gateway:
+    if settings.enable_gateway:  # imported only then: most deployments never load it
+        from chat2api.gateway import gateway_routes
+
         # Last: its catch-all must never shadow a chat2api route.
         routes += gateway_routes(settings)
     app = Chat2APIApp(
