@@ -77,6 +77,7 @@ class Chat2APIApp(Starlette):
         self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
     ) -> None:
         scope["app"] = self
+        server_headers = scope["headers"]  # the server's list: Request works on a copy
         request = Request(scope, receive, send)
         try:
             if request.method != "POST":
@@ -84,7 +85,13 @@ class Chat2APIApp(Starlette):
             response = await endpoint(request)
         except Exception as exc:  # noqa: BLE001 (each answers in the OpenAI envelope, 500s logged)
             response = response_for_error(request, exc)
-        del request  # a stream can last minutes: the request body need not live as long
+        # A stream can last minutes: neither the request's body nor its headers
+        # (the client's bearer token among them) need to live as long. The
+        # endpoint has read what it needs; the server reads them no more.
+        del request
+        for headers in (server_headers, scope["headers"]):
+            if isinstance(headers, list):
+                headers.clear()
         await response(scope, receive, send)
 
 

@@ -234,7 +234,7 @@ async def chat_completions(request: Request) -> Response:
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
-    deltas = answer_deltas(turn, answer, start)
+    deltas = answer_deltas(turn, answer, start if calls is not None else None)
     if chat.stream:
         return EventStream(
             _stream(deltas, answer, remember, include_usage=chat.include_usage, history=history),
@@ -253,10 +253,12 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def answer_deltas(
-    turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]]
+    turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]] | None
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The chunk deltas of an answer, across the one tool-call correction round if needed.
 
+    ``start`` opens that round; without tools there is none, and ``None``
+    keeps the request's turns and attachments out of a long stream's memory.
     Raises ``Chat2APIError`` when the upstream fails; the account's use counts
     as a success once the model's answer ended normally.
     """
@@ -272,7 +274,9 @@ async def answer_deltas(
             await turn.succeeded()
         finally:
             await turn.aclose()
-        if answer.done or answer.tools is None or not answer.tools.wants_correction:
+        if start is None or answer.done or answer.tools is None:
+            return
+        if not answer.tools.wants_correction:
             return
         turn = await start(answer.tools.correction_turns())
 

@@ -76,8 +76,10 @@ class EventStream(Response):
                     "headers": self.raw_headers,
                 }
             )
+            self.raw_headers = []  # sent: not kept for the rest of the stream
             async for chunk in body:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                del chunk  # not held while the next one is awaited
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
             # Our own cancellation ends the response quietly: the client is

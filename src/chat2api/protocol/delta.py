@@ -39,6 +39,8 @@ __all__ = ["DeltaState"]
 _OPS = frozenset({"add", "replace", "append", "remove", "truncate", "patch"})
 _MAX_PATCH_DEPTH = 4
 _MAX_CACHED_POINTERS = 256
+# Parsed pointers, shared by every stream (the few paths of the protocol): read-only tuples.
+_POINTERS: dict[str, tuple[str, ...]] = {}
 _MISSING: Any = object()
 
 
@@ -105,7 +107,6 @@ class DeltaState:
         self._p: str | None = None
         self._o: str | None = None
         self._cursor: tuple[int, str] | None = None
-        self._pointers: dict[str, list[str]] = {}
         self._released: dict[int, None] = {}  # a set; an empty dict is the smaller
         self.root_set = False  # the last record set a channel's root (``p`` "")
         # The last record, when it was one plain string append: (channel, path, text).
@@ -202,11 +203,11 @@ class DeltaState:
             return
         if o == "append" and isinstance(v, str):
             self._cursor = (c, p)
-        tokens = self._pointers.get(p)
+        tokens = _POINTERS.get(p)
         if tokens is None:
-            tokens = parse_pointer(p)
-            if len(self._pointers) < _MAX_CACHED_POINTERS:
-                self._pointers[p] = tokens
+            tokens = tuple(parse_pointer(p))
+            if len(_POINTERS) < _MAX_CACHED_POINTERS:
+                _POINTERS[p] = tokens
         if c in self._released:
             if tokens:
                 return  # an op on a released message: nobody reads it

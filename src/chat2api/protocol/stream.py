@@ -111,6 +111,7 @@ Memory and speed (one decoder per open stream)
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Literal
 
 import orjson
@@ -367,6 +368,8 @@ class ConversationDecoder:
                 return
             delta = self._delta
             root = delta.apply(_loads(data))
+            if delta.root_set:
+                _intern_short(root, 0)
             if self._fast is not None and self._text_appended(out):
                 return
             self._streaming = None
@@ -700,6 +703,26 @@ def _is_echo(root: object) -> bool:
         return False
     role = _dict(message.get("author")).get("role")
     return isinstance(role, str) and role in ("user", "system")
+
+
+def _intern_short(node: Any, depth: int) -> None:
+    """Share the short string values of a new root ("assistant", "in_progress", ...)."""
+    if depth > 4:
+        return
+    if type(node) is dict:
+        for key, value in node.items():
+            if type(value) is str:
+                if len(value) <= 24:
+                    node[key] = sys.intern(value)
+            elif type(value) is dict or type(value) is list:
+                _intern_short(value, depth + 1)
+    elif type(node) is list:
+        for i, value in enumerate(node):
+            if type(value) is str:
+                if len(value) <= 24:
+                    node[i] = sys.intern(value)
+            elif type(value) is dict or type(value) is list:
+                _intern_short(value, depth + 1)
 
 
 def _loads(data: str) -> Any:

@@ -181,6 +181,8 @@ class Reply:
             # not keep it, nor the token lines in it.
             self._handle.free_headers()
         self._drop_sent_body()
+        if len(self._header_lines) > 1:  # one bytes for a long stream, not one per line
+            self._header_lines = [b"".join(self._header_lines)]
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
 
@@ -248,7 +250,7 @@ class Reply:
             if not self._headers_ready.done():
                 return ReplyHeaders([])
             items: list[tuple[str, str]] = []
-            for raw in self._header_lines:
+            for raw in b"".join(self._header_lines).splitlines():
                 name, sep, value = raw.decode("latin-1").partition(":")
                 if sep:
                     items.append((name.strip(), value.strip()))

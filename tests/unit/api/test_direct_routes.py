@@ -51,6 +51,22 @@ async def _outlived(request: Request) -> Response:
     return EventStream(report())
 
 
+async def _headers_kept(request: Request) -> Response:
+    """A stream that reports how many request headers are still held while it runs."""
+    server_list = request.scope["headers"]  # the server's own list, before Request copies it
+    token = request.headers["authorization"]
+    scope = request.scope
+
+    async def report() -> AsyncIterator[bytes]:
+        yield b"token %d chars; headers held: %d + %d\n" % (
+            len(token),
+            len(server_list),
+            len(scope["headers"]),
+        )
+
+    return EventStream(report())
+
+
 async def _routed(request: Request) -> Response:
     return json_response({"through": "router"})
 
@@ -62,6 +78,7 @@ def _app() -> Chat2APIApp:
             "/p/invalid": _invalid,
             "/p/broken": _broken,
             "/p/outlived": _outlived,
+            "/p/headers": _headers_kept,
         },
         routes=[Route("/p/routed", _routed, methods=["GET"])],
     )
@@ -126,3 +143,10 @@ async def test_request_is_released_before_the_stream_runs(client: httpx.AsyncCli
     response = await client.post("/p/outlived", content=b"x" * 5000)
     assert response.status_code == 200
     assert response.text == "request alive: 0, body 5000 bytes\n"
+
+
+async def test_request_headers_are_let_go_before_the_stream(client: httpx.AsyncClient) -> None:
+    """The request's headers (bearer token included) are not held while the response streams."""
+    response = await client.post("/p/headers", headers={"Authorization": "Bearer " + "t" * 900})
+    assert response.status_code == 200
+    assert response.text == "token 907 chars; headers held: 0 + 0\n"
