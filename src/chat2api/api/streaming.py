@@ -8,8 +8,9 @@ open streams that is a good part of the process's memory and of the CPU
 spent per chunk.
 
 :class:`EventStream` sends the body from the request's own task and keeps
-one small watcher task per stream: it waits for the client's
-``http.disconnect`` and then cancels the request task, so the body
+one watcher task per stream, the server's own ``receive()``: once it
+returns the client's ``http.disconnect``, a callback cancels the request
+task, so the body
 generator is closed (and with it the upstream transfer) at once, even while
 the upstream is silent. A cancellation the response caused itself ends the
 response quietly; any other cancellation (server shutdown) propagates.
@@ -22,16 +23,9 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream"]
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return
 
 
 class EventStream(Response):
@@ -56,17 +50,28 @@ class EventStream(Response):
         if task is None:  # pragma: no cover - ASGI servers run apps in tasks
             raise RuntimeError("EventStream must run inside an asyncio task")
         streaming, left = True, False
+        watcher: asyncio.Future[Message]
 
-        def client_left(watcher: asyncio.Future[None]) -> None:
+        def watch() -> asyncio.Future[Message]:
+            # The server's own receive() runs as the watcher: no coroutine of
+            # ours waits beside it for the whole stream.
+            future = asyncio.ensure_future(receive())
+            future.add_done_callback(received)
+            return future
+
+        def received(future: asyncio.Future[Message]) -> None:
             # Also scheduled when the client's disconnect message comes right
             # after a complete response: then there is nothing to stop.
-            nonlocal left
-            if streaming and not watcher.cancelled() and watcher.exception() is None:
-                left = True
-                task.cancel()
+            nonlocal left, watcher
+            if not streaming or future.cancelled() or future.exception() is not None:
+                return
+            if future.result()["type"] != "http.disconnect":
+                watcher = watch()  # more of the request body: not a disconnect
+                return
+            left = True
+            task.cancel()
 
-        watcher = asyncio.ensure_future(_until_disconnect(receive))
-        watcher.add_done_callback(client_left)
+        watcher = watch()
         body = self.body_iterator
         try:
             await send(
@@ -88,7 +93,7 @@ class EventStream(Response):
                 raise
         finally:
             streaming = False
-            watcher.remove_done_callback(client_left)
+            watcher.remove_done_callback(received)
             watcher.cancel()
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
