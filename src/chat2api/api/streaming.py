@@ -8,9 +8,9 @@ open streams that is a good part of the process's memory and of the CPU
 spent per chunk.
 
 :class:`EventStream` sends the body from the request's own task and keeps
-one watcher task per stream, the server's own ``receive()``: once it
-returns the client's ``http.disconnect``, a callback cancels the request
-task, so the body
+one watcher task per stream, the server's own ``receive()``
+(:class:`_DisconnectWatch`): once it returns the client's
+``http.disconnect``, a callback cancels the request task, so the body
 generator is closed (and with it the upstream transfer) at once, even while
 the upstream is silent. A cancellation the response caused itself ends the
 response quietly; any other cancellation (server shutdown) propagates.
@@ -21,11 +21,58 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 __all__ = ["EventStream"]
+
+
+class _DisconnectWatch:
+    """Cancels ``task`` once the client's ``http.disconnect`` arrives, until stopped.
+
+    The server's own ``receive()`` runs as the watcher task: no coroutine of
+    ours waits beside it for the whole stream. Once stopped it is not
+    cancelled: the server answers the pending ``receive()`` with
+    ``http.disconnect`` when the response is complete or the client is gone
+    (ASGI), and a cancelled task would keep the server's request state
+    alive in a reference cycle with its ``CancelledError`` until the next
+    full collection. :meth:`stop` also breaks the one cycle this object
+    forms while armed (it holds the future that holds its callback), so
+    that a finished stream is freed at once, not by the collector.
+    """
+
+    __slots__ = ("_future", "_receive", "_task", "left")
+
+    def __init__(self, receive: Receive, task: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._task = task
+        self._future: asyncio.Future[Message] | None = None
+        self.left = False  # the client went away and the task was cancelled
+        self._arm()
+
+    def _arm(self) -> None:
+        future = asyncio.ensure_future(self._receive())
+        future.add_done_callback(self._received)
+        self._future = future
+
+    def _received(self, future: asyncio.Future[Message]) -> None:
+        # Also scheduled when the client's disconnect message comes right
+        # after a complete response: then there is nothing to stop.
+        if future is not self._future or future.cancelled() or future.exception() is not None:
+            return
+        if future.result()["type"] != "http.disconnect":
+            self._arm()  # more of the request body: not a disconnect
+            return
+        self.left = True
+        self._task.cancel()
+
+    def stop(self) -> None:
+        """No cancellation from now on."""
+        future, self._future = self._future, None
+        if future is not None:
+            future.remove_done_callback(self._received)
 
 
 class EventStream(Response):
@@ -49,29 +96,7 @@ class EventStream(Response):
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - ASGI servers run apps in tasks
             raise RuntimeError("EventStream must run inside an asyncio task")
-        streaming, left = True, False
-        watcher: asyncio.Future[Message]
-
-        def watch() -> asyncio.Future[Message]:
-            # The server's own receive() runs as the watcher: no coroutine of
-            # ours waits beside it for the whole stream.
-            future = asyncio.ensure_future(receive())
-            future.add_done_callback(received)
-            return future
-
-        def received(future: asyncio.Future[Message]) -> None:
-            # Also scheduled when the client's disconnect message comes right
-            # after a complete response: then there is nothing to stop.
-            nonlocal left, watcher
-            if not streaming or future.cancelled() or future.exception() is not None:
-                return
-            if future.result()["type"] != "http.disconnect":
-                watcher = watch()  # more of the request body: not a disconnect
-                return
-            left = True
-            task.cancel()
-
-        watcher = watch()
+        watch = _DisconnectWatch(receive, task)
         body = self.body_iterator
         try:
             await send(
@@ -89,12 +114,10 @@ class EventStream(Response):
         except asyncio.CancelledError:
             # Our own cancellation ends the response quietly: the client is
             # gone. Another one (shutdown) goes on.
-            if not left or task.uncancel() > 0:
+            if not watch.left or task.uncancel() > 0:
                 raise
         finally:
-            streaming = False
-            watcher.remove_done_callback(received)
-            watcher.cancel()
+            watch.stop()
             aclose = getattr(body, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
