@@ -37,8 +37,8 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Any, Literal
 
 import orjson
@@ -71,12 +71,28 @@ _CONNECT_CODES = frozenset(
 )
 
 
-@contextmanager
-def map_transport_errors(what: str) -> Iterator[None]:
-    """Re-raise libcurl transport failures as chat2api upstream errors."""
-    try:
-        yield
-    except CurlError as exc:
+class map_transport_errors:
+    """Re-raise libcurl transport failures as chat2api upstream errors.
+
+    A class, not a ``@contextmanager`` generator: it is held across every
+    upstream call a request awaits, and a generator with its frame costs
+    ten times the memory of this object.
+    """
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if not isinstance(exc, CurlError):
+            return
+        what = self.what
         if exc.code == CurlECode.OPERATION_TIMEDOUT and isinstance(exc, TransferAborted):
             message = f"The upstream sent no response headers in time ({what})."
             raise UpstreamTimeout(message) from exc
