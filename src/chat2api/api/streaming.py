@@ -58,9 +58,9 @@ class _DisconnectWatch:
         self._future = future
 
     def _received(self, future: asyncio.Future[Message]) -> None:
-        # Also scheduled when the client's disconnect message comes right
-        # after a complete response: then there is nothing to stop.
-        if future is not self._future or future.cancelled() or future.exception() is not None:
+        # Also called once the watch is stopped (the response is complete):
+        # then there is nothing to cancel. An exception is always retrieved.
+        if future.cancelled() or future.exception() is not None or future is not self._future:
             return
         if future.result()["type"] != "http.disconnect":
             self._arm()  # more of the request body: not a disconnect
@@ -69,10 +69,8 @@ class _DisconnectWatch:
         self._task.cancel()
 
     def stop(self) -> None:
-        """No cancellation from now on."""
-        future, self._future = self._future, None
-        if future is not None:
-            future.remove_done_callback(self._received)
+        """No cancellation from now on (the pending ``receive()`` finishes on its own)."""
+        self._future = None
 
 
 class EventStream(Response):
