@@ -19,14 +19,13 @@ import contextlib
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import Receive, Scope, Send
 
@@ -34,7 +33,7 @@ from chat2api import __version__
 from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
 from chat2api.api.errors import install_error_handlers, response_for_error
-from chat2api.api.routing import prefixed
+from chat2api.api.routing import Endpoint, prefixed
 from chat2api.convert.usage import TokenCounter
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
@@ -50,8 +49,6 @@ from chat2api.upstream.files import FileUploader
 from chat2api.upstream.http import SessionPool
 
 log = logging.getLogger(__name__)
-
-Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class Chat2APIApp(Starlette):

@@ -94,6 +94,14 @@ def test_missing_or_wrong_key_is_401(admin: ServiceServer) -> None:
                 assert response.headers["www-authenticate"] == "Bearer"
 
 
+def test_wrong_method_names_every_method_of_the_path(admin: ServiceServer) -> None:
+    """PUT on the accounts list is a 405 naming GET, POST and DELETE (and HEAD)."""
+    response = httpx.put(admin.base_url + "/tokens/api/accounts", content=b"{}")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "POST", "DELETE"}
+    assert _error(response)["type"] == "invalid_request_error"
+
+
 def test_disabled_without_admin_key(make_service: ServiceFactory) -> None:
     """Without ADMIN_KEY every API route is 503 admin_disabled, and the page says how to enable."""
     service = make_service()

@@ -121,6 +121,23 @@ def test_wrong_method_is_openai_405(v1: ServiceServer, path: str) -> None:
     assert _error(response)["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/responses/resp_x", {"GET", "HEAD", "DELETE"}),
+        ("POST", "/models", {"GET", "HEAD"}),
+    ],
+)
+def test_405_names_every_method_of_the_path(
+    v1: ServiceServer, method: str, path: str, allowed: set[str]
+) -> None:
+    """A 405 lists all the methods the path takes, not those of one of its handlers."""
+    response = httpx.request(method, v1.openai_base_url + path)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+    assert _error(response)["type"] == "invalid_request_error"
+
+
 def test_sdk_bad_request_class(v1: ServiceServer, token: str) -> None:
     """The SDK raises BadRequestError with the param of an invalid request."""
     client = sdk(v1, token)

@@ -27,7 +27,7 @@ from chat2api.admin.accounts import (
     revive_accounts,
 )
 from chat2api.admin.page import page_headers, render_page
-from chat2api.api.routing import json_response
+from chat2api.api.routing import json_response, methods
 from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
 from chat2api.pool.tokens import TokenListError
 from chat2api.state import AppState
@@ -145,9 +145,10 @@ async def token_page(request: Request) -> Response:
 
 
 routes = [
-    Route("/tokens/api/accounts", list_accounts, methods=["GET"]),
-    Route("/tokens/api/accounts", add_accounts, methods=["POST"]),
-    Route("/tokens/api/accounts", clear_accounts, methods=["DELETE"]),
+    methods(
+        "/tokens/api/accounts",
+        {"GET": list_accounts, "POST": add_accounts, "DELETE": clear_accounts},
+    ),
     Route("/tokens/api/accounts/revive", revive, methods=["POST"]),
     Route("/tokens/api/accounts/{account_id}", delete_account, methods=["DELETE"]),
     Route("/tokens/api/accounts/{account_id}/refresh", refresh_account, methods=["POST"]),

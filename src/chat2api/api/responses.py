@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import (
@@ -42,6 +41,7 @@ from chat2api.api.chat import (
     upload_body,
 )
 from chat2api.api.downloads import DownloadLinks
+from chat2api.api.routing import methods
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
@@ -239,6 +239,5 @@ async def delete_response(request: Request) -> Response:
 
 
 routes = [
-    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    methods("/v1/responses/{response_id}", {"GET": retrieve_response, "DELETE": delete_response}),
 ]

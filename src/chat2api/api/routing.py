@@ -9,14 +9,17 @@ as ``chat2api.admin.api.require_admin`` are called first thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["json_response", "prefixed"]
+__all__ = ["Endpoint", "json_response", "methods", "prefixed"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def json_response(
@@ -26,6 +29,22 @@ def json_response(
     return Response(
         orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+def methods(path: str, endpoints: Mapping[str, Endpoint]) -> Route:
+    """One route for a path served by several methods (``{"GET": f, "POST": g}``).
+
+    One route, not one per method, so that a 405 names every method the
+    path takes in its ``Allow`` header. ``HEAD`` goes to the ``GET`` endpoint.
+    """
+    table = dict(endpoints)
+    if "GET" in table:
+        table.setdefault("HEAD", table["GET"])
+
+    async def dispatch(request: Request) -> Response:
+        return await table[request.method](request)
+
+    return Route(path, dispatch, methods=list(table))
 
 
 def prefixed(prefix: str, routes: Iterable[BaseRoute]) -> list[BaseRoute]:

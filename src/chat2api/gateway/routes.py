@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chat2api.admin.api import require_admin
-from chat2api.api.routing import json_response, prefixed
+from chat2api.api.routing import json_response, methods, prefixed
 from chat2api.errors import InvalidRequest
 from chat2api.gateway.blocked import blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
@@ -163,8 +163,7 @@ async def delete_seed(request: Request) -> Response:
 
 
 seed_routes = [
-    Route("/gateway/api/seeds", list_seeds, methods=["GET"]),
-    Route("/gateway/api/seeds", bind_seed, methods=["POST"]),
+    methods("/gateway/api/seeds", {"GET": list_seeds, "POST": bind_seed}),
     Route("/gateway/api/seeds/{seed}", delete_seed, methods=["DELETE"]),
 ]
 
@@ -261,8 +260,7 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
 
     return [
         *prefixed(prefix, seed_routes),
-        Route("/login", login_page, methods=["GET"]),
-        Route("/login", login_form, methods=["POST"]),
+        methods("/login", {"GET": login_page, "POST": login_form}),
         Route("/auth/logout", logout, methods=["GET"]),
         Route("/api/auth/session", auth_session, methods=["GET"]),
         Route(
