@@ -205,6 +205,9 @@ async def chat_completions(request: Request) -> Response:
 
     by_turn = {index + offset: items for index, items in attachments.items()}
     effort = chat.reasoning_effort  # the closure below outlives the request model
+    stream, include_usage = chat.stream, chat.include_usage
+    # Not kept while the upstream is asked: during a burst, most requests wait there.
+    del chat, messages, attachments
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
         def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
@@ -235,9 +238,9 @@ async def chat_completions(request: Request) -> Response:
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
     deltas = answer_deltas(turn, answer, start if calls is not None else None)
-    if chat.stream:
+    if stream:
         return EventStream(
-            _stream(deltas, answer, remember, include_usage=chat.include_usage, history=history),
+            _stream(deltas, answer, remember, include_usage=include_usage, history=history),
             headers=_SSE_HEADERS | headers,
         )
     async for _ in deltas:
