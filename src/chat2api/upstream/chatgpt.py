@@ -67,10 +67,11 @@ def fingerprint(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:10]
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def _authorization(access_token: str) -> str:
     # One header value per token, shared by all of its requests in flight:
     # an access token is 1-2 KB, and a burst has hundreds of requests waiting.
+    # Only tokens in use at once need to share; 256 bounds what stays behind.
     return "Bearer " + access_token
 
 
