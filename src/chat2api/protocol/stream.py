@@ -368,14 +368,15 @@ class ConversationDecoder:
                 return
             delta = self._delta
             root = delta.apply(_loads(data))
-            if delta.root_set:
-                _intern_short(root, 0)
             if self._fast is not None and self._text_appended(out):
                 return
             self._streaming = None
             self._observe(root, out)
-            if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
-                delta.release(delta.channel)
+            if delta.root_set:
+                if _is_echo(root):  # never the answer (5.3.2): not kept
+                    delta.release(delta.channel)
+                else:  # kept for the stream: its short strings shared
+                    _intern_short(root, 0)
             self._fast = self._answer_text(root)
             return
         self._fast = None
