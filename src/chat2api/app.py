@@ -32,6 +32,7 @@ from starlette.types import Receive, Scope, Send
 from chat2api import __version__
 from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
+from chat2api.api.cors import Cors
 from chat2api.api.errors import install_error_handlers, response_for_error
 from chat2api.api.routing import Endpoint, prefixed
 from chat2api.convert.usage import TokenCounter
@@ -54,12 +55,20 @@ log = logging.getLogger(__name__)
 class Chat2APIApp(Starlette):
     """Starlette, with a few ``POST`` endpoints served without its per-request layers."""
 
-    def __init__(self, *, direct: dict[str, Endpoint], **options: Any) -> None:
+    def __init__(
+        self, *, direct: dict[str, Endpoint], cors: Cors | None = None, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.direct_routes = direct  # path -> endpoint, for POST
+        self.cors = cors if cors is not None and cors.enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if self.cors is not None and (allow := self.cors.allowed(scope)) is not None:
+                if Cors.is_preflight(scope):
+                    await Cors.preflight(scope, send, allow)
+                    return
+                send = Cors.wrap(send, allow)
             path: str = scope["path"]
             root = scope.get("root_path", "")
             if root and path.startswith(root):
@@ -169,6 +178,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             f"{prefix}/v1/chat/completions": chat.chat_completions,
             f"{prefix}/v1/responses": responses.create_response,
         },
+        cors=Cors(settings.cors_allow_origins, prefix),
         routes=routes,
         lifespan=lifespan,
     )

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     )
     auth_key: str | None = Field(None, alias="AUTH_KEY")
     proxy_url: list[str] = Field(default_factory=list, alias="PROXY_URL")
+    cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"], alias="CORS_ALLOW_ORIGINS")
     export_proxy_url: str | None = Field(None, alias="EXPORT_PROXY_URL")
     history_disabled: bool = Field(True, alias="HISTORY_DISABLED")
     pow_difficulty: str = Field("000032", alias="POW_DIFFICULTY")
@@ -98,11 +99,22 @@ class Settings(BaseSettings):
         return (init_settings,)
 
     @field_validator(
-        "authorization", "chatgpt_base_url", "proxy_url", "fetch_allowed_hosts", mode="before"
+        "authorization",
+        "chatgpt_base_url",
+        "proxy_url",
+        "fetch_allowed_hosts",
+        "cors_allow_origins",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _cors(cls, value: list[str]) -> list[str]:
+        # An empty variable counts as unset (the default, "*"): "none" switches it off.
+        return [] if [v.lower() for v in value] == ["none"] else value
 
     @field_validator("api_prefix", mode="before")
     @classmethod
