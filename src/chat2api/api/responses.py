@@ -171,7 +171,7 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    deltas = answer_deltas(turn, answer, start)
+    deltas = answer_deltas(turn, answer, start if calls is not None else None)
     if data.get("stream"):
         return EventStream(
             _events(builder, deltas, answer, save),
