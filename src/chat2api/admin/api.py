@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -27,7 +27,7 @@ from chat2api.admin.accounts import (
     revive_accounts,
 )
 from chat2api.admin.page import page_headers, render_page
-from chat2api.api.routing import json_response, methods
+from chat2api.api.routing import json_response, methods, read_body
 from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
 from chat2api.pool.tokens import TokenListError
 from chat2api.state import AppState
@@ -85,15 +85,7 @@ async def add_accounts(request: Request) -> Response:
     state = require_admin(request)
     # The body is read here, after the key check, so a caller without the key
     # learns nothing from how its body is judged.
-    raw = await request.body()
-    try:
-        body = AddTokensBody.model_validate_json(raw)
-    except ValidationError as exc:
-        if exc.errors()[0]["type"] == "json_invalid":
-            raise InvalidRequest(
-                'The body must be JSON: {"tokens": "<one token per line>"}.', code="invalid_json"
-            ) from exc
-        raise
+    body = await read_body(request, AddTokensBody, '{"tokens": "<one token per line>"}')
     try:
         result = await add_token_text(state.pool, body.tokens)
     except TokenListError as exc:

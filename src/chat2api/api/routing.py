@@ -10,16 +10,20 @@ as ``chat2api.admin.api.require_admin`` are called first thing.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-__all__ = ["Endpoint", "json_response", "methods", "prefixed"]
+from chat2api.errors import InvalidRequest
+
+__all__ = ["Endpoint", "json_response", "methods", "prefixed", "read_body"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+M = TypeVar("M", bound=BaseModel)
 
 
 def json_response(
@@ -29,6 +33,22 @@ def json_response(
     return Response(
         orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
     )
+
+
+async def read_body(request: Request, model: type[M], shape: str) -> M:
+    """The request's JSON body as ``model``.
+
+    A body that is not JSON at all is a 400 ``invalid_json`` showing
+    ``shape``; JSON of the wrong shape raises pydantic's ``ValidationError``,
+    which the error handlers answer with a 400 naming the field.
+    """
+    raw = await request.body()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise InvalidRequest(f"The body must be JSON: {shape}.", code="invalid_json") from exc
+        raise
 
 
 def methods(path: str, endpoints: Mapping[str, Endpoint]) -> Route:

@@ -13,14 +13,14 @@ import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chat2api.admin.api import require_admin
-from chat2api.api.routing import json_response, methods, prefixed
+from chat2api.api.routing import json_response, methods, prefixed, read_body
 from chat2api.errors import InvalidRequest
 from chat2api.gateway.blocked import blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
@@ -133,16 +133,7 @@ async def list_seeds(request: Request) -> Response:
 async def bind_seed(request: Request) -> Response:
     """Bind a seed to a pool account or to a token."""
     state = require_admin(request)
-    raw = await request.body()
-    try:
-        body = SeedBody.model_validate_json(raw)
-    except ValidationError as exc:
-        if exc.errors()[0]["type"] == "json_invalid":
-            raise InvalidRequest(
-                'The body must be JSON: {"seed", "token" | "account_id"}.',
-                code="invalid_json",
-            ) from exc
-        raise
+    body = await read_body(request, SeedBody, '{"seed", "token" | "account_id"}')
     seed = body.seed.strip()
     try:
         record = await Identities(state).bind_seed(
