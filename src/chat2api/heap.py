@@ -42,10 +42,15 @@ MMAP_THRESHOLD = 16 << 10  # libcurl's smallest upload buffer: the blocks to map
 _M_TOP_PAD = -2  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
+# (mallopt parameter, the environment variable glibc reads it from, value)
+_TUNING = (
+    (_M_TOP_PAD, "MALLOC_TOP_PAD_", 0),
+    (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD),
+)
 # The same parameters as glibc reads them at start-up: set before the
 # interpreter's own start-up allocations, they keep a peak about 2 MiB lower
 # than :meth:`Heap.tune` does later (``cli._use_system_allocator``).
-MALLOC_ENV = {"MALLOC_TOP_PAD_": "0", "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD)}
+MALLOC_ENV = {name: str(value) for _, name, value in _TUNING}
 
 _PAGE_SIZE = mmap.PAGESIZE
 _STATM = Path("/proc/self/statm")
@@ -93,13 +98,9 @@ class Heap:
         """Set the malloc parameters above that ``environ`` does not set; how many."""
         if self._mallopt is None:
             return 0
-        wanted = (
-            (_M_TOP_PAD, "MALLOC_TOP_PAD_", 0),
-            (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD),
-        )
         return sum(
             bool(self._mallopt(param, value))
-            for param, name, value in wanted
+            for param, name, value in _TUNING
             if name not in environ
         )
 

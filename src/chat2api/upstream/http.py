@@ -233,10 +233,8 @@ async def open_stream(
 async def iter_body(response: Reply) -> AsyncIterator[bytes]:
     """Yield a streamed body; closing the iterator early aborts the transfer upstream."""
     try:
-        async for chunk in response.aiter_bytes():
-            yield chunk
-    except CurlError as exc:
         with map_transport_errors("reading the stream"):
-            raise exc
+            async for chunk in response.aiter_bytes():
+                yield chunk
     finally:
         await response.aclose()  # a no-op once the transfer ended
