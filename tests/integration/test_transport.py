@@ -73,6 +73,7 @@ class RawServer:
     requests: list[Seen] = field(default_factory=list)
     streams: list[StreamEnd] = field(default_factory=list)
     silent_closed: int = 0
+    ended_connections: int = 0  # closed by either side
     port: int = 0
     _connections: int = 0
     _server: asyncio.Server | None = None
@@ -127,6 +128,7 @@ class RawServer:
         except ConnectionError:
             return
         finally:
+            self.ended_connections += 1
             self._handlers.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError):
@@ -493,6 +495,44 @@ async def test_trim_closes_surplus_idle_handles(server: RawServer, session: Sess
     _, body = await session.fetch("GET", server.url("/echo"))
     assert json.loads(body) == {"method": "GET", "length": 0}
     assert session.idle_handles == 1
+
+
+async def _connections_of(server: RawServer, session: Session, count: int) -> set[int]:
+    """The server's connection numbers that ``count`` concurrent requests arrived on."""
+    first = len(server.requests)
+    await asyncio.gather(*(session.fetch("GET", server.url("/echo")) for _ in range(count)))
+    return {seen.connection for seen in server.requests[first:]}
+
+
+async def test_connections_stay_open_while_transfers_run(server: RawServer) -> None:
+    """Mid-burst, a request reuses a finished one's connection, beyond max_idle_connections."""
+    session = Session(impersonate="chrome", max_idle_connections=1)
+    try:
+        stream = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+        first = await _connections_of(server, session, 4)
+        assert len(first) == 4
+        again = await _connections_of(server, session, 4)
+        assert again == first  # all four kept, though only one would be once idle
+        await stream.aclose()
+    finally:
+        await session.aclose()
+
+
+async def test_connections_closed_once_idle_after_a_burst(server: RawServer) -> None:
+    """Once idle, the connections a burst opened are closed; a small load keeps its own."""
+    session = Session(impersonate="chrome", max_idle_connections=2)
+    try:
+        small = await _connections_of(server, session, 2)
+        await asyncio.sleep(0.05)  # idle now; two at once is within max_idle_connections
+        assert await _connections_of(server, session, 2) == small
+
+        burst = await _connections_of(server, session, 5)
+        assert small < burst
+        await _eventually(lambda: server.ended_connections >= 5)
+        after = await _connections_of(server, session, 1)
+        assert not after & burst  # a new connection
+    finally:
+        await session.aclose()
 
 
 async def test_pool_gives_memory_back_once_transfers_are_few(server: RawServer) -> None:

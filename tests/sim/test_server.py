@@ -127,3 +127,26 @@ async def test_concurrent_streams(client: Client) -> None:
     assert all(len(t.split(" ")) == 49 for t in texts)
     assert client.server.state.stats.streams_completed == 200
     assert elapsed < 20
+
+
+def test_burst_of_connections_shares_one_port(client: Client) -> None:
+    """ACCEPTORS listeners take connections from one queue; a burst is answered on every one."""
+    from chat2api.sim.server import ACCEPTORS
+
+    running = client.server._server.servers  # uvicorn's, one per listener
+    assert len(running) == ACCEPTORS > 1
+    assert {s.sockets[0].getsockname()[1] for s in running} == {client.server.port}
+
+    request = f"GET /backend-api/models HTTP/1.1\r\nHost: 127.0.0.1:{client.server.port}\r\n\r\n"
+    socks = [
+        socket.create_connection((client.server.host, client.server.port), timeout=10)
+        for _ in range(4 * ACCEPTORS)
+    ]
+    try:
+        for sock in socks:
+            sock.sendall(request.encode())
+        for sock in socks:
+            assert sock.recv(64).startswith(b"HTTP/1.1 ")
+    finally:
+        for sock in socks:
+            sock.close()

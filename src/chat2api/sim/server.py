@@ -7,6 +7,14 @@ and treats the rest as upgraded-protocol bytes, so uvicorn hands the app an
 EMPTY body. h11 only switches protocols if the server answers 101, so it reads
 the body normally (tests/sim/test_server.py proves both the raw-socket and the
 curl_cffi cases). uvloop is used for the event loop when installed.
+
+Why several listeners on one socket: libuv (under uvloop) accepts one
+connection per turn of the event loop. Streaming a thousand answers, one
+turn takes tens of milliseconds, so a burst of new connections waited
+seconds in the kernel's accept queue (270 pending for 7 s, seen with
+``ss -ltn`` during ``bench/streams.py``), where a real edge server takes
+them at once. ``ACCEPTORS`` duplicates of the listening socket, each its own
+listener, accept that many per turn.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from chat2api.sim.config import SimConfig
 from chat2api.sim.state import SimState
 
 DEFAULT_PORT = 5006  # chat2api itself defaults to 5005
+ACCEPTORS = 16  # listeners sharing the listening socket (see the module doc)
+BACKLOG = 4096
 
 
 class _DropUpgradeWarning(logging.Filter):
@@ -53,8 +63,28 @@ def _uvicorn_config(app: SimApp, host: str, port: int) -> uvicorn.Config:
         access_log=False,
         log_level="warning",
         timeout_keep_alive=30,
-        backlog=4096,
+        backlog=BACKLOG,
     )
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (0: an ephemeral port) and listening."""
+    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
+    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def acceptors(sock: socket.socket) -> list[socket.socket]:
+    """``sock`` and duplicates of it: ``ACCEPTORS`` listeners on the same queue."""
+    return [sock, *(sock.dup() for _ in range(ACCEPTORS - 1))]
 
 
 def serve(
@@ -62,7 +92,12 @@ def serve(
 ) -> None:
     """Serve the simulator until interrupted (Ctrl-C / SIGTERM)."""
     app = create_sim_app(config)
-    uvicorn.Server(_uvicorn_config(app, host, port)).run()
+    sockets = acceptors(listening_socket(host, port))
+    try:
+        uvicorn.Server(_uvicorn_config(app, host, port)).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 class ThreadedServer:
@@ -77,12 +112,8 @@ class ThreadedServer:
     ) -> None:
         self.host = host
         self.name = name
-        # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
-        # and without it every keep-alive response waits ~40 ms for a delayed ACK.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, 0))
-        self.port: int = self._sock.getsockname()[1]
+        self._sockets = acceptors(listening_socket(host, 0))
+        self.port: int = self._sockets[0].getsockname()[1]
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -92,7 +123,7 @@ class ThreadedServer:
         return f"http://{self.host}:{self.port}"
 
     def _run(self) -> None:
-        asyncio.run(self._server.serve(sockets=[self._sock]))
+        asyncio.run(self._server.serve(sockets=self._sockets))
 
     def start(self, timeout: float = 20.0) -> Self:
         """Start the thread and wait until the server accepts connections."""
@@ -108,7 +139,8 @@ class ThreadedServer:
         """Ask the server to exit and wait for the thread."""
         self._server.should_exit = True
         self._thread.join(timeout=20)
-        self._sock.close()
+        for sock in self._sockets:
+            sock.close()
 
     def __enter__(self) -> Self:
         return self.start()

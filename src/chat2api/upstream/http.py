@@ -10,12 +10,16 @@ Over plain ``http://`` the sessions speak HTTP/1.1 (``V2TLS``): with the
 default HTTP/2 setting curl sends an ``Upgrade: h2c`` request, which some
 servers answer by dropping the body. HTTPS upstreams still get HTTP/2.
 
+Connections: during a burst, a connection whose request ended stays open
+for the next one, so that a conversation goes out on the connection its
+chat-requirements call just used instead of waiting for a new one (over
+HTTP/1.1 a thousand streams need a thousand connections; over HTTP/2 one
+carries many). Once no transfer runs, a session that needed more than
+``max_idle_connections`` (64) at once closes them all: a thousand idle
+sockets, each with its buffers, cost more than reconnecting later.
+
 Memory: a burst of N concurrent requests leaves N idle handles in the
-session, and curl keeps up to ``max_idle_connections`` (64) of its
-connections open for reuse: over HTTP/2 one connection carries many
-streams, and for an HTTP/1.1 upstream a thousand idle sockets, each with
-its buffers, would cost more than the occasional new connection. So
-``trim_idle`` (run every few seconds while sessions exist) closes idle
+session. So ``trim_idle`` (run every few seconds while sessions exist) closes idle
 handles beyond ``max_idle_handles`` (16: a handle costs about 30 KB and
 pins heap pages among the burst's freed memory, and a new one takes about
 0.1 ms to make). Once a burst has drained (at most

@@ -374,6 +374,11 @@ class Session:
     ``impersonate`` names a curl-impersonate browser target; ``proxy`` is a
     proxy URL or ``None`` (then libcurl honours the usual ``*_proxy``
     environment variables, as curl does).
+
+    Connections: at most ``max_connections`` at once. While transfers run,
+    each finished one's connection stays open for the next request; once
+    none runs, the session keeps them only if the busiest moment since the
+    last such point needed at most ``max_idle_connections``.
     """
 
     def __init__(
@@ -388,14 +393,41 @@ class Session:
         # "chrome" and the like name curl_cffi's current default of that browser.
         self._impersonate = REAL_TARGET_MAP.get(impersonate, impersonate)
         self._proxy = proxy
-        self._acurl = AsyncCurl(loop=self.loop)
-        if _set_multi_long(self._acurl, CurlMOpt.MAX_TOTAL_CONNECTIONS, max_connections):
-            raise ValueError(f"libcurl refused max_connections={max_connections}")
-        if _set_multi_long(self._acurl, CurlMOpt.MAXCONNECTS, max_idle_connections):
-            raise ValueError(f"libcurl refused max_idle_connections={max_idle_connections}")
+        self._max_connections = max_connections
+        self._max_idle_connections = max_idle_connections
+        self._acurl = self._new_multi()
         self._idle: list[_Handle] = []  # most recently used last
         self._busy = 0
+        self._peak = 0  # most transfers at once since the connections were last shed
+        self._shedding: asyncio.Task[None] | None = None
         self._closed = False
+
+    def _new_multi(self) -> AsyncCurl:
+        # While transfers run, every connection stays cached for the next
+        # request (a conversation follows its chat-requirements call at once):
+        # up to max_connections, not just max_idle_connections. Once the
+        # session is idle again, _shed() closes what a burst left behind.
+        acurl = AsyncCurl(loop=self.loop)
+        for option in (CurlMOpt.MAX_TOTAL_CONNECTIONS, CurlMOpt.MAXCONNECTS):
+            if _set_multi_long(acurl, option, self._max_connections):
+                raise ValueError(f"libcurl refused max_connections={self._max_connections}")
+        return acurl
+
+    async def _shed(self) -> None:
+        """Close the cached connections, if the session is still idle.
+
+        libcurl has no call that closes idle connections alone, so the multi
+        handle that owns them is replaced; with no transfer running, none
+        belongs to the old one.
+        """
+        try:
+            if self._busy or self._closed:
+                return
+            old, self._acurl = self._acurl, self._new_multi()
+            self._peak = 0
+            await old.close()  # type: ignore[no-untyped-call]
+        finally:
+            self._shedding = None
 
     # -- handles
 
@@ -420,8 +452,11 @@ class Session:
         self._busy -= 1
         if self._closed:
             handle.close()
-        else:
-            self._idle.append(handle)
+            return
+        self._idle.append(handle)
+        if self._busy == 0 and self._peak > self._max_idle_connections and not self._shedding:
+            # Not from here: this may run inside a libcurl callback.
+            self._shedding = self.loop.create_task(self._shed())
 
     def _remove(self, handle: _Handle) -> None:
         with contextlib.suppress(CurlError):
@@ -474,6 +509,7 @@ class Session:
             raise RuntimeError("the session is closed")
         handle = self._idle.pop() if self._idle else self._new_handle()
         self._busy += 1
+        self._peak = max(self._peak, self._busy)
         reply = Reply(self, handle, data, follow_redirects)
         try:
             self._prepare(handle, method, url, headers, data, timeout, stream)
@@ -574,6 +610,8 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        if self._shedding is not None:
+            await self._shedding
         for handle in self._idle:
             handle.close()
         self._idle = []
