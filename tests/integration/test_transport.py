@@ -561,6 +561,25 @@ async def test_pool_gives_memory_back_once_transfers_are_few(server: RawServer) 
         await pool.aclose()
 
 
+async def test_pool_reclaims_once_a_burst_s_connections_are_closed(server: RawServer) -> None:
+    """Closing a burst's connections (after the last transfer) is followed by a reclaim."""
+    pool = SessionPool(max_idle_connections=2, max_idle_handles=100)
+    gc.disable()  # only the pool's own collections are counted
+    try:
+        session = pool.session(server.url(""), None)
+        pool.trim_idle()  # the reclaim of the session's creation, if any
+        await asyncio.gather(*(session.fetch("GET", server.url("/echo")) for _ in range(5)))
+        await _eventually(lambda: session.sheds == 1)
+        full_collections = gc.get_stats()[2]["collections"]
+        assert pool.trim_idle() == 0  # no handle closed: the shed alone calls for it
+        assert gc.get_stats()[2]["collections"] == full_collections + 1
+        pool.trim_idle()
+        assert gc.get_stats()[2]["collections"] == full_collections + 1  # once per shed
+    finally:
+        gc.enable()
+        await pool.aclose()
+
+
 def _rss_anon() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("RssAnon:"):

@@ -16,7 +16,9 @@ chat-requirements call just used instead of waiting for a new one (over
 HTTP/1.1 a thousand streams need a thousand connections; over HTTP/2 one
 carries many). Once no transfer runs, a session that needed more than
 ``max_idle_connections`` (64) at once closes them all: a thousand idle
-sockets, each with its buffers, cost more than reconnecting later.
+sockets, each with its buffers, cost more than reconnecting later. That
+may come after the reclaim below (which runs with a few transfers still
+going), so each such close calls for another.
 
 Memory: a burst of N concurrent requests leaves N idle handles in the
 session. So ``trim_idle`` (run every few seconds while sessions exist) closes idle
@@ -127,6 +129,7 @@ class SessionPool:
         self._sessions: dict[tuple[str, str | None], Session] = {}
         self._trimmer: asyncio.Task[None] | None = None
         self._reclaim = False  # handles were closed; memory to give back once quiet
+        self._sheds = 0  # the sessions' connection sheds seen so far
         # Plain requests: (connect, read) is a total deadline of their sum.
         self.timeout = (connect_timeout, read_timeout)
         # Streams: curl aborts after this many seconds without a byte (headers
@@ -157,7 +160,11 @@ class SessionPool:
         """
         sessions = self._sessions.values()
         closed = sum(session.trim(self.max_idle_handles) for session in sessions)
-        self._reclaim = self._reclaim or closed > 0
+        # Connections a burst left open are closed once its last transfer
+        # ended, which may be after the reclaim that ran with a few still going.
+        sheds = sum(session.sheds for session in sessions)
+        self._reclaim = self._reclaim or closed > 0 or sheds != self._sheds
+        self._sheds = sheds
         if sum(session.active for session in sessions) > QUIET_TRANSFERS:
             return closed
         if self._reclaim:

@@ -400,6 +400,7 @@ class Session:
         self._busy = 0
         self._peak = 0  # most transfers at once since the connections were last shed
         self._shedding: asyncio.Task[None] | None = None
+        self.sheds = 0  # how many times the cached connections were closed
         self._closed = False
 
     def _new_multi(self) -> AsyncCurl:
@@ -426,6 +427,7 @@ class Session:
             old, self._acurl = self._acurl, self._new_multi()
             self._peak = 0
             await old.close()  # type: ignore[no-untyped-call]
+            self.sheds += 1
         finally:
             self._shedding = None
 
