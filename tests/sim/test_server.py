@@ -9,6 +9,8 @@ import time
 import pytest
 from curl_cffi.requests import AsyncSession
 
+from chat2api.sim.server import ACCEPTORS
+
 from .conftest import Client, conversation_body, sse_records
 
 
@@ -131,8 +133,6 @@ async def test_concurrent_streams(client: Client) -> None:
 
 def test_burst_of_connections_shares_one_port(client: Client) -> None:
     """ACCEPTORS listeners take connections from one queue; a burst is answered on every one."""
-    from chat2api.sim.server import ACCEPTORS
-
     running = client.server._server.servers  # uvicorn's, one per listener
     assert len(running) == ACCEPTORS > 1
     assert {s.sockets[0].getsockname()[1] for s in running} == {client.server.port}

@@ -21,8 +21,8 @@ may come after the reclaim below (which runs with a few transfers still
 going), so each such close calls for another.
 
 Memory: a burst of N concurrent requests leaves N idle handles in the
-session. So ``trim_idle`` (run every few seconds while sessions exist) closes idle
-handles beyond ``max_idle_handles`` (16: a handle costs about 30 KB and
+session. So ``trim_idle`` (run every few seconds while sessions exist)
+closes idle handles beyond ``max_idle_handles`` (16: a handle costs about 30 KB and
 pins heap pages among the burst's freed memory, and a new one takes about
 0.1 ms to make). Once a burst has drained (at most
 ``QUIET_TRANSFERS`` transfers still running), it also runs a full garbage
@@ -128,7 +128,7 @@ class SessionPool:
         self.max_idle_handles = max_idle_handles
         self._sessions: dict[tuple[str, str | None], Session] = {}
         self._trimmer: asyncio.Task[None] | None = None
-        self._reclaim = False  # handles were closed; memory to give back once quiet
+        self._reclaim = False  # handles or connections closed: memory to give back once quiet
         self._sheds = 0  # the sessions' connection sheds seen so far
         # Plain requests: (connect, read) is a total deadline of their sum.
         self.timeout = (connect_timeout, read_timeout)
