@@ -14,6 +14,12 @@ the two streaming endpoints served directly get it too. A preflight
 actual request from a browser gets ``Access-Control-Allow-Origin`` added to
 its response headers. Requests without an ``Origin`` header (SDKs, curl) are
 not touched.
+
+Why not Starlette's ``CORSMiddleware``: it looks the request's ``Origin`` up
+in the scope's header list when the response starts, and by then the direct
+endpoints have emptied that list (the client's token is in it; see
+``Chat2APIApp._serve_direct``), so their answers lost the header. Here the
+allowed origin is decided before the request is routed.
 """
 
 from __future__ import annotations
