@@ -12,7 +12,9 @@ import pytest
 
 from chat2api.gateway.blocked import RULES, blocked
 from chat2api.gateway.proxy import Rewriter
+from chat2api.sentinel import DEFAULT_USER_AGENT
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
+from chat2api.upstream.browser import client_hints
 from servers import ServiceFactory, ServiceServer, add_tokens, bearers
 
 ADMIN_KEY = "gateway-admin-key-7f2a"
@@ -153,6 +155,9 @@ def test_backend_call_carries_the_pool_token_not_cookies(
                 "OAI-Device-Id": "dev-1",
                 "X-Forwarded-For": "10.1.2.3",
                 "X-Not-Allowed": "nope",
+                "User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/99.0.0.0",
+                "Sec-CH-UA": '"Chromium";v="99"',
+                "Sec-Fetch-Mode": "cors",
             },
         )
         assert response.status_code == 200, response.text
@@ -161,6 +166,10 @@ def test_backend_call_carries_the_pool_token_not_cookies(
     [record] = seen(sim, "/backend-api/sentinel/chat-requirements")
     headers = record["headers"]
     assert headers["authorization"] == f"Bearer {tokens[0]}"
+    # The gateway's user agent, with client hints that match it, not the browser's.
+    assert headers["user-agent"] == DEFAULT_USER_AGENT
+    assert headers["sec-ch-ua"] == client_hints(DEFAULT_USER_AGENT)["Sec-CH-UA"]
+    assert headers["sec-fetch-mode"] == "cors"
     assert headers["oai-device-id"] == "dev-1"
     assert "cookie" not in headers
     assert "x-not-allowed" not in headers and "x-forwarded-for" not in headers

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import gzip
 import json
 import platform
 import socket
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import brotli
 import pytest
+import zstandard
 from curl_cffi import CurlError
 from curl_cffi.const import CurlECode
 
@@ -26,13 +30,20 @@ from chat2api.upstream.http import (
     map_transport_errors,
     open_stream,
 )
-from chat2api.upstream.transport import Session, TransferAborted
+from chat2api.upstream.transport import ACCEPT_ENCODING, Session, TransferAborted
 
 pytestmark = pytest.mark.anyio
 
 STREAM_CHUNKS = [f"chunk-{i:02d};".encode() for i in range(20)]
 STREAM_PAUSE = 0.03
 TRUNCATED_CHUNKS = [b"first part;", b"second part;"]
+ENCODED_BODY = json.dumps({"text": "a body the upstream compressed " * 40}).encode()
+ENCODERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": gzip.compress,
+    "deflate": zlib.compress,
+    "br": brotli.compress,
+    "zstd": zstandard.ZstdCompressor().compress,
+}
 
 
 @pytest.fixture(
@@ -158,8 +169,14 @@ class RawServer:
             self._respond(writer, "302 Found", [("Location", "/echo")], b"", method)
         elif path == "/redirect307":
             self._respond(writer, "307 Temporary Redirect", [("Location", "/echo")], b"", method)
+        elif path.startswith("/encoded/"):
+            encoding = path.removeprefix("/encoded/")
+            encoded = ENCODERS[encoding](ENCODED_BODY)
+            self._respond(writer, "200 OK", [("Content-Encoding", encoding)], encoded, method)
         elif path == "/stream":
             return await self._stream(reader, writer)
+        elif path == "/gzip-stream":
+            return await self._stream(reader, writer, gzip_chunks=True)
         elif path == "/silent":
             with contextlib.suppress(ConnectionError):
                 await reader.read()  # until the client hangs up
@@ -190,18 +207,31 @@ class RawServer:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         writer.write(head if method == "HEAD" else head + body)
 
-    async def _stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Chunked answer in paced pieces; stops early (recorded) if the client hangs up."""
+    async def _stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gzip_chunks: bool = False
+    ) -> bool:
+        """Chunked answer in paced pieces; stops early (recorded) if the client hangs up.
+
+        ``gzip_chunks``: one gzip stream, flushed after each piece, as a
+        compressing edge sends an event stream.
+        """
         hangup = asyncio.ensure_future(reader.read())  # ends at EOF or reset
         sent = 0
         client_left = False
+        packer = zlib.compressobj(wbits=31) if gzip_chunks else None
+        encoding = b"Content-Encoding: gzip\r\n" if gzip_chunks else b""
         try:
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-            for chunk in STREAM_CHUNKS:
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n%s\r\n" % encoding)
+            for piece in STREAM_CHUNKS:
                 await asyncio.sleep(STREAM_PAUSE)
                 if hangup.done() or writer.is_closing():
                     client_left = True
                     break
+                chunk = piece
+                if packer is not None:
+                    chunk = packer.compress(piece) + packer.flush(zlib.Z_SYNC_FLUSH)
+                    if piece is STREAM_CHUNKS[-1]:
+                        chunk += packer.flush()
                 writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 await writer.drain()
                 sent += 1
@@ -373,6 +403,40 @@ async def test_stream_chunks_arrive_in_order_as_sent(server: RawServer, session:
     assert reply.finished
     assert session.active == 0
     assert session.idle_handles == 1
+
+
+async def test_bodies_decoded_in_every_encoding_a_browser_accepts(
+    server: RawServer, session: Session
+) -> None:
+    """Accept-Encoding lists Chrome's encodings, and each one comes back decoded."""
+    for encoding in ("gzip", "deflate", "br", "zstd"):
+        reply, body = await session.fetch("GET", server.url(f"/encoded/{encoding}"))
+        assert reply.headers.get("content-encoding") == encoding
+        assert body == ENCODED_BODY, encoding
+    assert {r.headers["accept-encoding"] for r in server.requests} == {ACCEPT_ENCODING}
+    assert ACCEPT_ENCODING == "gzip, deflate, br, zstd"
+
+
+async def test_compressed_stream_decoded_as_it_arrives(server: RawServer, session: Session) -> None:
+    """A gzip event stream, flushed piece by piece, reaches the reader decoded and paced."""
+    reply = await session.request("GET", server.url("/gzip-stream"), stream=True, timeout=5)
+    pieces: list[bytes] = []
+    still_sending: list[bool] = []
+    async for piece in reply.aiter_bytes():
+        pieces.append(piece)
+        still_sending.append(not server.streams)
+    assert b"".join(pieces) == b"".join(STREAM_CHUNKS)
+    assert len(pieces) >= 4  # decoded as it came, not after the whole body
+    assert still_sending[0]
+
+
+async def test_only_the_caller_s_headers_are_sent(server: RawServer, session: Session) -> None:
+    """No navigation headers of the impersonated browser are added to a request."""
+    await session.fetch("POST", server.url("/echo"), headers={"X-Mine": "1"}, data=b"{}")
+    (seen,) = server.requests
+    added = set(seen.headers) - {"x-mine", "host", "content-length", "accept-encoding"}
+    assert added <= {"accept", "content-type"}, added  # libcurl's own for a POST, at most
+    assert seen.headers["x-mine"] == "1"
 
 
 async def test_aclose_mid_stream_hangs_up_and_frees_the_handle(

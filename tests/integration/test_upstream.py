@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx2 as httpx
 import openai
 import pytest
 
+from chat2api.sentinel import DEFAULT_USER_AGENT
 from chat2api.sim import SimServer, mint_access_token
+from chat2api.upstream.browser import client_hints
 from servers import ServiceFactory, ServiceServer, sdk
 
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -60,6 +65,75 @@ def test_access_token_uses_account_flow(v1: ServiceServer, sim: SimServer, token
     sentinel = convs[0]["headers"]
     assert sentinel["openai-sentinel-chat-requirements-token"]
     assert sentinel["openai-sentinel-proof-token"].startswith("gAAAAAB")
+
+
+def test_backend_calls_carry_a_browser_fetch_s_headers(
+    v1: ServiceServer, sim: SimServer, token: str
+) -> None:
+    """Requirements and conversation go up as the web app's fetch(), not as page loads."""
+    sdk(v1, token).chat.completions.create(model="gpt-4o", messages=USER)
+    (req,) = _requests(sim, "/chat-requirements")
+    (conv,) = _requests(sim, "/conversation")
+    hints = {name.lower(): value for name, value in client_hints(DEFAULT_USER_AGENT).items()}
+    for headers in (req["headers"], conv["headers"]):
+        assert headers["user-agent"] == DEFAULT_USER_AGENT
+        assert {name: headers[name] for name in hints} == hints
+        assert headers["sec-ch-ua"].endswith('"Google Chrome";v="152"')
+        assert headers["sec-fetch-mode"] == "cors"
+        assert headers["sec-fetch-dest"] == "empty"
+        assert headers["sec-fetch-site"] == "same-origin"
+        assert headers["accept-encoding"] == "gzip, deflate, br, zstd"
+        assert "upgrade-insecure-requests" not in headers
+        assert "sec-fetch-user" not in headers
+    assert conv["headers"]["accept"] == "text/event-stream"
+
+
+@pytest.fixture
+def page_server() -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """An HTTP server on 127.0.0.1 that records each request's headers and answers 404."""
+    seen: list[dict[str, str]] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_home_page_fetched_as_a_page_load(
+    make_service: ServiceFactory, page_server: tuple[str, list[dict[str, str]]], token: str
+) -> None:
+    """GET / (for the build id) carries a navigation's headers, as typed in the address bar."""
+    base_url, seen = page_server
+    service = make_service(CHATGPT_BASE_URL=base_url)
+    with pytest.raises(openai.APIStatusError):
+        sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
+    (home,) = seen
+    assert home["user-agent"] == DEFAULT_USER_AGENT
+    assert home["sec-ch-ua"] == client_hints(DEFAULT_USER_AGENT)["Sec-CH-UA"]
+    assert (home["sec-fetch-mode"], home["sec-fetch-dest"], home["sec-fetch-site"]) == (
+        "navigate",
+        "document",
+        "none",
+    )
+    assert home["sec-fetch-user"] == "?1"
+    assert home["upgrade-insecure-requests"] == "1"
+    assert home["accept"].startswith("text/html,")
+    assert "authorization" not in home
 
 
 def test_team_workspace_by_comma(v1: ServiceServer, sim: SimServer) -> None:

@@ -6,7 +6,7 @@ token in place of whatever ``Authorization`` the browser had. Cookies never
 go up: the browser's cookies are the gateway's own.
 
 What comes back: the status and headers minus hop-by-hop ones, the body
-encoding (curl has already decoded the body), the upstream's cookies (they
+encoding (the transport has already decoded the body), the upstream's cookies (they
 belong to the upstream host and would never be sent back up anyway) and its
 transport policies (HSTS, Alt-Svc). Text bodies (HTML, JS, CSS, JSON) are
 read whole and every upstream base URL in them (plain or JSON-escaped) is
@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 from chat2api.errors import UpstreamRateLimited, UpstreamUnauthorized
 from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
+from chat2api.upstream.browser import client_hints
 from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import iter_body, map_transport_errors
@@ -161,7 +162,9 @@ class Forwarder:
 
     def _headers(self, request: Request, credentials: Credentials, base: str) -> dict[str, str]:
         headers = forwarded_headers(request)
-        headers["User-Agent"] = self.state.backend.user_agent
+        user_agent = self.state.backend.user_agent
+        headers.update(client_hints(user_agent))  # the browser's own would not match it
+        headers["User-Agent"] = user_agent
         headers["Origin"] = base
         headers["Referer"] = base + "/"
         if credentials.access_token is not None:

@@ -46,6 +46,7 @@ from chat2api.sentinel import (
 )
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
+from chat2api.upstream.browser import document_headers, fetch_headers
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import (
     SessionPool,
@@ -161,6 +162,7 @@ class ChatGPTBackend:
 
     def _headers(self, target: Target, creds: Credentials, *, stream: bool) -> dict[str, str]:
         headers = {
+            **fetch_headers(self._profile.user_agent),
             "Accept": "text/event-stream" if stream else "*/*",
             "Accept-Language": "en-US,en;q=0.9",
             "Content-Type": "application/json",
@@ -168,7 +170,6 @@ class ChatGPTBackend:
             "OAI-Language": "en-US",
             "Origin": target.base_url,
             "Referer": target.base_url + "/",
-            "User-Agent": self._profile.user_agent,
             "Priority": "u=1, i",
         }
         if creds.access_token is not None:
@@ -200,13 +201,7 @@ class ChatGPTBackend:
 
     async def _fetch_home(self, target: Target) -> _HomeInfo:
         session = self._sessions.session(target.base_url, target.proxy)
-        headers = {
-            "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
-            "Sec-Fetch-Dest": "document",
-            "Sec-Fetch-Mode": "navigate",
-            "Sec-Fetch-Site": "none",
-            "User-Agent": self._profile.user_agent,
-        }
+        headers = dict(document_headers(self._profile.user_agent))
         if self._settings.auth_key:
             headers["authkey"] = self._settings.auth_key
         with map_transport_errors("fetching the home page"):

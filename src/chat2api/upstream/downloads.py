@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from chat2api.errors import UpstreamError, UpstreamUnavailable
+from chat2api.upstream.browser import fetch_headers
 from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import SessionPool, iter_body, map_transport_errors, open_stream
@@ -114,7 +115,7 @@ class Downloader:
             session,
             url,
             data=None,
-            headers={"User-Agent": self._backend.user_agent},
+            headers=fetch_headers(self._backend.user_agent, site="cross-site"),
             idle_timeout=self._sessions.stream_timeout,
             method="GET",
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 from chat2api.convert.attachments import Attachment
 from chat2api.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
+from chat2api.upstream.browser import fetch_headers
 from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, Target
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import map_transport_errors
@@ -137,10 +138,10 @@ class FileUploader:
     async def _put(self, target: Target, url: str, attachment: Attachment) -> None:
         session = self._backend.session(target)
         headers = {
+            **fetch_headers(self._backend.user_agent, site="cross-site"),
             "Content-Type": attachment.mime_type,
             "x-ms-blob-type": "BlockBlob",
             "x-ms-version": "2020-04-08",
-            "User-Agent": self._backend.user_agent,
         }
         with map_transport_errors("uploading a file"):
             response, content = await session.fetch(

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -220,7 +220,7 @@ async def open_stream(
     url: str,
     *,
     data: bytes | None,
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     idle_timeout: float,
     method: Literal["GET", "POST"] = "POST",
 ) -> Reply:

@@ -15,7 +15,15 @@ connection cache) and does the rest once:
   current :class:`Reply`; a streamed body is a list of chunks and one future
   to wake the reader;
 * no cookie engine: upstream cookies are never carried from one account's
-  request to another's; callers send the cookies they mean to send.
+  request to another's; callers send the cookies they mean to send;
+* no default headers of the impersonated browser: they are those of a
+  page navigation (``Sec-Fetch-Mode: navigate``, ``Upgrade-Insecure-Requests``),
+  wrong for the web app's own ``fetch()`` calls, and with them libcurl keeps a
+  merged copy of every request header line (bearer token included) for as
+  long as the transfer runs, about 3 KB per open stream. Callers send the
+  browser's headers for the kind of request they make
+  (:mod:`chat2api.upstream.browser`); the transport asks for the encodings
+  a browser accepts and decodes the body (``ACCEPT_ENCODING``).
 
 A :class:`Reply` is returned once the final response headers arrived (1xx
 and proxy CONNECT answers are skipped); its body is then read with
@@ -39,7 +47,10 @@ from curl_cffi.aio import AsyncCurl
 from curl_cffi.const import CurlECode, CurlMOpt
 from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 
-__all__ = ["Reply", "ReplyHeaders", "Session", "TransferAborted"]
+__all__ = ["ACCEPT_ENCODING", "Reply", "ReplyHeaders", "Session", "TransferAborted"]
+
+ACCEPT_ENCODING = "gzip, deflate, br, zstd"
+"""Sent as ``Accept-Encoding`` (Chrome's list); libcurl decodes each of them."""
 
 # Per-handle buffers: curl's minimum upload buffer (default 64 KiB) and its
 # default download buffer, named so that a change of default cannot grow them.
@@ -50,6 +61,7 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.MAXREDIRS: 10,
     CurlOpt.SUPPRESS_CONNECT_HEADERS: 1,  # a proxy's CONNECT answer is not the response
     CurlOpt.NOSIGNAL: 1,
+    CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
 _NULL = curl_ffi.NULL
 
@@ -435,7 +447,7 @@ class Session:
 
     def _new_handle(self) -> _Handle:
         curl = Curl()
-        if curl.impersonate(self._impersonate, default_headers=True):
+        if curl.impersonate(self._impersonate, default_headers=False):
             curl.close()
             raise ValueError(f"curl-impersonate does not know the target {self._impersonate!r}")
         handle = _Handle(curl)
