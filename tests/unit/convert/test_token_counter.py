@@ -11,7 +11,13 @@ import toktok
 
 from chat2api.convert.usage import TokenCounter, TokenCountError
 
-TEXTS = ["", "user", "Hello, world! Ünïcödé and emoji 🎉", "word " * 500]
+TEXTS = [
+    "",
+    "user",
+    "Hello, world! Ünïcödé and emoji 🎉",
+    "word " * 500,
+    "special-looking text <|endoftext|> is <|im_start|> ordinary text",
+]
 
 
 def run(coro_fn):  # type: ignore[no-untyped-def]
@@ -30,6 +36,18 @@ def test_counts_equal_toktok(encoding: str) -> None:
     """Batch counts from the worker are toktok's counts, empty texts included."""
     counts = run(lambda c: c.count(TEXTS, encoding))
     assert counts == [int(n) for n in toktok.batch_count(TEXTS, encoding)]
+
+
+def test_concurrent_requests_and_long_texts_answered_in_order() -> None:
+    """Requests sent in one write, one longer than a pipe read, each get their own answer."""
+    long_text = "Ünïcödé words and more words " * 8000  # about 250 KB of JSON
+    batches = [[f"request {i} " * i, "user"] for i in range(40)] + [[long_text]]
+
+    async def go(counter: TokenCounter) -> list[list[int]]:
+        return list(await asyncio.gather(*(counter.count(b, "o200k_base") for b in batches)))
+
+    expected = [[int(n) for n in toktok.batch_count(b, "o200k_base")] for b in batches]
+    assert run(go) == expected
 
 
 def test_truncate_equals_toktok() -> None:
