@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 from chat2api.errors import PoolError, UpstreamError, UpstreamUnavailable
@@ -68,7 +68,7 @@ class Turn:
                     merged[key] = getattr(event, key) or merged.get(key)
         return Metadata(**merged)
 
-    async def events(self) -> AsyncIterator[Event]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
 
         The consumer may stop early (an answer cut at ``max_tokens``); the

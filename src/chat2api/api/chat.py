@@ -266,8 +266,9 @@ async def answer_deltas(
     as a success once the model's answer ended normally.
     """
     while True:
+        events = turn.events()
         try:
-            async for event in turn.events():
+            async for event in events:
                 if isinstance(event, StreamFailed):
                     raise stream_error(event)
                 for delta in await answer.apply(event):
@@ -276,6 +277,7 @@ async def answer_deltas(
                     break
             await turn.succeeded()
         finally:
+            await events.aclose()  # left at the answer's end: not for the loop's hook
             await turn.aclose()
         if start is None or answer.done or answer.tools is None:
             return

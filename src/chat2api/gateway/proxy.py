@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from typing import cast
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.requests import Request
@@ -262,8 +261,7 @@ class Forwarder:
     async def _read(upstream: Reply, limit: int | None) -> bytes:
         parts: list[bytes] = []
         size = 0
-        body = cast(AsyncGenerator[bytes, None], iter_body(upstream))  # it is one
-        async with contextlib.aclosing(body) as chunks:
+        async with contextlib.aclosing(iter_body(upstream)) as chunks:
             async for chunk in chunks:
                 parts.append(chunk)
                 size += len(chunk)

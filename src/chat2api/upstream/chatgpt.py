@@ -25,7 +25,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -128,14 +128,20 @@ class Target:
 class OpenedConversation:
     """A conversation whose upstream answered 200; ``body`` streams SSE bytes."""
 
-    body: AsyncIterator[bytes]
+    body: AsyncGenerator[bytes, None]
     response: Reply
     target: Target
     credentials: Credentials
 
     async def aclose(self) -> None:
-        """Abort the upstream transfer if it is still running."""
+        """Abort the upstream transfer if it is still running, and close ``body``.
+
+        Closed here, ``body`` is not left to the event loop's finalizer hook
+        (a task and a loop wake-up per answer).
+        """
         await self.response.aclose()
+        if not getattr(self.body, "ag_running", False):  # not from inside its own await
+            await self.body.aclose()
 
 
 class ChatGPTBackend:

@@ -43,7 +43,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
@@ -241,7 +241,7 @@ async def open_stream(
         )
 
 
-async def iter_body(response: Reply) -> AsyncIterator[bytes]:
+async def iter_body(response: Reply) -> AsyncGenerator[bytes, None]:
     """Yield a streamed body; closing the iterator early aborts the transfer upstream."""
     try:
         with map_transport_errors("reading the stream"):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
@@ -278,25 +278,25 @@ class Reply:
         """True once the transfer ended (read fully, failed or aborted)."""
         return self._finished
 
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+    def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body as it arrives (chunks already waiting come joined); raises on failure."""
+        return _BodyChunks(self)
+
+    async def _next_chunk(self) -> bytes:
         chunks = self._chunks
-        loop = self._session.loop
-        while True:
-            if chunks:
-                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                yield data
-                continue
+        while not chunks:
             if self._finished:
                 if self._error is not None and not isinstance(self._error, TransferAborted):
                     raise self._error
-                return
-            waiter = self._waiter = loop.create_future()
+                raise StopAsyncIteration
+            waiter = self._waiter = self._session.loop.create_future()
             try:
                 await waiter
             finally:
                 self._waiter = None
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        return data
 
     async def aread(self) -> bytes:
         """The whole body."""
@@ -307,6 +307,27 @@ class Reply:
         """Abort the transfer if it is still running (its connection is closed)."""
         self._abort(TransferAborted("The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK))
         self._chunks.clear()
+
+
+class _BodyChunks:
+    """:meth:`Reply.aiter_bytes`: an iterator object, not an async generator.
+
+    An async generator left before its end (a reader that stops at the
+    answer's last event) is finalized through the event loop's hook: a task
+    to close it and, on uvloop, a wake-up of the loop through its eventfd,
+    per request. This has nothing to close.
+    """
+
+    __slots__ = ("_reply",)
+
+    def __init__(self, reply: Reply) -> None:
+        self._reply = reply
+
+    def __aiter__(self) -> _BodyChunks:
+        return self
+
+    def __anext__(self) -> Coroutine[Any, Any, bytes]:
+        return self._reply._next_chunk()
 
 
 class _Handle:
