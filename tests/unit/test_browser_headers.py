@@ -57,8 +57,13 @@ def test_browsers_without_client_hints_get_none() -> None:
         "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 "
         "(KHTML, like Gecko) Version/18.4 Safari/605.1.15"
     )
+    chrome_ios = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_4 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) CriOS/152.0.0.0 Mobile/15E148 Safari/604.1"
+    )
     assert dict(client_hints(firefox)) == {}
     assert dict(client_hints(safari)) == {}
+    assert dict(client_hints(chrome_ios)) == {}
     assert "Sec-CH-UA" not in fetch_headers(firefox)
 
 

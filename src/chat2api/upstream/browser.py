@@ -18,7 +18,7 @@ The client hints follow from the user agent alone: Chromium lists its own
 brand, "Chromium" and a GREASE brand whose punctuation, version and place
 in the list are chosen by the major version (``GenerateBrandVersionList``
 in Chromium's ``user_agent_utils.cc``). Browsers without client hints
-(Firefox, Safari) get none.
+(Firefox, Safari, anything on iOS) get none.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Final
 
 __all__ = ["client_hints", "document_headers", "fetch_headers"]
 
-_CHROMIUM = re.compile(r"(?:Chrome|CriOS)/(\d+)\.")
-_EDGE = re.compile(r"Edg(?:A|iOS)?/(\d+)\.")
+_CHROMIUM = re.compile(r"Chrome/(\d+)\.")  # not CriOS: Chrome on iOS is WebKit, no hints
+_EDGE = re.compile(r"EdgA?/(\d+)\.")
 # Chromium's GREASE: characters for "Not?A_Brand", versions, and the place of
 # (GREASE, "Chromium", the browser's own brand) in the list, by major version.
 _GREASE_CHARACTERS: Final = " (:-./);=?_"
