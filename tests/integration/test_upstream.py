@@ -14,7 +14,7 @@ import pytest
 
 from chat2api.sentinel import DEFAULT_USER_AGENT
 from chat2api.sim import SimServer, mint_access_token
-from chat2api.upstream.browser import client_hints
+from chat2api.upstream.browser import document_headers, fetch_headers
 from servers import ServiceFactory, ServiceServer, sdk
 
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -74,14 +74,10 @@ def test_backend_calls_carry_a_browser_fetch_s_headers(
     sdk(v1, token).chat.completions.create(model="gpt-4o", messages=USER)
     (req,) = _requests(sim, "/chat-requirements")
     (conv,) = _requests(sim, "/conversation")
-    hints = {name.lower(): value for name, value in client_hints(DEFAULT_USER_AGENT).items()}
+    fetch = fetch_headers(DEFAULT_USER_AGENT)  # its values: tests/unit/test_browser_headers.py
     for headers in (req["headers"], conv["headers"]):
-        assert headers["user-agent"] == DEFAULT_USER_AGENT
-        assert {name: headers[name] for name in hints} == hints
-        assert headers["sec-ch-ua"].endswith('"Google Chrome";v="152"')
+        assert {name: headers[name.lower()] for name in fetch} == dict(fetch)
         assert headers["sec-fetch-mode"] == "cors"
-        assert headers["sec-fetch-dest"] == "empty"
-        assert headers["sec-fetch-site"] == "same-origin"
         assert headers["accept-encoding"] == "gzip, deflate, br, zstd"
         assert "upgrade-insecure-requests" not in headers
         assert "sec-fetch-user" not in headers
@@ -123,16 +119,9 @@ def test_home_page_fetched_as_a_page_load(
     with pytest.raises(openai.APIStatusError):
         sdk(service, token).chat.completions.create(model="gpt-4o", messages=USER)
     (home,) = seen
-    assert home["user-agent"] == DEFAULT_USER_AGENT
-    assert home["sec-ch-ua"] == client_hints(DEFAULT_USER_AGENT)["Sec-CH-UA"]
-    assert (home["sec-fetch-mode"], home["sec-fetch-dest"], home["sec-fetch-site"]) == (
-        "navigate",
-        "document",
-        "none",
-    )
-    assert home["sec-fetch-user"] == "?1"
-    assert home["upgrade-insecure-requests"] == "1"
-    assert home["accept"].startswith("text/html,")
+    page = document_headers(DEFAULT_USER_AGENT)  # its values: tests/unit/test_browser_headers.py
+    sent = {name: value for name, value in page.items() if name != "Priority"}
+    assert {name: home[name.lower()] for name in sent} == sent  # curl: Priority on HTTP/2 only
     assert "authorization" not in home
 
 
