@@ -19,7 +19,7 @@ from typing import Any
 from chat2api.errors import PoolError, UpstreamError, UpstreamUnavailable
 from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.errors import ProtocolError
-from chat2api.protocol.events import Event, Metadata, StreamFailed
+from chat2api.protocol.events import Event, Metadata, StreamFailed, TextDelta
 from chat2api.protocol.stream import ConversationDecoder
 from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, OpenedConversation
 
@@ -68,17 +68,19 @@ class Turn:
                     merged[key] = getattr(event, key) or merged.get(key)
         return Metadata(**merged)
 
-    async def events(self) -> AsyncGenerator[Event, None]:
+    async def events(self, *, merge_text: bool = False) -> AsyncGenerator[Event, None]:
         """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
 
         The consumer may stop early (an answer cut at ``max_tokens``); the
-        account's use still counts as a success.
+        account's use still counts as a success. ``merge_text`` joins the
+        text of what arrived together (:func:`coalesce_text`).
         """
         try:
-            for event in self.head:
+            for event in coalesce_text(self.head) if merge_text else self.head:
                 yield event
             async for chunk in self._opened.body:
-                for event in _decode(self._decoder.feed, chunk):
+                events = _decode(self._decoder.feed, chunk)
+                for event in coalesce_text(events) if merge_text else events:
                     yield event
                 if self._decoder.done:
                     break
@@ -108,6 +110,33 @@ def _decode(step: Any, chunk: bytes) -> list[Event]:
     except ProtocolError as exc:
         raise UpstreamUnavailable(f"The upstream stream was unreadable: {exc}") from exc
     return events
+
+
+def coalesce_text(events: list[Event]) -> list[Event]:
+    """``events`` with each run of adjacent ``TextDelta`` joined into one.
+
+    For an answer that is not streamed: what one read of the body brings is
+    decoded together, and its text pieces go on as one delta, so that the
+    answer's pipeline (tool-call parser, link rewriting, ``max_tokens`` cut)
+    runs once per read rather than once per upstream record. Every stage
+    takes text in pieces of any size, so only the chunking changes, never
+    the text. A stream keeps one chunk per upstream record.
+    """
+    if len(events) < 2:
+        return events
+    out: list[Event] = []
+    run: list[str] = []
+    for event in events:
+        if type(event) is TextDelta:
+            run.append(event.text)
+            continue
+        if run:
+            out.append(TextDelta("".join(run)))
+            run = []
+        out.append(event)
+    if run:
+        out.append(TextDelta("".join(run)))
+    return out
 
 
 async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -> list[Event]:

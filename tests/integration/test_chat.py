@@ -62,6 +62,26 @@ def test_stream_chunks_in_order(service: ServiceServer, token: str) -> None:
     assert all(c.usage is None for c in chunks)
 
 
+def test_long_answer_same_text_streamed_or_not(service: ServiceServer, token: str) -> None:
+    """Hundreds of upstream records: the non-stream answer (its text folded per read)
+    equals the stream's joined chunks and the simulator's reply."""
+    client = sdk(service, token)
+    prompt = "a long answer #sim:words=300"
+    expected = reply_text("a long answer", 300)
+    result = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": prompt}]
+    )
+    assert result.choices[0].message.content == expected
+    assert result.choices[0].finish_reason == "stop"
+    chunks = list(
+        client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": prompt}], stream=True
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
+    assert len(chunks) >= 300  # the stream keeps one chunk per upstream delta
+
+
 def test_stream_include_usage(service: ServiceServer, token: str) -> None:
     """include_usage adds one last chunk with empty choices and the token counts."""
     client = sdk(service, token)

@@ -171,8 +171,11 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    deltas = answer_deltas(turn, answer, start if calls is not None else None)
-    if data.get("stream"):
+    stream = bool(data.get("stream"))
+    deltas = answer_deltas(
+        turn, answer, start if calls is not None else None, merge_text=not stream
+    )
+    if stream:
         return EventStream(
             _events(builder, deltas, answer, save),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
