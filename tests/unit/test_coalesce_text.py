@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -65,6 +67,5 @@ def test_only_the_chunking_of_the_text_changes(events: list[Event]) -> None:
         e for e in events if not isinstance(e, TextDelta)
     ]
     assert not any(
-        isinstance(a, TextDelta) and isinstance(b, TextDelta)
-        for a, b in zip(merged, merged[1:], strict=False)
+        isinstance(a, TextDelta) and isinstance(b, TextDelta) for a, b in itertools.pairwise(merged)
     )
