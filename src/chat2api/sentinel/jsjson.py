@@ -9,6 +9,7 @@ not ``1e21``, ``1e-7`` not ``1e-07``, ``100000000000000000`` not ``1e+17``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -64,7 +65,10 @@ def js_number(value: float) -> str:
     return sign + body
 
 
+@functools.lru_cache(maxsize=256)
 def _js_string(value: str) -> str:
+    # Cached: a config repeats its profile's strings (user agent, script,
+    # build id, ...) on every request.
     if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
         return '"' + value + '"'  # nothing to escape: the common case, made cheap
     # json.dumps(ensure_ascii=False) escapes exactly what JSON.stringify does
