@@ -1,4 +1,4 @@
-"""Overhead of chat2api on non-stream completions: ``python bench/overhead.py`` (~1.5 min).
+"""Overhead of chat2api on non-stream completions: ``python bench/overhead.py`` (~1 min).
 
 Starts the simulator and one chat2api process (subprocesses, loopback, ephemeral
 ports) and, at concurrency 1, 16 and 64, sends the same load two ways:
@@ -47,7 +47,9 @@ from _common import (
 )
 from chat2api.sim import reply_text
 
-LEVELS: tuple[tuple[int, int], ...] = ((1, 200), (16, 800), (64, 1600))
+# Requests per path and level: a few seconds of each, so that a level's p50
+# is not set by one noisy second of the machine.
+LEVELS: tuple[tuple[int, int], ...] = ((1, 800), (16, 3200), (64, 4800))
 REPLY_WORDS = 30  # the simulator's default reply length
 P50_TARGET = 1.5
 THROUGHPUT_TARGET = 0.6
@@ -201,8 +203,8 @@ async def bench(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8, help="ABBA rounds per level, both paths")
-    parser.add_argument("--level-seconds", type=float, default=20.0, help="time cap per level")
+    parser.add_argument("--rounds", type=int, default=16, help="ABBA rounds per level, both paths")
+    parser.add_argument("--level-seconds", type=float, default=40.0, help="time cap per level")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     asyncio.run(bench(parser.parse_args()))
 
