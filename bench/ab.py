@@ -8,7 +8,8 @@ completions at one concurrency go to each server in turn, the order swapped
 every round, so that machine noise hits both alike. Each round is checked
 (every answer equals the simulator's reply for its prompt) and measured:
 the server's CPU milliseconds per request (its worker processes included)
-and its requests/s.
+and its requests/s. ``--env NAME=VALUE`` adds to the environment of this
+checkout's server only, to compare a setting on the same code (``REV`` HEAD).
 
 Reading the output: one line per round and server, then the medians and
 their ratio this/REV. A CPU ratio below 1 means this checkout does the same
@@ -68,8 +69,14 @@ def worktree(revision: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def two_servers(other_src: Path, workdir: Path) -> Iterator[dict[str, tuple[str, psutil.Process]]]:
-    """The simulator and two chat2api processes: this checkout's and ``other_src``'s."""
+def two_servers(
+    other_src: Path, workdir: Path, this_env: dict[str, str] | None = None
+) -> Iterator[dict[str, tuple[str, psutil.Process]]]:
+    """The simulator and two chat2api processes: this checkout's and ``other_src``'s.
+
+    ``this_env`` is added to this checkout's environment only (a setting
+    compared against the same code: ``python bench/ab.py HEAD --env K=V``).
+    """
     raise_fd_limit()
     started: list[subprocess.Popen[bytes]] = []
     try:
@@ -77,6 +84,8 @@ def two_servers(other_src: Path, workdir: Path) -> Iterator[dict[str, tuple[str,
         servers: dict[str, tuple[str, psutil.Process]] = {}
         for name, src in (("this", HERE / "src"), ("other", other_src)):
             env = {"PYTHONPATH": str(src)}
+            if name == "this" and this_env:
+                env |= this_env
             url, proc = start_api(workdir, sim_url, started, name=name, env=env)
             servers[name] = (url, psutil.Process(proc.pid))
         yield servers
@@ -122,7 +131,7 @@ async def bench(args: argparse.Namespace) -> None:
     with (
         worktree(args.revision) as tree,
         tempfile.TemporaryDirectory(prefix="chat2api-ab-run-") as tmp,
-        two_servers(tree / "src", Path(tmp)) as servers,
+        two_servers(tree / "src", Path(tmp), dict(args.env)) as servers,
     ):
         cpu: dict[str, list[float]] = {name: [] for name in servers}
         rate: dict[str, list[float]] = {name: [] for name in servers}
@@ -146,6 +155,13 @@ async def bench(args: argparse.Namespace) -> None:
     )
 
 
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("revision", help="git revision to compare with (e.g. HEAD~3)")
@@ -153,6 +169,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="completions per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per server")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per round at most")
+    parser.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for this checkout's server only (repeatable)",
+    )
     try:
         asyncio.run(bench(parser.parse_args()))
     except subprocess.CalledProcessError as exc:
