@@ -129,7 +129,13 @@ def serve(
             port,
             settings.prefix_path,
         )
-    uvicorn.run(
+    from chat2api.listen import BACKLOG, acceptors, listening_socket
+
+    try:
+        sockets = acceptors(listening_socket(host, port))
+    except OSError as exc:
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    config = uvicorn.Config(
         create_app(settings),
         host=host,
         port=port,
@@ -139,7 +145,19 @@ def serve(
         http="httptools",
         ws="none",  # no WebSocket routes: the protocol module is not even imported
         log_config=None,
+        backlog=BACKLOG,
     )
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("chat2api").info(
+        "listening on http://%s:%d (Ctrl+C to stop)", shown, sockets[0].getsockname()[1]
+    )
+    try:
+        # Several listeners on one socket: a burst of clients is accepted at
+        # once, not one per turn of the loop (chat2api.listen).
+        uvicorn.Server(config).run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @app.command()

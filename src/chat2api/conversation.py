@@ -68,19 +68,17 @@ class Turn:
                     merged[key] = getattr(event, key) or merged.get(key)
         return Metadata(**merged)
 
-    async def events(self, *, merge_text: bool = False) -> AsyncGenerator[Event, None]:
+    async def events(self) -> AsyncGenerator[Event, None]:
         """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
 
         The consumer may stop early (an answer cut at ``max_tokens``); the
-        account's use still counts as a success. ``merge_text`` joins the
-        text of what arrived together (:func:`coalesce_text`).
+        account's use still counts as a success.
         """
         try:
-            for event in coalesce_text(self.head) if merge_text else self.head:
+            for event in self.head:
                 yield event
             async for chunk in self._opened.body:
-                events = _decode(self._decoder.feed, chunk)
-                for event in coalesce_text(events) if merge_text else events:
+                for event in _decode(self._decoder.feed, chunk):
                     yield event
                 if self._decoder.done:
                     break
@@ -109,18 +107,20 @@ def _decode(step: Any, chunk: bytes) -> list[Event]:
         events: list[Event] = step(chunk)
     except ProtocolError as exc:
         raise UpstreamUnavailable(f"The upstream stream was unreadable: {exc}") from exc
-    return events
+    return coalesce_text(events)
 
 
 def coalesce_text(events: list[Event]) -> list[Event]:
     """``events`` with each run of adjacent ``TextDelta`` joined into one.
 
-    For an answer that is not streamed: what one read of the body brings is
-    decoded together, and its text pieces go on as one delta, so that the
-    answer's pipeline (tool-call parser, link rewriting, ``max_tokens`` cut)
-    runs once per read rather than once per upstream record. Every stage
-    takes text in pieces of any size, so only the chunking changes, never
-    the text. A stream keeps one chunk per upstream record.
+    What one read of the upstream body brings is decoded together, and its
+    text records go on as one delta: the answer's pipeline (tool-call parser,
+    link rewriting, ``max_tokens`` cut, an SSE chunk and a socket write for
+    a stream) runs once per read rather than once per record. A stream whose
+    upstream is slower than chat2api still gets one chunk per record; one
+    that fell behind (a burst of streams, say) catches up in fewer, larger
+    chunks instead of falling further behind. Every stage takes text in
+    pieces of any size, so only the chunking changes, never the text.
     """
     if len(events) < 2:
         return events

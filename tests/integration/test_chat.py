@@ -42,9 +42,10 @@ def test_non_stream_exact_shape(service: ServiceServer, token: str) -> None:
 
 
 def test_stream_chunks_in_order(service: ServiceServer, token: str) -> None:
-    """A stream has the role first only, the text in order, a stop chunk, no usage chunk."""
+    """A stream has the role first only, the text in order, a stop chunk, no usage chunk;
+    what the upstream sends apart (5 ms apart here) reaches the client apart."""
     client = sdk(service, token)
-    prompt = "tell me something #sim:words=20"
+    prompt = "tell me something #sim:words=20 #sim:delay_ms=5"
     chunks = list(
         client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": prompt}], stream=True
@@ -56,15 +57,15 @@ def test_stream_chunks_in_order(service: ServiceServer, token: str) -> None:
     assert all(c.choices[0].delta.role is None for c in chunks[1:])
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == reply_text("tell me something", 20)
-    assert len(chunks) >= 20  # one chunk per upstream delta, not one blob
+    assert len(chunks) >= 20  # one chunk per upstream delta, not one blob at the end
     assert [c.choices[0].finish_reason for c in chunks[-1:]] == ["stop"]
     assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
     assert all(c.usage is None for c in chunks)
 
 
 def test_long_answer_same_text_streamed_or_not(service: ServiceServer, token: str) -> None:
-    """Hundreds of upstream records: the non-stream answer (its text folded per read)
-    equals the stream's joined chunks and the simulator's reply."""
+    """Hundreds of upstream records sent at once (their text is folded per read of the
+    body): the answer, whole or streamed, is the simulator's reply."""
     client = sdk(service, token)
     prompt = "a long answer #sim:words=300"
     expected = reply_text("a long answer", 300)
@@ -79,7 +80,8 @@ def test_long_answer_same_text_streamed_or_not(service: ServiceServer, token: st
         )
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
-    assert len(chunks) >= 300  # the stream keeps one chunk per upstream delta
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks[-1:]] == ["stop"]
 
 
 def test_stream_include_usage(service: ServiceServer, token: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from chat2api.listen import ACCEPTORS
 from chat2api.settings import SettingsError, load_settings
 from servers import ServiceFactory, sdk
 
@@ -105,6 +107,38 @@ def test_cli_rejects_bad_configuration(tmp_path: Path) -> None:
     assert "invalid configuration: RETRY_TIMES 'lots'" in result.stderr
 
 
+def _listening_fds(pid: int, port: int) -> int:
+    """How many of ``pid``'s file descriptors are the socket listening on ``port``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1].endswith(f":{port:04X}") and fields[3] == "0A":  # 0A: LISTEN
+            inodes.add(fields[9])
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(FileNotFoundError):  # an fd closed meanwhile
+            count += str(fd.readlink()).removeprefix("socket:[").rstrip("]") in inodes
+    return count
+
+
+def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
+    """A port already in use: exit 1 with the address and the reason, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "chat2api", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_serve_simulate_one_command(tmp_path: Path) -> None:
     """``chat2api serve --simulate`` answers the official SDK with no account and no network."""
@@ -132,10 +166,13 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
                     raise
                 time.sleep(0.2)
         assert "gpt-4o" in [m.id for m in models]
+        # Its port has ACCEPTORS listeners: a burst is accepted at once (chat2api.listen).
+        assert _listening_fds(proc.pid, port) == ACCEPTORS
         result = client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "say exactly: it works"}]
         )
         assert result.choices[0].message.content == "it works"
+        assert f"listening on http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
         assert (tmp_path / "data" / "chat2api.db").is_file()
         # The server restarted itself in place with the C allocator, tuned (see cli.serve).
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")

@@ -9,7 +9,7 @@ import time
 import pytest
 from curl_cffi.requests import AsyncSession
 
-from chat2api.sim.server import ACCEPTORS
+from chat2api.listen import ACCEPTORS
 
 from .conftest import Client, conversation_body, sse_records
 

@@ -237,9 +237,7 @@ async def chat_completions(request: Request) -> Response:
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
-    deltas = answer_deltas(
-        turn, answer, start if calls is not None else None, merge_text=not stream
-    )
+    deltas = answer_deltas(turn, answer, start if calls is not None else None)
     if stream:
         return EventStream(
             _stream(deltas, answer, remember, include_usage=include_usage, history=history),
@@ -258,23 +256,17 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def answer_deltas(
-    turn: Turn,
-    answer: Answer,
-    start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]] | None,
-    *,
-    merge_text: bool = False,
+    turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]] | None
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The chunk deltas of an answer, across the one tool-call correction round if needed.
 
     ``start`` opens that round; without tools there is none, and ``None``
     keeps the request's turns and attachments out of a long stream's memory.
-    ``merge_text`` (for an answer not streamed) folds the text of each read of
-    the upstream body at once (``Turn.events``).
     Raises ``Chat2APIError`` when the upstream fails; the account's use counts
     as a success once the model's answer ended normally.
     """
     while True:
-        events = turn.events(merge_text=merge_text)
+        events = turn.events()
         try:
             async for event in events:
                 if isinstance(event, StreamFailed):

@@ -171,11 +171,8 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    stream = bool(data.get("stream"))
-    deltas = answer_deltas(
-        turn, answer, start if calls is not None else None, merge_text=not stream
-    )
-    if stream:
+    deltas = answer_deltas(turn, answer, start if calls is not None else None)
+    if data.get("stream"):
         return EventStream(
             _events(builder, deltas, answer, save),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

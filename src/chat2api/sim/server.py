@@ -8,20 +8,15 @@ EMPTY body. h11 only switches protocols if the server answers 101, so it reads
 the body normally (tests/sim/test_server.py proves both the raw-socket and the
 curl_cffi cases). uvloop is used for the event loop when installed.
 
-Why several listeners on one socket: libuv (under uvloop) accepts one
-connection per turn of the event loop. Streaming a thousand answers, one
-turn takes tens of milliseconds, so a burst of new connections waited
-seconds in the kernel's accept queue (270 pending for 7 s, seen with
-``ss -ltn`` during ``bench/streams.py``), where a real edge server takes
-them at once. ``ACCEPTORS`` duplicates of the listening socket, each its own
-listener, accept that many per turn.
+It listens through ``chat2api.listen.acceptors``, several listeners on one
+socket, so that a burst of new connections is accepted at once, as a real
+edge server takes them (see that module).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import threading
 import time
 from types import TracebackType
@@ -29,13 +24,12 @@ from typing import Self
 
 import uvicorn
 
+from chat2api.listen import BACKLOG, acceptors, listening_socket
 from chat2api.sim.app import SimApp, create_sim_app
 from chat2api.sim.config import SimConfig
 from chat2api.sim.state import SimState
 
 DEFAULT_PORT = 5006  # chat2api itself defaults to 5005
-ACCEPTORS = 16  # listeners sharing the listening socket (see the module doc)
-BACKLOG = 4096
 
 
 class _DropUpgradeWarning(logging.Filter):
@@ -65,26 +59,6 @@ def _uvicorn_config(app: SimApp, host: str, port: int) -> uvicorn.Config:
         timeout_keep_alive=30,
         backlog=BACKLOG,
     )
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to ``host:port`` (0: an ephemeral port) and listening."""
-    # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then,
-    # and without it every keep-alive response waits ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def acceptors(sock: socket.socket) -> list[socket.socket]:
-    """``sock`` and duplicates of it: ``ACCEPTORS`` listeners on the same queue."""
-    return [sock, *(sock.dup() for _ in range(ACCEPTORS - 1))]
 
 
 def serve(
