@@ -8,7 +8,8 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
 
     Chat2APIError
     ├── InvalidRequest                 400 invalid_request_error
-    │   └── ModelNotFound              404
+    │   ├── ModelNotFound              404
+    │   └── RequestTooLarge            413 body beyond MAX_REQUEST_BYTES
     ├── AuthenticationFailed           401 (the client's own key)
     ├── PoolError                      the account pool cannot serve now
     │   ├── NoUsableAccount            503 empty pool, or every account dead
@@ -79,6 +80,13 @@ class InvalidRequest(Chat2APIError):
 class ModelNotFound(InvalidRequest):
     status_code = 404
     default_code = "model_not_found"
+
+
+class RequestTooLarge(InvalidRequest):
+    """The request body is larger than ``MAX_REQUEST_BYTES``."""
+
+    status_code = 413
+    default_code = "request_too_large"
 
 
 class AuthenticationFailed(Chat2APIError):

@@ -75,6 +75,17 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    max_request_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        alias="MAX_REQUEST_BYTES",
+        description="Largest request body accepted (413 beyond it), checked while reading.",
+    )
+    allow_client_tokens: bool = Field(
+        True,
+        alias="ALLOW_CLIENT_TOKENS",
+        description="Serve requests whose key is the client's own AccessToken or RefreshToken.",
+    )
 
     # --- account pool ----------------------------------------------------------
     oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")

@@ -21,6 +21,7 @@ from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.attachments import (
+    REQUEST_TOTAL,
     Attachment,
     Fetch,
     Limits,
@@ -85,13 +86,16 @@ async def gather_attachments(
     if not settings.upload_by_url:
         return list(messages), found
     out = list(messages)
+    left = REQUEST_TOTAL - sum(len(a.data) for items in found.values() for a in items)
     for index, message in enumerate(messages):
         if message.role != "user" or not isinstance(message.content, str):
             continue
         urls, rest = upload_by_url_split(message.content)
         for url in urls:
             param = f"messages[{index}].content"
-            fetched = await fetch(url, max_bytes=Limits().file_bytes, param=param)
+            limit = Limits().within(left, param).file_bytes
+            fetched = await fetch(url, max_bytes=limit, param=param)
+            left -= len(fetched.data)
             found.setdefault(index, []).append(
                 as_file(fetched.data, fetched.filename, fetched.content_type, param)
             )
@@ -118,8 +122,12 @@ async def load_attachments(
     """``(index, param, part)`` image and file parts, loaded and checked, by index."""
     fetch = client_fetch(state)
     found: dict[int, list[Attachment]] = {}
+    left = REQUEST_TOTAL
     for index, param, part in parts:
-        found.setdefault(index, []).append(await load_part(part, param=param, fetch=fetch))
+        limits = Limits().within(left, param)
+        attachment = await load_part(part, param=param, fetch=fetch, limits=limits)
+        left -= len(attachment.data)
+        found.setdefault(index, []).append(attachment)
     return found
 
 
@@ -169,9 +177,10 @@ async def chat_completions(request: Request) -> Response:
     Served by ``chat2api.app.Chat2APIApp`` directly, not through ``routes``.
     """
     state: AppState = request.app.state.chat2api
+    accounts = await account_source(request, state)  # the key before the body
     chat = _parse(await request.body())
     route = resolve_model(chat.model)
-    accounts = account_source(request, state)
+    tools = await parse_tools(chat.tools) if chat.tools else []  # before any fetch
     history = not state.settings.history_disabled
     owner = owner_of(request)
     messages, continues = chat.messages, None
@@ -195,7 +204,6 @@ async def chat_completions(request: Request) -> Response:
             continues = (continues[0], chat.message_id)
         messages = new_messages(chat.messages)
     messages, attachments = await gather_attachments(state, messages)
-    tools = parse_tools(chat.tools) if chat.tools else []
     turns = prompt_turns(messages, tools, chat.tool_choice, chat.parallel_tool_calls)
     offset = len(turns) - len(messages)  # an instruction turn may come first
     calls = None

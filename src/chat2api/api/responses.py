@@ -111,11 +111,12 @@ async def create_response(request: Request) -> Response:
     Served by ``chat2api.app.Chat2APIApp`` directly, not through ``router``.
     """
     state: AppState = request.app.state.chat2api
+    accounts: AccountSource = await account_source(request, state)  # the key before the body
     data = _parse(await request.body())
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False
     owner = owner_of(request)
-    tools = parse_tools(chat_tools(data.get("tools"))) or []
+    tools = await parse_tools(chat_tools(data.get("tools"))) or []
     tool_choice = chat_tool_choice(data.get("tool_choice"))
     parallel = data.get("parallel_tool_calls", True) is not False
     turns, parts = input_turns(data["input"], data.get("instructions"))
@@ -126,7 +127,6 @@ async def create_response(request: Request) -> Response:
         turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
         attachments = {index + 1: items for index, items in attachments.items()}
 
-    accounts: AccountSource = account_source(request, state)
     continues: tuple[str, str] | None = None
     if previous := data.get("previous_response_id"):
         found = await find_continuation(
