@@ -35,6 +35,7 @@ from chat2api.api import chat, downloads, images, responses
 from chat2api.api.cors import Cors
 from chat2api.api.errors import error_response, install_error_handlers, response_for_error
 from chat2api.api.routing import Endpoint, prefixed
+from chat2api.api.streaming import DisconnectWatch
 from chat2api.convert.usage import TokenCounter
 from chat2api.errors import RequestTooLarge
 from chat2api.pool.pool import AccountPool, pool_options
@@ -139,13 +140,24 @@ class Chat2APIApp(Starlette):
     ) -> None:
         scope["app"] = self
         server_headers = scope["headers"]  # the server's list: Request works on a copy
-        request = Request(scope, receive, send)
+        watched = _WatchAfterBody(receive)
+        request = Request(scope, watched.receive, send)
         try:
             if request.method != "POST":
                 raise HTTPException(405, headers={"Allow": "POST"})
             response = await endpoint(request)
+        except asyncio.CancelledError:
+            # The client left while a non-streamed answer was being made: the
+            # upstream turn (and its account) was let go by the cancellation.
+            if not watched.stop() or _uncancel() > 0:
+                raise
+            log.info("client left before the answer was ready: %s", request.url.path)
+            return
         except Exception as exc:  # noqa: BLE001 (each answers in the OpenAI envelope, 500s logged)
             response = response_for_error(request, exc)
+        if watched.stop():  # the client left just as the answer was ready
+            _uncancel()
+            return
         # A stream can last minutes: neither the request's body nor its headers
         # (the client's bearer token among them) need to live as long. The
         # endpoint has read what it needs; the server reads them no more.
@@ -154,6 +166,42 @@ class Chat2APIApp(Starlette):
             if isinstance(headers, list):
                 headers.clear()
         await response(scope, receive, send)
+
+
+class _WatchAfterBody:
+    """Arms a disconnect watch on the request's task once the whole body was read.
+
+    Until then the endpoint reads the body itself; after it, nothing else
+    calls ``receive()`` until the response, so the watch may (ASGI: the
+    server answers it with ``http.disconnect`` once the client is gone).
+    """
+
+    __slots__ = ("_receive", "_watch")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self._watch: DisconnectWatch | None = None
+
+    async def receive(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            task = asyncio.current_task()
+            if task is not None and self._watch is None:
+                self._watch = DisconnectWatch(self._receive, task)
+        return message
+
+    def stop(self) -> bool:
+        """Stop watching; whether the client left (and the task was cancelled for it)."""
+        watch, self._watch = self._watch, None
+        if watch is None:
+            return False
+        watch.stop()
+        return watch.left
+
+
+def _uncancel() -> int:
+    task = asyncio.current_task()
+    return task.uncancel() if task is not None else 0
 
 
 def create_app(settings: Settings) -> Chat2APIApp:

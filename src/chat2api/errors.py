@@ -14,6 +14,7 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
     ├── PoolError                      the account pool cannot serve now
     │   ├── NoUsableAccount            503 empty pool, or every account dead
     │   └── PoolBusy                   503 every usable account at its limit
+    ├── StoreUnavailable               503 the store (SQLite, Redis) cannot be used now
     └── UpstreamError                  failures of the ChatGPT backend
         ├── UpstreamUnauthorized       401 token invalid or expired
         ├── UpstreamRateLimited        429 (+ Retry-After when known)
@@ -114,6 +115,19 @@ class PoolBusy(PoolError):
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", "1")
+
+
+class StoreUnavailable(Chat2APIError):
+    """The store cannot be read or written (Redis down, disk full): an outage, not a bug."""
+
+    status_code = 503
+    error_type = "server_error"
+    default_code = "store_unavailable"
+    retryable = False
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.headers.setdefault("Retry-After", "5")
 
 
 class UpstreamError(Chat2APIError):

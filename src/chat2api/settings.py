@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
     random_token: bool = Field(False, alias="RANDOM_TOKEN")
     enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
-    auto_seed: bool = Field(True, alias="AUTO_SEED")
+    # Off by default (the original: on): minted seeds share pool accounts and so
+    # see each other's conversations until seeds are isolated per account.
+    auto_seed: bool = Field(False, alias="AUTO_SEED")
 
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")

@@ -19,7 +19,7 @@ from servers import ServiceFactory, ServiceServer, add_tokens, bearers
 def mirror(make_service: ServiceFactory, sim: SimServer) -> tuple[ServiceServer, str]:
     """The gateway with one pool account, over a simulator asking for FNV proofs."""
     sim.state.config = sim.state.config.patched({"pow_hash": "fnv"})
-    service = make_service(ENABLE_GATEWAY="true")
+    service = make_service(ENABLE_GATEWAY="true", AUTO_SEED="true")
     token = mint_access_token(account_id="gw-browser-acct")
     # Playwright's sync API keeps an event loop running in this thread: add from another.
     with ThreadPoolExecutor(1) as worker:

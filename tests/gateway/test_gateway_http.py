@@ -24,7 +24,8 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 def gateway(make_service: ServiceFactory, sim: SimServer, **env: Any) -> ServiceServer:
-    """chat2api with the gateway on, exchanging RefreshTokens at the simulator."""
+    """chat2api with the gateway on (AUTO_SEED on unless told), RefreshTokens at the simulator."""
+    env = {"AUTO_SEED": "true"} | env
     return make_service(ENABLE_GATEWAY="true", OAUTH_BASE_URL=sim.base_url, **env)
 
 
@@ -370,6 +371,20 @@ def test_empty_pool_refuses_a_seed(make_service: ServiceFactory, sim: SimServer)
         assert response.status_code == 401
         assert "no usable account" in response.text
         assert "set-cookie" not in response.headers
+
+
+def test_auto_seed_is_off_by_default(make_service: ServiceFactory, sim: SimServer) -> None:
+    """Without AUTO_SEED, a stranger's made-up seed is refused, not bound to a pool account."""
+    service = make_service(ENABLE_GATEWAY="true", OAUTH_BASE_URL=sim.base_url)
+    pool_tokens(service, 1)
+    with browser(service) as client:
+        refused = client.get("/", params={"token": "stranger-seed"})
+        assert refused.status_code == 401
+        assert "Unknown seed" in refused.text
+        assert "set-cookie" not in refused.headers
+        posted = client.post("/login", data={"token": "another-seed"})
+        assert posted.status_code == 401
+    assert not [r for r in sim.state.requests if r["path"].startswith("/backend-api")]
 
 
 def test_auto_seed_off_and_the_seed_api(make_service: ServiceFactory, sim: SimServer) -> None:

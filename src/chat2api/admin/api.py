@@ -27,10 +27,19 @@ from chat2api.admin.accounts import (
     revive_accounts,
 )
 from chat2api.admin.page import page_headers, render_page
+from chat2api.api.origin import from_foreign_site
 from chat2api.api.routing import json_response, methods, read_body
 from chat2api.errors import AuthenticationFailed, Chat2APIError, InvalidRequest
 from chat2api.pool.tokens import TokenListError
 from chat2api.state import AppState
+
+
+class CrossSiteRefused(Chat2APIError):
+    """A browser sent a state-changing request for another site's page."""
+
+    status_code = 403
+    error_type = "invalid_request_error"
+    default_code = "cross_site_request"
 
 
 class AdminDisabled(Chat2APIError):
@@ -55,6 +64,8 @@ def require_admin(request: Request) -> AppState:
             "Token management is disabled: set ADMIN_KEY in the environment (or .env) "
             "and restart chat2api."
         )
+    if request.method not in ("GET", "HEAD") and from_foreign_site(request):
+        raise CrossSiteRefused("Admin changes are accepted only from this site's own pages.")
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     given = value.strip() if scheme.lower() == "bearer" else ""
     if not hmac.compare_digest(given.encode(), admin_key.encode()):

@@ -39,7 +39,7 @@ from chat2api.convert.messages import (
 from chat2api.convert.models import listed_models, resolve_model
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, resolve_tool_choice
-from chat2api.errors import Chat2APIError, InvalidRequest
+from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.net.fetch import Fetched, fetch_url
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
@@ -320,7 +320,11 @@ async def _stream(
     finally:
         await deltas.aclose()
     yield chunk({}, answer.finish_reason or "stop")
-    await remember()
+    try:
+        await remember()
+    except StoreUnavailable as exc:  # the answer came, but cannot be continued
+        yield sse_data(exc.to_dict())
+        return
     if include_usage:
         yield sse_data(answer.usage_chunk(await answer.usage(), history=history))
     yield b"data: [DONE]\n\n"

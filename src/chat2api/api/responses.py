@@ -56,7 +56,7 @@ from chat2api.convert.responses import (
 )
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
-from chat2api.errors import Chat2APIError, InvalidRequest
+from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
 from chat2api.upstream.files import UploadedFile
@@ -210,9 +210,13 @@ async def _events(
     finally:
         await deltas.aclose()
     usage = responses_usage(await answer.usage())
-    for event in builder.finish(usage, finish_reason=answer.finish_reason):
+    events = builder.finish(usage, finish_reason=answer.finish_reason)
+    try:
+        await save()
+    except StoreUnavailable as exc:  # asked to be stored, and could not be
+        events = builder.fail(exc.code, exc.message)
+    for event in events:
         yield _event(event)
-    await save()
 
 
 async def retrieve_response(request: Request) -> Response:

@@ -9,7 +9,7 @@ spent per chunk.
 
 :class:`EventStream` sends the body from the request's own task and keeps
 one watcher task per stream, the server's own ``receive()``
-(:class:`_DisconnectWatch`): once it returns the client's
+(:class:`DisconnectWatch`): once it returns the client's
 ``http.disconnect``, a callback cancels the request task, so the body
 generator is closed (and with it the upstream transfer) at once, even while
 the upstream is silent. A cancellation the response caused itself ends the
@@ -26,10 +26,10 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["EventStream"]
+__all__ = ["DisconnectWatch", "EventStream"]
 
 
-class _DisconnectWatch:
+class DisconnectWatch:
     """Cancels ``task`` once the client's ``http.disconnect`` arrives, until stopped.
 
     The server's own ``receive()`` runs as the watcher task: no coroutine of
@@ -94,7 +94,7 @@ class EventStream(Response):
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - ASGI servers run apps in tasks
             raise RuntimeError("EventStream must run inside an asyncio task")
-        watch = _DisconnectWatch(receive, task)
+        watch = DisconnectWatch(receive, task)
         body = self.body_iterator
         try:
             await send(

@@ -32,7 +32,7 @@ p.hint{{color:#666;font-size:.85rem}}
 {error}
 <form method="post" action="/login" autocomplete="off">
 <label for="token">RefreshToken, AccessToken or seed</label>
-<input id="token" name="token" type="password" required autofocus>
+<input id="token" name="token" type="password" required autofocus{value}>
 <button id="login" type="submit">Log in</button>
 </form>
 <p class="hint">A seed is the name your administrator gave you. Tokens stay on the server:
@@ -41,10 +41,11 @@ the browser only keeps a session cookie.</p>
 """
 
 
-def render_login(error: str | None = None) -> str:
-    """The login page, with ``error`` shown above the form if given."""
+def render_login(error: str | None = None, value: str | None = None) -> str:
+    """The login page, with ``error`` shown above the form and ``value`` filled in, if given."""
     shown = f'<p id="error" class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    return _PAGE.format(error=shown)
+    filled = f' value="{html.escape(value, quote=True)}"' if value else ""
+    return _PAGE.format(error=shown, value=filled)
 
 
 def page_headers() -> dict[str, str]:

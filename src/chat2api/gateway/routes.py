@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from chat2api.admin.api import require_admin
+from chat2api.api.origin import from_foreign_site
 from chat2api.api.routing import json_response, methods, prefixed, read_body
 from chat2api.errors import InvalidRequest
 from chat2api.gateway.blocked import blocked
@@ -35,6 +36,9 @@ from chat2api.store.base import fingerprint
 COOKIE = "chat2api_gateway"
 API_PREFIXES = ("/backend-api/", "/backend-anon/", "/backend-alt/", "/public-api/", "/api/")
 PLACEHOLDER_TOKEN = "chat2api-gateway-session"  # the proxy puts the real token in
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_CROSS_SITE_LOGIN = "Log in from this page: a form on another site cannot log you in."
+_CROSS_SITE_LINK = "This login link came from another site: press Log in to use it."
 
 
 def _state(request: Request) -> AppState:
@@ -46,8 +50,10 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return json_response(body, status)
 
 
-def _login_page(error: str | None = None, status: int = 200) -> HTMLResponse:
-    return HTMLResponse(render_login(error), status_code=status, headers=page_headers())
+def _login_page(
+    error: str | None = None, status: int = 200, value: str | None = None
+) -> HTMLResponse:
+    return HTMLResponse(render_login(error, value), status_code=status, headers=page_headers())
 
 
 def _logged_in(request: Request, session: Session) -> Response:
@@ -173,13 +179,17 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
         return _login_page()
 
     async def login_form(request: Request) -> Response:
-        """Log in with the form's ``token`` field."""
+        """Log in with the form's ``token`` field (posted from this site only: login CSRF)."""
+        if from_foreign_site(request):
+            return _login_page(_CROSS_SITE_LOGIN, status=403)
         form = urllib.parse.parse_qs((await request.body()).decode("utf-8", "replace"))
         return await _login(request, (form.get("token") or [""])[0])
 
     async def logout(request: Request) -> Response:
         """End the session and go back to the login page."""
         sid = request.cookies.get(COOKIE)
+        if from_foreign_site(request):  # another site's link does not log anyone out
+            return RedirectResponse("/", status_code=302)
         if sid:
             await Identities(_state(request)).logout(sid)
         response = RedirectResponse("/login", status_code=302)
@@ -230,10 +240,14 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             raise HTTPException(404)  # chat2api's own namespaces: never the upstream
         token = request.query_params.get("token")
         if url_path == "/" and request.method == "GET" and token is not None:
+            if from_foreign_site(request):  # a link on another site: confirm here first
+                return _login_page(_CROSS_SITE_LINK, value=token)
             return await _login(request, token)
         session = await _session(request)
         if session is None:
             return _stranger(request)
+        if request.method not in _SAFE and from_foreign_site(request):
+            return _json(403, {"detail": "Cross-site requests are refused by the gateway."})
         rule = blocked(request.method, url_path)
         if rule is not None:
             return _json(rule.status, rule.body)

@@ -29,6 +29,7 @@ from chat2api.errors import (
     ChallengeRequired,
     NoUsableAccount,
     PoolBusy,
+    StoreUnavailable,
     UpstreamError,
     UpstreamRateLimited,
     UpstreamRejected,
@@ -77,6 +78,24 @@ def pool_options(settings: Settings) -> PoolOptions:
     )
 
 
+class _WriteOrLog:
+    """Go on without a store write that only records what happened (with a warning)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        if isinstance(exc, StoreUnavailable):
+            log.warning("store write skipped (%s): %s", self.what, exc.message)
+            return True
+        return False
+
+
 class PoolLease:
     """One pool account held for one conversation."""
 
@@ -92,7 +111,9 @@ class PoolLease:
         self._released = False
 
     async def succeeded(self) -> None:
-        await self._pool.store.record_use(self.key, success=True, at=self._pool.clock.time())
+        # Only a statistic: an answer already given stands when the store cannot count it.
+        with _WriteOrLog("record_use"):
+            await self._pool.store.record_use(self.key, success=True, at=self._pool.clock.time())
 
     async def failed(self, exc: UpstreamError) -> bool:
         return await self._pool.report_failure(self, exc)
@@ -123,6 +144,7 @@ class AccountPool:
         self._freed = asyncio.Condition()
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._refreshed_for_401: dict[str, float] = {}
+        self._local_turn = 0  # the rotation while the store cannot count (disk full)
 
     # ------------------------------------------------------------- accounts
 
@@ -162,10 +184,14 @@ class AccountPool:
     async def acquire(self, model: str, exclude: frozenset[str] = frozenset()) -> PoolLease:
         """A lease on a usable account for ``model``; waits while all are busy."""
         deadline = self.clock.time() + self.options.wait_seconds
+        reread = True
         while True:
             lease, soonest, busy = await self._try_acquire(model, exclude)
             if lease is not None:
                 return lease
+            if reread and self._version is None:  # the id list was stale: once more
+                reread = False
+                continue
             if busy:
                 remaining = deadline - self.clock.time()
                 if remaining <= 0:
@@ -220,7 +246,7 @@ class AccountPool:
         if self.options.random_order:
             order = random.sample(range(n), min(n, SCAN_LIMIT))
         else:
-            start = await self.store.next_counter("round-robin") - 1
+            start = await self._next_turn() - 1
             order = [(start + i) % n for i in range(min(n, SCAN_LIMIT))]
         soonest: float | None = None
         busy = False
@@ -232,6 +258,10 @@ class AccountPool:
                 busy = True
                 continue
             account = await self.store.get_account(account_id)
+            if account is None:
+                # Listed but gone: the list is stale (a store that lost its
+                # data and got new accounts since has the same version again).
+                self._version = None
             lease, until = await self._take(account, model)
             if lease is not None:
                 return lease, None, False
@@ -251,6 +281,22 @@ class AccountPool:
                 if until is not None:
                     soonest = until if soonest is None else min(soonest, until)
         return None, soonest, busy
+
+    async def _next_turn(self) -> int:
+        """The shared rotation counter; a local one while the store cannot write it.
+
+        Choosing an account must not depend on a write: with the disk full
+        the pool goes on serving, in this instance's own order.
+        """
+        try:
+            turn = await self.store.next_counter("round-robin")
+        except StoreUnavailable as exc:
+            self._local_turn += 1
+            if self._local_turn == 1 or self._local_turn % 1000 == 0:
+                log.warning("rotating accounts locally: %s", exc.message)
+            return self._local_turn
+        self._local_turn = turn
+        return turn
 
     async def _take(
         self, account: Account | None, model: str
@@ -376,11 +422,13 @@ class AccountPool:
         """Record what ``exc`` says about the account; True when retrying may help."""
         now = self.clock.time()
         account = lease.account
-        await self.store.record_use(account.id, success=False, at=now)
+        with _WriteOrLog("record_use"):
+            await self.store.record_use(account.id, success=False, at=now)
         if isinstance(exc, UpstreamRateLimited):
             if self.options.enable_limit:
                 wait = exc.retry_after or self.options.default_cooldown
-                await self.store.set_cooldown(account.id, lease.model, now + wait)
+                with _WriteOrLog("set_cooldown"):
+                    await self.store.set_cooldown(account.id, lease.model, now + wait)
                 log.info("account %s cools down for %s: %.0fs", account.id, lease.model, wait)
             return True
         if isinstance(exc, UpstreamUnauthorized):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 
 from chat2api.errors import NoUsableAccount
@@ -12,16 +13,33 @@ from chat2api.pool.pool import REFRESH_MARGIN, AccountPool
 from chat2api.upstream.auth import OAuthClient, RefreshRejected
 from chat2api.upstream.chatgpt import Credentials
 
+log = logging.getLogger(__name__)
+
 
 class PoolAccounts:
-    """The shared pool; with no account in it, the login-free flow (as the original)."""
+    """The shared pool; with no account in it, the login-free flow (as the original).
+
+    A pool this instance has served from that is now empty while the store's
+    version is back at 0 was not emptied by anyone (removals count up): the
+    store lost its data (Redis restarted without persistence). Pool codes
+    then get a 503, not a silent switch to the login-free flow.
+    """
 
     def __init__(self, pool: AccountPool) -> None:
         self.pool = pool
+        self._served = False
 
     async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
         if await self.pool.size() == 0:
+            if self._served and await self.pool.store.version() == 0:
+                log.warning("the store holds no accounts any more: it lost its data")
+                raise NoUsableAccount(
+                    "The account pool's store lost its accounts (restarted empty?): add them "
+                    "again. Pool keys are not switched to the login-free flow meanwhile.",
+                    code="pool_lost",
+                )
             return FixedLease(Credentials())
+        self._served = True
         return await self.pool.acquire(model, exclude)
 
 

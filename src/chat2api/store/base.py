@@ -26,16 +26,65 @@ Design notes:
 
 from __future__ import annotations
 
+import functools
 import hashlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from types import TracebackType
+from typing import Any, Literal, ParamSpec, Protocol, TypeVar
 
 import orjson
 
+from chat2api.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 AccountKind = Literal["access_token", "refresh_token"]
 AccountStatus = Literal["active", "dead"]
+
+
+class StoreErrorMap:
+    """Turns a backend's outage errors into ``StoreUnavailable`` (one place per backend).
+
+    Used as a context manager around a store call, or through
+    :meth:`method` as a decorator of a store's async methods. The backend's
+    message names the failure (connection refused, disk full), never data.
+    """
+
+    def __init__(self, backend: str, errors: tuple[type[BaseException], ...]) -> None:
+        self.backend = backend
+        self.errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, self.errors):
+            log.warning("%s store unavailable: %s: %s", self.backend, type(exc).__name__, exc)
+            raise StoreUnavailable(
+                f"The {self.backend} store cannot be used right now; try again shortly."
+            ) from exc
+
+    def method(
+        self, func: Callable[_P, Coroutine[Any, Any, _T]]
+    ) -> Callable[_P, Coroutine[Any, Any, _T]]:
+        """``func`` with its outage errors mapped."""
+
+        @functools.wraps(func)
+        async def mapped(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            with self:
+                return await func(*args, **kwargs)
+
+        return mapped
 
 
 def account_key(secret: str, workspace: str | None = None) -> str:

@@ -32,11 +32,15 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 from chat2api.store.base import (
     Account,
     AccountKind,
     AccountStatus,
+    StoreErrorMap,
     check_account,
     check_record_id,
     decode_record,
@@ -44,9 +48,24 @@ from chat2api.store.base import (
 )
 
 DEFAULT_PREFIX = "chat2api"
+CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is an outage, not a wait
+COMMAND_TIMEOUT = 10.0
 LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
 _LIST_CHUNK = 500  # accounts read per pipeline round trip by list_accounts
 _COOLDOWN = "cd:"
+# A connection Redis closed (a restart, an idle timeout) is replaced and the
+# command sent again, twice at most and within a fraction of a second.
+_RECONNECT = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+_OUTAGE = StoreErrorMap(
+    "Redis",
+    (
+        redis_errors.ConnectionError,
+        redis_errors.TimeoutError,
+        redis_errors.ReadOnlyError,
+        redis_errors.OutOfMemoryError,
+        redis_errors.BusyLoadingError,
+    ),
+)
 
 # KEYS: accounts zset, seq, version, then one account key per account.
 # ARGV: a JSON object of the account's fields (string values) per account key.
@@ -184,7 +203,14 @@ class RedisStore:
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
         self.url = url
         self.prefix = prefix
-        self._redis = aioredis.Redis.from_url(url, decode_responses=True)
+        self._redis = aioredis.Redis.from_url(
+            url,
+            decode_responses=True,
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            retry_on_error=list(_RECONNECT),
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+        )
         self._add = self._redis.register_script(_ADD)
         self._remove = self._redis.register_script(_REMOVE)
         self._clear = self._redis.register_script(_CLEAR)
@@ -204,6 +230,7 @@ class RedisStore:
 
     # --- the pool ------------------------------------------------------------
 
+    @_OUTAGE.method
     async def add_accounts(self, accounts: Sequence[Account]) -> list[str]:
         """Insert new accounts in one atomic script; returns the ids added."""
         for account in accounts:
@@ -218,11 +245,13 @@ class RedisStore:
         added = await self._add(keys=keys, args=args)
         return [str(i) for i in added]
 
+    @_OUTAGE.method
     async def get_account(self, account_id: str) -> Account | None:
         """One account, or None."""
         fields = cast(dict[str, str], await self._redis.hgetall(self._acct(account_id)))
         return _account(fields) if fields else None
 
+    @_OUTAGE.method
     async def list_accounts(self) -> list[Account]:
         """Every account, oldest first."""
         ids = cast(list[str], await self._redis.zrange(self._key("accounts"), 0, -1))
@@ -236,6 +265,7 @@ class RedisStore:
             accounts += [_account(fields) for fields in found if fields]
         return accounts
 
+    @_OUTAGE.method
     async def account_ids(self) -> tuple[int, list[str]]:
         """``(version, ids oldest first)``, read in one MULTI."""
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -244,15 +274,18 @@ class RedisStore:
             version, ids = await pipe.execute()
         return int(version or 0), list(ids)
 
+    @_OUTAGE.method
     async def version(self) -> int:
         """A number that changes whenever accounts are added or removed."""
         return int(await self._redis.get(self._key("version")) or 0)
 
+    @_OUTAGE.method
     async def remove_account(self, account_id: str) -> bool:
         """Remove one account; False if there was none."""
         keys = [self._key("accounts"), self._key("version"), self._acct(account_id)]
         return bool(await self._remove(keys=keys, args=[account_id]))
 
+    @_OUTAGE.method
     async def clear_accounts(self) -> int:
         """Remove every account; returns how many there were."""
         keys = [self._key("accounts"), self._key("version")]
@@ -271,6 +304,7 @@ class RedisStore:
             args += [field, value]
         await self._update(keys=[self._acct(account_id)], args=args + deletes)
 
+    @_OUTAGE.method
     async def set_status(
         self, account_id: str, status: AccountStatus, reason: str | None = None
     ) -> None:
@@ -279,14 +313,17 @@ class RedisStore:
             account_id, {"status": status, "dead_reason": reason if status == "dead" else None}
         )
 
+    @_OUTAGE.method
     async def set_cooldown(self, account_id: str, model: str, until: float) -> None:
         """Cool ``account_id`` for ``model`` (``"*"`` = every model) until ``until``."""
         await self._set(account_id, {_COOLDOWN + model: float(until)})
 
+    @_OUTAGE.method
     async def clear_cooldowns(self, account_id: str) -> None:
         """Forget every cooldown of an account."""
         await self._clear_cooldowns(keys=[self._acct(account_id)])
 
+    @_OUTAGE.method
     async def set_tokens(
         self,
         account_id: str,
@@ -307,6 +344,7 @@ class RedisStore:
             values["plan"] = plan
         await self._set(account_id, values)
 
+    @_OUTAGE.method
     async def record_use(self, account_id: str, *, success: bool, at: float) -> None:
         """Count one success or failure and set ``last_used``."""
         field = "successes" if success else "failures"
@@ -314,6 +352,7 @@ class RedisStore:
 
     # --- records ---------------------------------------------------------------
 
+    @_OUTAGE.method
     async def put_record(
         self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
     ) -> None:
@@ -323,12 +362,14 @@ class RedisStore:
         px = None if ttl is None else max(1, round(ttl * 1000))
         await self._redis.set(self._key("rec", kind, key), data, px=px)
 
+    @_OUTAGE.method
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         """The object, or None if absent or expired."""
         check_record_id(kind, key)
         data = await self._redis.get(self._key("rec", kind, key))
         return None if data is None else decode_record(data)
 
+    @_OUTAGE.method
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove it; True if it existed (an expired key no longer exists for Redis)."""
         check_record_id(kind, key)
@@ -336,6 +377,7 @@ class RedisStore:
 
     # --- coordination --------------------------------------------------------
 
+    @_OUTAGE.method
     async def next_counter(self, name: str) -> int:
         """An ever-increasing shared counter: 1, 2, 3, …"""
         return int(await self._redis.incr(self._key("counter", name)))
@@ -350,15 +392,17 @@ class RedisStore:
         owner = secrets.token_hex(8)
         ttl_ms = max(1, int(ttl * 1000))
         deadline = time.monotonic() + ttl
-        acquired = bool(await self._redis.set(key, owner, nx=True, px=ttl_ms))
-        while not acquired and time.monotonic() < deadline:
-            await asyncio.sleep(random.uniform(*LOCK_POLL))
+        with _OUTAGE:
             acquired = bool(await self._redis.set(key, owner, nx=True, px=ttl_ms))
+            while not acquired and time.monotonic() < deadline:
+                await asyncio.sleep(random.uniform(*LOCK_POLL))
+                acquired = bool(await self._redis.set(key, owner, nx=True, px=ttl_ms))
         try:
             yield acquired
         finally:
             if acquired:
-                await self._release(keys=[key], args=[owner])
+                with _OUTAGE:
+                    await self._release(keys=[key], args=[owner])
 
     async def close(self) -> None:
         """Close the connection pool."""

@@ -30,6 +30,7 @@ from chat2api.store.base import (
     Account,
     AccountKind,
     AccountStatus,
+    StoreErrorMap,
     check_account,
     check_record_id,
     decode_record,
@@ -41,6 +42,9 @@ Migration = Callable[[sqlite3.Connection], None]
 BUSY_TIMEOUT_MS = 5000
 PURGE_BATCH = 100  # expired records deleted by each put_record, at most
 LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
+# Disk full, a read-only file, I/O errors, a lock held past busy_timeout: the
+# store is out of use for now (OperationalError); other errors are bugs.
+_OUTAGE = StoreErrorMap("SQLite", (sqlite3.OperationalError,))
 
 
 def m001_meta(db: sqlite3.Connection) -> None:
@@ -221,6 +225,7 @@ class SQLiteStore:
 
     # --- the pool ------------------------------------------------------------
 
+    @_OUTAGE.method
     async def add_accounts(self, accounts: Sequence[Account]) -> list[str]:
         """Insert new accounts in one transaction; returns the ids added."""
         for account in accounts:
@@ -262,6 +267,7 @@ class SQLiteStore:
                 db.execute("UPDATE accounts_version SET version = version + 1")
         return added
 
+    @_OUTAGE.method
     async def get_account(self, account_id: str) -> Account | None:
         """One account, or None."""
         row = self._db.execute(
@@ -269,11 +275,13 @@ class SQLiteStore:
         ).fetchone()
         return None if row is None else _account(row)
 
+    @_OUTAGE.method
     async def list_accounts(self) -> list[Account]:
         """Every account, oldest first."""
         rows = self._db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY seq").fetchall()
         return [_account(row) for row in rows]
 
+    @_OUTAGE.method
     async def account_ids(self) -> tuple[int, list[str]]:
         """``(version, ids oldest first)``, read in one snapshot."""
         self._db.execute("BEGIN")  # a read transaction: both reads see the same state
@@ -284,11 +292,13 @@ class SQLiteStore:
             self._db.execute("COMMIT")
         return int(version), ids
 
+    @_OUTAGE.method
     async def version(self) -> int:
         """A number that changes whenever accounts are added or removed."""
         (version,) = self._db.execute("SELECT version FROM accounts_version").fetchone()
         return int(version)
 
+    @_OUTAGE.method
     async def remove_account(self, account_id: str) -> bool:
         """Remove one account; False if there was none."""
         with _write(self._db) as db:
@@ -297,6 +307,7 @@ class SQLiteStore:
                 db.execute("UPDATE accounts_version SET version = version + 1")
         return bool(removed)
 
+    @_OUTAGE.method
     async def clear_accounts(self) -> int:
         """Remove every account; returns how many there were."""
         with _write(self._db) as db:
@@ -307,6 +318,7 @@ class SQLiteStore:
 
     # --- one account's state -------------------------------------------------
 
+    @_OUTAGE.method
     async def set_status(
         self, account_id: str, status: AccountStatus, reason: str | None = None
     ) -> None:
@@ -316,6 +328,7 @@ class SQLiteStore:
             (status, reason if status == "dead" else None, account_id),
         )
 
+    @_OUTAGE.method
     async def set_cooldown(self, account_id: str, model: str, until: float) -> None:
         """Cool ``account_id`` for ``model`` (``"*"`` = every model) until ``until``."""
         with _write(self._db) as db:
@@ -330,10 +343,12 @@ class SQLiteStore:
                 (json.dumps(cooldowns), account_id),
             )
 
+    @_OUTAGE.method
     async def clear_cooldowns(self, account_id: str) -> None:
         """Forget every cooldown of an account."""
         self._db.execute("UPDATE accounts SET cooldowns = '{}' WHERE id = ?", (account_id,))
 
+    @_OUTAGE.method
     async def set_tokens(
         self,
         account_id: str,
@@ -350,6 +365,7 @@ class SQLiteStore:
             (access_token, access_expires_at, secret, plan, account_id),
         )
 
+    @_OUTAGE.method
     async def record_use(self, account_id: str, *, success: bool, at: float) -> None:
         """Count one success or failure and set ``last_used``."""
         column = "successes" if success else "failures"
@@ -360,6 +376,7 @@ class SQLiteStore:
 
     # --- records ---------------------------------------------------------------
 
+    @_OUTAGE.method
     async def put_record(
         self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
     ) -> None:
@@ -380,6 +397,7 @@ class SQLiteStore:
                 (kind, key, data, None if ttl is None else now + ttl),
             )
 
+    @_OUTAGE.method
     async def get_record(self, kind: str, key: str) -> dict[str, Any] | None:
         """The object, or None if absent or expired."""
         check_record_id(kind, key)
@@ -390,6 +408,7 @@ class SQLiteStore:
         ).fetchone()
         return None if row is None else decode_record(row[0])
 
+    @_OUTAGE.method
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove it; True if it existed and had not expired (an expired one goes too)."""
         check_record_id(kind, key)
@@ -402,6 +421,7 @@ class SQLiteStore:
 
     # --- coordination --------------------------------------------------------
 
+    @_OUTAGE.method
     async def next_counter(self, name: str) -> int:
         """An ever-increasing shared counter: 1, 2, 3, …"""
         (value,) = self._db.execute(
@@ -429,15 +449,19 @@ class SQLiteStore:
     async def _lock(self, name: str, ttl: float) -> AsyncIterator[bool]:
         owner = secrets.token_hex(8)
         deadline = time.monotonic() + ttl
-        acquired = self._try_lock(name, owner, ttl)
-        while not acquired and time.monotonic() < deadline:
-            await asyncio.sleep(random.uniform(*LOCK_POLL))
+        with _OUTAGE:
             acquired = self._try_lock(name, owner, ttl)
+            while not acquired and time.monotonic() < deadline:
+                await asyncio.sleep(random.uniform(*LOCK_POLL))
+                acquired = self._try_lock(name, owner, ttl)
         try:
             yield acquired
         finally:
             if acquired:
-                self._db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+                with _OUTAGE:
+                    self._db.execute(
+                        "DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner)
+                    )
 
     async def close(self) -> None:
         """Close the connection."""

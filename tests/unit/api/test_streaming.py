@@ -54,5 +54,5 @@ def test_finished_streams_leave_no_reference_cycles(server: ThreadedServer) -> N
             gc.set_debug(0)
             gc.garbage.clear()
     assert "RequestResponseCycle" not in left
-    assert "_DisconnectWatch" not in left
+    assert "DisconnectWatch" not in left
     assert "Task" not in left
