@@ -54,6 +54,11 @@ from chat2api.convert.responses import (
     input_turns,
     responses_usage,
 )
+from chat2api.convert.structured import (
+    StructuredAnswer,
+    format_instructions,
+    responses_text_format,
+)
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
 from chat2api.errors import Chat2APIError, InvalidRequest
@@ -118,12 +123,16 @@ async def create_response(request: Request) -> Response:
     tools = parse_tools(chat_tools(data.get("tools"))) or []
     tool_choice = chat_tool_choice(data.get("tool_choice"))
     parallel = data.get("parallel_tool_calls", True) is not False
+    fmt = responses_text_format(data.get("text"))
     turns, parts = input_turns(data["input"], data.get("instructions"))
     attachments = await load_attachments(state, parts)
     calls = None
-    if tools and resolve_tool_choice(tool_choice, tools) != "none":
-        calls = ToolCalls(tools, parallel=parallel)
+    if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
+        calls = ToolCalls(tools, parallel=parallel, choice=choice)
         turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
+        attachments = {index + 1: items for index, items in attachments.items()}
+    if fmt is not None:
+        turns.insert(0, ("system", format_instructions(fmt), None))
         attachments = {index + 1: items for index, items in attachments.items()}
 
     accounts: AccountSource = account_source(request, state)
@@ -139,7 +148,16 @@ async def create_response(request: Request) -> Response:
         )
         accounts, continues = found.accounts, found.continues
 
-    answer = Answer(route, turns, data.get("max_output_tokens"), request.app.state.tokens, calls)
+    answer = Answer(
+        route,
+        turns,
+        data.get("max_output_tokens"),
+        request.app.state.tokens,
+        calls,
+        structured=StructuredAnswer(fmt, live=bool(data.get("stream")))
+        if fmt is not None
+        else None,
+    )
     effort = (data.get("reasoning") or {}).get("effort")
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
@@ -161,7 +179,7 @@ async def create_response(request: Request) -> Response:
 
     turn = await start()
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
-    builder = ResponseBuilder(data)
+    builder = ResponseBuilder(data, text_format=fmt.echo() if fmt is not None else None)
 
     async def save() -> None:
         if not store:
@@ -171,7 +189,8 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    deltas = answer_deltas(turn, answer, start if calls is not None else None)
+    correctable = calls is not None or fmt is not None
+    deltas = answer_deltas(turn, answer, start if correctable else None)
     if data.get("stream"):
         return EventStream(
             _events(builder, deltas, answer, save),
