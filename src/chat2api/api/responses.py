@@ -82,6 +82,12 @@ def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
     return value
 
 
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
+    )
+
+
 def _parse(raw: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(raw)
@@ -103,6 +109,13 @@ def _parse(raw: bytes) -> dict[str, Any]:
     limit = _field(data, "max_output_tokens", int)
     if limit is not None and limit < 1:
         raise InvalidRequest("max_output_tokens must be at least 1.", param="max_output_tokens")
+    if _field(data, "top_logprobs", int):
+        raise _unsupported("top_logprobs", "token probabilities are not available upstream.")
+    if _field(data, "background", bool):
+        raise _unsupported("background", "responses are answered while the request waits.")
+    include = _field(data, "include", list) or []
+    if any(isinstance(i, str) and i.endswith("logprobs") for i in include):
+        raise _unsupported("include", "token probabilities are not available upstream.")
     reasoning = _field(data, "reasoning", dict) or {}
     effort = reasoning.get("effort")
     if effort not in (None, "none", "minimal", "low", "medium", "high", "xhigh"):
