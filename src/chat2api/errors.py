@@ -15,6 +15,9 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
     │   ├── NoUsableAccount            503 empty pool, or every account dead
     │   └── PoolBusy                   503 every usable account at its limit
     ├── StoreUnavailable               503 the store (SQLite, Redis) cannot be used now
+    ├── ModelOutputError               502 the answer broke the request's contract
+    │                                      (response_format, tool_choice) after a
+    │                                      correction round
     └── UpstreamError                  failures of the ChatGPT backend
         ├── UpstreamUnauthorized       401 token invalid or expired
         ├── UpstreamRateLimited        429 (+ Retry-After when known)
@@ -128,6 +131,18 @@ class StoreUnavailable(Chat2APIError):
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", "5")
+
+
+class ModelOutputError(Chat2APIError):
+    """The model answered, but not as the request demanded, even when asked again.
+
+    Codes: ``invalid_structured_output`` (``response_format`` / ``text.format``),
+    ``tool_choice_not_followed`` (``tool_choice`` ``"required"`` or a named function).
+    """
+
+    status_code = 502
+    error_type = "server_error"
+    default_code = "invalid_structured_output"
 
 
 class UpstreamError(Chat2APIError):

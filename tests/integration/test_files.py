@@ -144,9 +144,7 @@ def test_attachments_of_one_request_are_bounded_together(
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(
             model="gpt-4o",
-            messages=[
-                {"role": "user", "content": f"{file_server}/big1 {file_server}/big2 say: x"}
-            ],
+            messages=[{"role": "user", "content": f"{file_server}/big1 {file_server}/big2 say: x"}],
         )
     assert isinstance(info.value.body, dict)
     assert "MB" in info.value.body["message"]

@@ -147,7 +147,7 @@ def _deep(levels: int) -> dict:
 def test_oversized_tool_schemas_are_a_400_not_a_stall(
     make_service: ServiceFactory, sim: SimServer, api: str
 ) -> None:
-    """20,000 properties or 150 levels in a tool schema: a quick 400 naming it (chat and Responses)."""
+    """20,000 properties or 150 levels in a tool schema: a quick 400 naming it (chat, Responses)."""
     service = make_service()
     wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(20_000)}}
     for schema in (wide, _deep(150)):

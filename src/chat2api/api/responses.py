@@ -54,8 +54,18 @@ from chat2api.convert.responses import (
     input_turns,
     responses_usage,
 )
+from chat2api.convert.structured import (
+    StructuredAnswer,
+    format_instructions,
+    responses_text_format,
+)
 from chat2api.convert.toolcalls import ToolCalls
-from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
+from chat2api.convert.tools import (
+    parse_tools,
+    require_schema,
+    resolve_tool_choice,
+    tool_instructions,
+)
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
@@ -75,6 +85,12 @@ def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise InvalidRequest(f"Invalid type for '{name}': expected {kind.__name__}.", param=name)
     return value
+
+
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
+    )
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -98,6 +114,13 @@ def _parse(raw: bytes) -> dict[str, Any]:
     limit = _field(data, "max_output_tokens", int)
     if limit is not None and limit < 1:
         raise InvalidRequest("max_output_tokens must be at least 1.", param="max_output_tokens")
+    if _field(data, "top_logprobs", int):
+        raise _unsupported("top_logprobs", "token probabilities are not available upstream.")
+    if _field(data, "background", bool):
+        raise _unsupported("background", "responses are answered while the request waits.")
+    include = _field(data, "include", list) or []
+    if any(isinstance(i, str) and i.endswith("logprobs") for i in include):
+        raise _unsupported("include", "token probabilities are not available upstream.")
     reasoning = _field(data, "reasoning", dict) or {}
     effort = reasoning.get("effort")
     if effort not in (None, "none", "minimal", "low", "medium", "high", "xhigh"):
@@ -119,12 +142,18 @@ async def create_response(request: Request) -> Response:
     tools = await parse_tools(chat_tools(data.get("tools"))) or []
     tool_choice = chat_tool_choice(data.get("tool_choice"))
     parallel = data.get("parallel_tool_calls", True) is not False
+    fmt = responses_text_format(data.get("text"))
+    if fmt is not None and fmt.kind == "json_schema":
+        await require_schema(fmt.schema, "text.format.schema")
     turns, parts = input_turns(data["input"], data.get("instructions"))
     attachments = await load_attachments(state, parts)
     calls = None
-    if tools and resolve_tool_choice(tool_choice, tools) != "none":
-        calls = ToolCalls(tools, parallel=parallel)
+    if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
+        calls = ToolCalls(tools, parallel=parallel, choice=choice)
         turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
+        attachments = {index + 1: items for index, items in attachments.items()}
+    if fmt is not None:
+        turns.insert(0, ("system", format_instructions(fmt), None))
         attachments = {index + 1: items for index, items in attachments.items()}
 
     continues: tuple[str, str] | None = None
@@ -139,7 +168,16 @@ async def create_response(request: Request) -> Response:
         )
         accounts, continues = found.accounts, found.continues
 
-    answer = Answer(route, turns, data.get("max_output_tokens"), request.app.state.tokens, calls)
+    answer = Answer(
+        route,
+        turns,
+        data.get("max_output_tokens"),
+        request.app.state.tokens,
+        calls,
+        structured=StructuredAnswer(fmt, live=bool(data.get("stream")))
+        if fmt is not None
+        else None,
+    )
     effort = (data.get("reasoning") or {}).get("effort")
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
@@ -161,7 +199,7 @@ async def create_response(request: Request) -> Response:
 
     turn = await start()
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
-    builder = ResponseBuilder(data)
+    builder = ResponseBuilder(data, text_format=fmt.echo() if fmt is not None else None)
 
     async def save() -> None:
         if not store:
@@ -171,7 +209,8 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    deltas = answer_deltas(turn, answer, start if calls is not None else None)
+    correctable = calls is not None or fmt is not None
+    deltas = answer_deltas(turn, answer, start if correctable else None)
     if data.get("stream"):
         return EventStream(
             _events(builder, deltas, answer, save),

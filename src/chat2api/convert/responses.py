@@ -155,8 +155,15 @@ class ResponseBuilder:
     final events; ``response`` is the response object at any time.
     """
 
-    def __init__(self, request: Mapping[str, Any], *, response_id: str | None = None) -> None:
+    def __init__(
+        self,
+        request: Mapping[str, Any],
+        *,
+        response_id: str | None = None,
+        text_format: dict[str, Any] | None = None,
+    ) -> None:
         self.id = response_id or new_id("resp")
+        self._text_format = text_format or {"type": "text"}  # echoed as asked
         self.created_at = int(time.time())
         self._request = request
         self.output: list[dict[str, Any]] = []
@@ -193,7 +200,7 @@ class ResponseBuilder:
             "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
             "store": req.get("store", True),
             "temperature": req.get("temperature"),
-            "text": {"format": {"type": "text"}},
+            "text": self._text(),
             "tool_choice": req.get("tool_choice", "auto"),
             "tools": req.get("tools") or [],
             "top_p": req.get("top_p"),
@@ -202,6 +209,12 @@ class ResponseBuilder:
             "user": req.get("user"),
             "metadata": req.get("metadata") or {},
         }
+
+    def _text(self) -> dict[str, Any]:
+        asked = self._request.get("text")
+        out = dict(asked) if isinstance(asked, Mapping) else {}
+        out["format"] = self._text_format
+        return out
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._seq, **fields}

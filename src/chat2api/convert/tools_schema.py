@@ -28,7 +28,7 @@ from chat2api.errors import InvalidRequest
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["FunctionTool", "parse_tools", "validate_arguments"]
+__all__ = ["FunctionTool", "parse_tools", "require_schema", "validate_arguments"]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -181,22 +181,33 @@ async def parse_tools(raw: object) -> list[FunctionTool]:
         count, depth = measure(tool.parameters)
         nodes += count
         param = f"tools[{i}].function.parameters"
-        if depth > MAX_SCHEMA_DEPTH:
-            raise _bad(f"{param} is nested deeper than {MAX_SCHEMA_DEPTH} levels.", param)
-        if nodes > MAX_SCHEMA_NODES:
-            raise _bad(
-                f"The tools' parameter schemas hold more than {MAX_SCHEMA_NODES} values "
-                f"together (at {param}).",
-                param,
-            )
+        _check_size(nodes, depth, param, together=True)
         seen.add(tool.name)
         tools.append(tool)
     for i, tool in enumerate(tools):
-        error = await VERDICTS.error(tool.parameters)
-        if error is not None:
-            param = f"tools[{i}].function.parameters"
-            raise _bad(f"{param} is not a valid JSON schema: {error}"[:_MAX_MESSAGE], param)
+        await _require_valid(tool.parameters, f"tools[{i}].function.parameters")
     return tools
+
+
+def _check_size(nodes: int, depth: int, param: str, *, together: bool = False) -> None:
+    if depth > MAX_SCHEMA_DEPTH:
+        raise _bad(f"{param} is nested deeper than {MAX_SCHEMA_DEPTH} levels.", param)
+    if nodes > MAX_SCHEMA_NODES:
+        whose = "The tools' parameter schemas hold" if together else "The schema holds"
+        raise _bad(f"{whose} more than {MAX_SCHEMA_NODES} values (at {param}).", param)
+
+
+async def _require_valid(schema: Mapping[str, Any], param: str) -> None:
+    error = await VERDICTS.error(schema)
+    if error is not None:
+        raise _bad(f"{param} is not a valid JSON schema: {error}"[:_MAX_MESSAGE], param)
+
+
+async def require_schema(schema: Mapping[str, Any], param: str) -> None:
+    """Refuse a client's JSON schema that is too big, too deep or invalid (400 naming ``param``)."""
+    count, depth = measure(schema)
+    _check_size(count, depth, param)
+    await _require_valid(schema, param)
 
 
 def validate_arguments(tool: FunctionTool, arguments_obj: Any) -> str | None:

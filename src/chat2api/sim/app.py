@@ -57,6 +57,7 @@ from chat2api.sim.replies import (
     split_chunks,
     title_text,
 )
+from chat2api.sim.shaped import shaped_script
 from chat2api.sim.state import FAULTS, Requirements, Script, SimState
 from chat2api.sim.streaming import EXTENSION, ConnectionReset, EventStream
 from chat2api.sim.tokens import (
@@ -393,6 +394,8 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     script = None if fault == "moderation" or kind is not None else state.next_script()
     if script is not None:
         state.stats.scripted += 1
+    elif fault != "moderation" and kind is None:
+        script = shaped_script(state.last_prompt())  # `#sim:json=`, `#sim:call=`
     turn = _turn(cfg, body, echoes, prompt, directives.words, who, fault, script, kept)
     if kind is not None:
         turn = generate(state, turn, kind, prompt, owner, messages)
