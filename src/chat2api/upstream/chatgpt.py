@@ -38,7 +38,12 @@ from typing import Any
 
 import orjson
 
-from chat2api.errors import UpstreamForbidden, UpstreamRejected, UpstreamUnavailable
+from chat2api.errors import (
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamRejected,
+    UpstreamUnavailable,
+)
 from chat2api.sentinel import BrowserProfile, PowSolver, build_config, parse_home_page
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
@@ -162,6 +167,7 @@ class ChatGPTBackend:
         self._proxies = itertools.cycle(settings.proxy_url) if settings.proxy_url else None
         self._eras = EraChoice(settings.upstream_protocol)
         self._session_id = str(uuid.uuid4())  # OAI-Session-Id: one per process, as per tab
+        self._stopping: set[asyncio.Task[None]] = set()  # stop_conversation calls under way
 
     @property
     def eras(self) -> EraChoice:
@@ -545,6 +551,18 @@ class ChatGPTBackend:
         return OpenedConversation(
             iter_body(response), response, target, creds, era="e3", home=opened.home
         )
+
+    def stop_soon(self, opened: OpenedConversation, conversation_id: str) -> None:
+        """``stop`` in the background: the caller may be a cancelled request's cleanup."""
+        task = asyncio.get_running_loop().create_task(self._stop_quietly(opened, conversation_id))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_quietly(self, opened: OpenedConversation, conversation_id: str) -> None:
+        try:
+            await self.stop(opened, conversation_id)
+        except (UpstreamError, E3Missing) as exc:
+            log.info("stop_conversation for %s failed: %s", conversation_id, exc)
 
     async def stop(self, opened: OpenedConversation, conversation_id: str) -> None:
         """E3: ``stop_conversation``, so that the account is not left busy with the turn."""
