@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
     upstream_encoding: Literal["v1", "legacy"] = Field("v1", alias="UPSTREAM_ENCODING")
+    upstream_protocol: Literal["auto", "e3", "e2"] = Field(
+        "auto",
+        alias="UPSTREAM_PROTOCOL",
+        description=(
+            "How conversations are sent upstream: 'e3' (sentinel prepare/finalize, FNV proof "
+            "of work, conduit token, /f/conversation: today's web app), 'e2' (one "
+            "chat-requirements call, SHA3 proof, /conversation), or 'auto': E3, falling back "
+            "to E2 for a base URL whose E3 endpoints answer 404/405 (remembered per base URL "
+            "for an hour, then probed again), and moving a base URL back to E3 when its E2 "
+            "path answers 403 'unusual activity'."
+        ),
+    )
     upstream_timeout: float = Field(120.0, gt=0, alias="UPSTREAM_TIMEOUT")
     connect_timeout: float = Field(10.0, gt=0, alias="CONNECT_TIMEOUT")
     pow_time_budget: float = Field(20.0, gt=0, alias="POW_TIME_BUDGET")
@@ -175,6 +187,11 @@ class Settings(BaseSettings):
             if not _HEX.match(value):
                 raise ValueError("must be a lowercase hex string such as 000032")
         return value
+
+    @field_validator("upstream_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from chat2api.sim import faults, webapp
+from chat2api.sim import e3, faults, webapp
 from chat2api.sim import file_routes as files
 from chat2api.sim.common import headers_of as _headers
 from chat2api.sim.common import identify as _identify
@@ -41,7 +41,7 @@ from chat2api.sim.common import sim_state
 from chat2api.sim.config import SimConfig
 from chat2api.sim.file_routes import check_attachments, poll_image_tasks, record_received
 from chat2api.sim.history import ROOT_ID, Conversation
-from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
+from chat2api.sim.proofs import REQUIREMENTS_PREFIX
 from chat2api.sim.records import (
     EchoMessage,
     Turn,
@@ -79,6 +79,7 @@ STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
 STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
 SCRIPT_FIELDS = frozenset({"reply", "reasoning", "chunks", "model_slug", "finish"})
 MAX_LIST_LIMIT = 100
+THINKING_EFFORTS = frozenset({"standard", "extended", "max"})
 
 
 class SimApp(Starlette):
@@ -245,21 +246,19 @@ def _dx() -> str:
 
 
 def _check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None:
-    """Spec 3.4: the requirements token must be known and its proof must pass."""
+    """Spec 3.4: the requirements token must be a known E2 one and its proof must pass."""
     issued = state.lookup(headers.get("openai-sentinel-chat-requirements-token"))
-    if issued is None:
+    if issued is None or issued.era != "e2":
         return faults.sentinel_rejected()
-    if issued.pow_required:
-        proof = headers.get("openai-sentinel-proof-token")
-        verdict = verify_proof(proof, issued.seed, issued.difficulty, issued.algorithm)
-        if verdict is Verdict.GIVEN_UP and not state.config.reject_given_up_proof:
-            verdict = Verdict.OK
-        if verdict is Verdict.OK and proof and state.config.reject_reused_proof:
-            # Keyed with the seed: two sends may well find the same nonce for different seeds.
-            fresh = state.spend_proof(issued.seed + "\n" + proof)
-            verdict = Verdict.OK if fresh else Verdict.REUSED
-        if verdict is not Verdict.OK:
-            return faults.sentinel_rejected()
+    if issued.pow_required and not e3.check_proof(
+        state,
+        headers.get("openai-sentinel-proof-token"),
+        issued.seed,
+        issued.difficulty,
+        issued.algorithm,
+        spend=True,
+    ):
+        return faults.sentinel_rejected()
     if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):
         return faults.challenge_required("turnstile")
     if issued.arkose_required and not headers.get("openai-sentinel-arkose-token"):
@@ -299,13 +298,29 @@ def is_reasoning(model: str, system_hints: object) -> bool:
 
 
 async def conversation(request: Request) -> Response | EventStream | ConnectionReset:
-    """POST .../conversation — verify the send and stream the answer."""
+    """POST .../conversation — the E2 send: verify it and stream the answer."""
+    return await _send(request, e3_path=False)
+
+
+async def f_conversation(request: Request) -> Response | EventStream | ConnectionReset:
+    """POST .../f/conversation — the E3 send (conduit token, finalized requirements)."""
+    if sim_state(request).config.era == "e2":
+        return faults.not_found()
+    return await _send(request, e3_path=True)
+
+
+async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | ConnectionReset:
+    """Both eras' conversation POST; they differ in the sentinel gate and in resumability."""
     state = sim_state(request)
     cfg = state.config
     state.stats.conversations += 1
+    state.stats.e3_conversations += e3_path
     headers = _headers(request)
     body = _parse_json(await request.body())
     state.record(request.url.path, "POST", headers, body)
+    if cfg.era == "e3-strict" and not e3_path:
+        # 2026 captures: the legacy path is refused before anything else is looked at.
+        return faults.unusual_activity()
     echoes = _echoes(body) if isinstance(body, dict) else []
     users = [e for e in echoes if e.role == "user"]
     directives = parse_directives(content_text(users[-1].content) if users else "")
@@ -330,8 +345,20 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     action = body.get("action", "next")
     if action not in ("next", "variant", "continue") or (action == "next" and not users):
         return faults.json_response(422, {"detail": "Invalid conversation body"})
+    if body.get("thinking_effort", "standard") not in THINKING_EFFORTS:
+        return faults.json_response(422, {"detail": "Invalid conversation body"})
 
-    if cfg.require_sentinel:
+    conduit_token = ""
+    if e3_path:
+        gate = e3.check_send(state, headers, _owner(who, headers), fault)
+        if isinstance(gate, Response):
+            state.stats.rejected_sentinel += 1
+            return gate
+        conduit_token = gate
+    elif fault == "conduit_rejected":  # on E2: refused as a bad sentinel token would be
+        state.stats.rejected_sentinel += 1
+        return faults.sentinel_rejected()
+    elif cfg.require_sentinel:
         refusal = _check_sentinel(state, headers)
         if refusal is not None:
             state.stats.rejected_sentinel += 1
@@ -409,6 +436,19 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     v1 = isinstance(encodings, list) and "v1" in encodings
     rendered = render_v1(turn) if v1 else render_legacy(turn)
     delay = cfg.chunk_delay if directives.delay_ms is None else directives.delay_ms / 1000
+    if rendered.complete and (e3_path or fault in e3.RESUMABLE_CUTS):
+        live = e3.live_turn(
+            state,
+            conversation_id=turn.conversation_id,
+            owner=owner,
+            conduit_token=conduit_token,
+            records=rendered.records,
+            delay=delay,
+            fault=fault,
+        )
+        if e3_path:
+            state.turns.add(live)
+        return e3.turn_stream(state, live, 0, first=True)
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)
 
@@ -738,7 +778,7 @@ async def admin_faults(request: Request) -> Response:
         state.queue_faults(name, count)
     except ValueError as exc:
         return faults.json_response(400, {"detail": str(exc)})
-    return faults.json_response(200, {"queued": list(state.faults) + list(state.refresh_faults)})
+    return faults.json_response(200, {"queued": state.queued_faults()})
 
 
 async def admin_accounts(request: Request) -> Response:
@@ -832,6 +872,9 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-anon/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
         Route("/backend-api/conversation", conversation, methods=["POST"]),
         Route("/backend-anon/conversation", conversation, methods=["POST"]),
+        Route("/backend-api/f/conversation", f_conversation, methods=["POST"]),
+        Route("/backend-anon/f/conversation", f_conversation, methods=["POST"]),
+        *e3.routes(),
         Route("/backend-api/conversation/{id}", get_conversation, methods=["GET"]),
         Route(
             "/backend-api/conversation/{cid}/attachment/{file_id}/download",
