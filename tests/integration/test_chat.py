@@ -7,6 +7,8 @@ import toktok
 from chat2api.sim import SimServer, reasoning_text, reply_text
 from servers import ServiceServer, sdk
 
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
+
 
 def _prompt_tokens(turns: list[tuple[str, str]], encoding: str) -> int:
     # OpenAI's published accounting: 3 per message + role + content, 3 to prime the reply.

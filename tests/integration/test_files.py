@@ -15,6 +15,8 @@ import pytest
 from chat2api.sim import SimServer
 from servers import ServiceFactory, ServiceServer, sdk
 
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
+
 
 def png(width: int, height: int) -> bytes:
     """A real (tiny) PNG of the given size."""
