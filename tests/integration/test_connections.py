@@ -38,7 +38,7 @@ def _closed_after(conn: socket.socket, within: float) -> float | None:
 
 
 def test_idle_and_slowloris_connections_are_closed(make_service: ServiceFactory) -> None:
-    """A connection that sends nothing, or its headers a line at a time, is closed at the deadline."""
+    """A connection sending nothing, or its headers a line at a time, is closed at the deadline."""
     service = make_service(HEADER_TIMEOUT="0.6")
     idle = _connect(service.port)
     slow = _connect(service.port)
@@ -89,7 +89,7 @@ def test_connection_caps_in_all_and_per_address(make_service: ServiceFactory) ->
 
 def test_serve_raises_the_open_file_limit(sim: SimServer, tmp_path: Path) -> None:
     """`chat2api serve` lifts its soft open-file limit to the hard limit at start."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     low = min(512, hard)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
