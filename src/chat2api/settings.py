@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     # --- account pool ----------------------------------------------------------
     oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")
     admin_key: str | None = Field(None, alias="ADMIN_KEY")
+    # failed admin-key or gateway logins one address may make a minute (0: no limit)
+    login_attempts: int = Field(10, ge=0, alias="LOGIN_ATTEMPTS")
     account_concurrency: int = Field(1, ge=1, le=100, alias="ACCOUNT_CONCURRENCY")
     pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
     cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
