@@ -11,6 +11,7 @@ import openai
 import uvicorn
 
 from chat2api.app import create_app
+from chat2api.connections import server_options
 from chat2api.settings import Settings, load_settings
 from chat2api.sim import SimServer
 from chat2api.sim.server import ThreadedServer
@@ -27,7 +28,7 @@ class ServiceServer(ThreadedServer):
         config = uvicorn.Config(
             self.app,
             loop="asyncio",
-            http="httptools",
+            **server_options(self.settings),  # httptools with the connection guard, as served
             lifespan="on",
             access_log=False,
             log_level="warning",

@@ -153,6 +153,8 @@ def serve(
         sockets = acceptors(listening_socket(host, port))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+    from chat2api.connections import raise_fd_limit, server_options
+
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -160,7 +162,7 @@ def serve(
         log_level=settings.log_level.lower(),
         access_log=False,
         loop="uvloop",
-        http="httptools",
+        **server_options(settings, fd_limit=raise_fd_limit()),  # httptools, guarded
         ws="none",  # no WebSocket routes: the protocol module is not even imported
         log_config=None,
         backlog=BACKLOG,

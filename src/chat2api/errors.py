@@ -11,6 +11,7 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
     │   ├── ModelNotFound              404
     │   └── RequestTooLarge            413 body beyond MAX_REQUEST_BYTES
     ├── AuthenticationFailed           401 (the client's own key)
+    ├── TooManyAttempts                429 failed logins from one address, for a while
     ├── PoolError                      the account pool cannot serve now
     │   ├── NoUsableAccount            503 empty pool, or every account dead
     │   └── PoolBusy                   503 every usable account at its limit
@@ -118,6 +119,19 @@ class PoolBusy(PoolError):
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", "1")
+
+
+class TooManyAttempts(Chat2APIError):
+    """Too many failed admin or gateway logins from one address: wait before the next."""
+
+    status_code = 429
+    error_type = "rate_limit_error"
+    default_code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: float, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        self.headers.setdefault("Retry-After", str(max(1, round(retry_after))))
 
 
 class StoreUnavailable(Chat2APIError):

@@ -101,9 +101,21 @@ class Settings(BaseSettings):
         description="Serve requests whose key is the client's own AccessToken or RefreshToken.",
     )
 
+    # --- what one client may hold (chat2api.connections) ---------------------
+    # seconds a connection has to send a request's headers (after connecting or a response)
+    header_timeout: float = Field(10.0, gt=0, alias="HEADER_TIMEOUT")
+    # seconds an idle keep-alive connection stays open (uvicorn's, whose default is 5)
+    keep_alive_timeout: int = Field(5, ge=1, alias="KEEP_ALIVE_TIMEOUT")
+    # open client connections at most (0: no cap; lowered to what the open-file limit allows)
+    max_connections: int = Field(10_000, ge=0, alias="MAX_CONNECTIONS")
+    # open connections from one client address at most (0: no cap; raise it behind a proxy)
+    max_client_connections: int = Field(2048, ge=0, alias="MAX_CLIENT_CONNECTIONS")
+
     # --- account pool ----------------------------------------------------------
     oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")
     admin_key: str | None = Field(None, alias="ADMIN_KEY")
+    # failed admin-key or gateway logins one address may make a minute (0: no limit)
+    login_attempts: int = Field(10, ge=0, alias="LOGIN_ATTEMPTS")
     account_concurrency: int = Field(1, ge=1, le=100, alias="ACCOUNT_CONCURRENCY")
     pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
     cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chat2api.pool.pool import AccountPool
 from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
 from chat2api.store.base import Store
+from chat2api.throttle import LoginThrottle
 from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.downloads import Downloader
 from chat2api.upstream.files import FileUploader
@@ -29,3 +30,7 @@ class AppState:
     refresh_cache: RefreshCache
     uploader: FileUploader
     downloader: Downloader
+    logins: LoginThrottle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.logins = LoginThrottle(self.settings.login_attempts)

@@ -21,8 +21,11 @@ AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 @pytest.fixture
 def admin(make_service: ServiceFactory, sim: SimServer) -> ServiceServer:
-    """chat2api with ADMIN_KEY set and RefreshTokens exchanged at the simulator."""
-    return make_service(ADMIN_KEY=ADMIN_KEY, OAUTH_BASE_URL=sim.base_url)
+    """chat2api with ADMIN_KEY set and RefreshTokens exchanged at the simulator.
+
+    Failed logins are not throttled here (LOGIN_ATTEMPTS=0): some tests try many wrong keys.
+    """
+    return make_service(ADMIN_KEY=ADMIN_KEY, OAUTH_BASE_URL=sim.base_url, LOGIN_ATTEMPTS="0")
 
 
 @pytest.fixture

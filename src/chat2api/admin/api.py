@@ -66,9 +66,12 @@ def require_admin(request: Request) -> AppState:
         )
     if request.method not in ("GET", "HEAD") and from_foreign_site(request):
         raise CrossSiteRefused("Admin changes are accepted only from this site's own pages.")
+    address = request.client.host if request.client else ""
+    state.logins.check(address, "admin key")
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
     given = value.strip() if scheme.lower() == "bearer" else ""
     if not hmac.compare_digest(given.encode(), admin_key.encode()):
+        state.logins.failed(address, "admin key")
         raise AuthenticationFailed(
             "Send the admin key as 'Authorization: Bearer <ADMIN_KEY>'.",
             code="invalid_admin_key",

@@ -10,7 +10,7 @@ import orjson
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from chat2api.errors import Chat2APIError, InvalidRequest
@@ -103,6 +103,12 @@ def _internal_error(exc: Exception) -> Response:
 
 def response_for_error(request: Request, exc: Exception) -> Response:
     """The OpenAI-envelope response for any exception a handler raised."""
+    if isinstance(exc, ClientDisconnect):
+        # Nobody is left to answer: one line, not an error with a traceback.
+        log.info(
+            "client left before sending the whole body: %s %s", request.method, request.url.path
+        )
+        return Response(status_code=400)
     if isinstance(exc, Chat2APIError):
         return error_response(exc)
     if isinstance(exc, ValidationError):
@@ -118,5 +124,5 @@ def install_error_handlers(app: Starlette) -> None:
     async def handler(request: Request, exc: Exception) -> Response:
         return response_for_error(request, exc)
 
-    for kind in (Chat2APIError, ValidationError, HTTPException, Exception):
+    for kind in (Chat2APIError, ValidationError, HTTPException, ClientDisconnect, Exception):
         app.add_exception_handler(kind, handler)

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from chat2api.admin.api import require_admin
 from chat2api.api.origin import from_foreign_site
 from chat2api.api.routing import json_response, methods, prefixed, read_body
-from chat2api.errors import InvalidRequest
+from chat2api.errors import InvalidRequest, TooManyAttempts
 from chat2api.gateway.blocked import blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
 from chat2api.gateway.page import page_headers, render_login
@@ -51,9 +51,14 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 def _login_page(
-    error: str | None = None, status: int = 200, value: str | None = None
+    error: str | None = None,
+    status: int = 200,
+    value: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    return HTMLResponse(render_login(error, value), status_code=status, headers=page_headers())
+    return HTMLResponse(
+        render_login(error, value), status_code=status, headers=page_headers() | (headers or {})
+    )
 
 
 def _logged_in(request: Request, session: Session) -> Response:
@@ -73,9 +78,16 @@ def _logged_in(request: Request, session: Session) -> Response:
 
 
 async def _login(request: Request, value: str) -> Response:
+    state = _state(request)
+    address = request.client.host if request.client else ""
     try:
-        session = await Identities(_state(request)).login(value)
+        state.logins.check(address, "gateway login")
+    except TooManyAttempts as exc:
+        return _login_page(exc.message, status=429, headers=exc.headers)
+    try:
+        session = await Identities(state).login(value)
     except LoginRefused as exc:
+        state.logins.failed(address, "gateway login")
         return _login_page(exc.message, status=401)
     return _logged_in(request, session)
 
