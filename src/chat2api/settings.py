@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
 
     # --- account pool ----------------------------------------------------------
     oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")

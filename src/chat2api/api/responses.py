@@ -34,6 +34,7 @@ from chat2api.api.bindings import (
     save_binding,
 )
 from chat2api.api.chat import (
+    account_fingerprint,
     answer_deltas,
     load_attachments,
     public_base,
@@ -41,6 +42,7 @@ from chat2api.api.chat import (
     upload_body,
 )
 from chat2api.api.downloads import DownloadLinks
+from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import methods
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn
@@ -130,6 +132,7 @@ async def create_response(request: Request) -> Response:
     """
     state: AppState = request.app.state.chat2api
     data = _parse(await request.body())
+    note(model=data["model"])
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False
     owner = owner_of(request)
@@ -191,6 +194,7 @@ async def create_response(request: Request) -> Response:
         )
 
     turn = await start()
+    note(account=account_fingerprint(turn.lease))
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
     builder = ResponseBuilder(data, text_format=fmt.echo() if fmt is not None else None)
 
@@ -235,7 +239,7 @@ async def _events(
             for event in builder.feed(delta):
                 yield _event(event)
     except Chat2APIError as exc:
-        log.warning("response %s failed mid-way: %s (%s)", builder.id, exc.code, exc.message)
+        note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         for event in builder.fail(exc.code, exc.message):
             yield _event(event)
         return
