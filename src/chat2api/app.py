@@ -34,6 +34,7 @@ from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
 from chat2api.api.cors import Cors
 from chat2api.api.errors import error_response, install_error_handlers, response_for_error
+from chat2api.api.requestlog import RequestLog
 from chat2api.api.routing import Endpoint, prefixed
 from chat2api.api.streaming import DisconnectWatch
 from chat2api.convert.usage import TokenCounter
@@ -110,29 +111,35 @@ class Chat2APIApp(Starlette):
         self.direct_routes = direct  # path -> endpoint, for POST
         self.cors = cors if cors is not None and cors.enabled else None
         self.max_body = max_body
+        self.request_log = RequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self.cors is not None and (allow := self.cors.allowed(scope)) is not None:
-                if Cors.is_preflight(scope):
-                    await Cors.preflight(scope, send, allow)
-                    return
-                send = Cors.wrap(send, allow)
-            length = declared_length(scope)
-            if length is not None and length > self.max_body:
-                # Refused before a byte of it is read, whoever sent it.
-                await error_response(too_large(self.max_body))(scope, receive, send)
+            await self.request_log(scope, receive, send, self._http)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.cors is not None and (allow := self.cors.allowed(scope)) is not None:
+            if Cors.is_preflight(scope):
+                await Cors.preflight(scope, send, allow)
                 return
-            if length is None:
-                receive = BodyLimit(receive, self.max_body)
-            path: str = scope["path"]
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            endpoint = self.direct_routes.get(path)
-            if endpoint is not None:
-                await self._serve_direct(endpoint, scope, receive, send)
-                return
+            send = Cors.wrap(send, allow)
+        length = declared_length(scope)
+        if length is not None and length > self.max_body:
+            # Refused before a byte of it is read, whoever sent it.
+            await error_response(too_large(self.max_body))(scope, receive, send)
+            return
+        if length is None:
+            receive = BodyLimit(receive, self.max_body)
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        endpoint = self.direct_routes.get(path)
+        if endpoint is not None:
+            await self._serve_direct(endpoint, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     async def _serve_direct(

@@ -41,12 +41,10 @@ app = typer.Typer(
 )
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from chat2api.logs import configure_logging
+
+    configure_logging(level, fmt)
 
 
 def _settings(env_file: Path, overrides: dict[str, Any]) -> Settings:
@@ -137,7 +135,7 @@ def serve(
     if simulate:
         overrides["CHATGPT_BASE_URL"] = _start_simulator(era)
     settings = _settings(env_file, overrides)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     from chat2api.app import create_app
 
     if simulate:

@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
     max_request_bytes: int = Field(
         20 * 1024 * 1024,
         ge=1024,

@@ -17,6 +17,7 @@ from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
 from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
+from chat2api.api.requestlog import note, note_error
 from chat2api.api.schemas import ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn, stream_error
@@ -47,9 +48,10 @@ from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.tools import parse_tools, require_schema, resolve_tool_choice
 from chat2api.errors import Chat2APIError, InvalidRequest, ModelNotFound, StoreUnavailable
 from chat2api.net.fetch import Fetched, fetch_url
+from chat2api.pool.lease import Lease
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.upstream.chatgpt import Credentials, fingerprint
 from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,12 @@ def upload_body(
     return body
 
 
+def account_fingerprint(lease: Lease) -> str:
+    """The account of ``lease`` as the log shows it: a fingerprint, or ``anonymous``."""
+    token = lease.credentials.access_token
+    return "anonymous" if token is None else fingerprint(token)
+
+
 def public_base(request: Request, state: AppState) -> str:
     """This service's URL as the client reached it, with the API prefix."""
     return str(request.base_url).rstrip("/") + state.settings.prefix_path
@@ -240,6 +248,7 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.chat2api
     accounts = await account_source(request, state)  # the key before the body
     chat = _parse(await request.body())
+    note(model=chat.model)
     refuse_unsupported(chat)
     route = resolve_model(chat.model)
     legacy = chat.functions is not None and chat.tools is None
@@ -314,6 +323,7 @@ async def chat_completions(request: Request) -> Response:
         )
 
     turn = await start()
+    note(account=account_fingerprint(turn.lease))
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
 
     async def remember() -> None:
@@ -394,7 +404,7 @@ async def _stream(
         async for delta in deltas:
             yield chunk(delta)
     except Chat2APIError as exc:
-        log.warning("stream %s failed mid-way: %s (%s)", answer.id, exc.code, exc.message)
+        note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         yield sse_data(exc.to_dict())
         return
     finally:

@@ -34,6 +34,7 @@ from chat2api.api.bindings import (
     save_binding,
 )
 from chat2api.api.chat import (
+    account_fingerprint,
     answer_deltas,
     load_attachments,
     public_base,
@@ -41,6 +42,7 @@ from chat2api.api.chat import (
     upload_body,
 )
 from chat2api.api.downloads import DownloadLinks
+from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import methods
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn
@@ -49,8 +51,6 @@ from chat2api.convert.messages import PromptTurn, conversation_body
 from chat2api.convert.models import resolve_model
 from chat2api.convert.responses import (
     ResponseBuilder,
-    chat_tool_choice,
-    chat_tools,
     input_turns,
     responses_usage,
 )
@@ -66,6 +66,7 @@ from chat2api.convert.tools import (
     resolve_tool_choice,
     tool_instructions,
 )
+from chat2api.convert.tools_responses import ToolTable
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
@@ -74,6 +75,7 @@ from chat2api.upstream.files import UploadedFile
 log = logging.getLogger(__name__)
 
 RESPONSE = "response"
+WARNING_HEADER = "X-Chat2API-Warning"
 RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
 
 
@@ -136,16 +138,19 @@ async def create_response(request: Request) -> Response:
     state: AppState = request.app.state.chat2api
     accounts: AccountSource = await account_source(request, state)  # the key before the body
     data = _parse(await request.body())
+    note(model=data["model"])
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False
     owner = owner_of(request)
-    tools = await parse_tools(chat_tools(data.get("tools"))) or []
-    tool_choice = chat_tool_choice(data.get("tool_choice"))
+    table = ToolTable()
+    table.add_tools(data.get("tools"), "tools")
     parallel = data.get("parallel_tool_calls", True) is not False
     fmt = responses_text_format(data.get("text"))
     if fmt is not None and fmt.kind == "json_schema":
         await require_schema(fmt.schema, "text.format.schema")
-    turns, parts = input_turns(data["input"], data.get("instructions"))
+    turns, parts = input_turns(data["input"], data.get("instructions"), table)
+    tool_choice = table.check_choice(data.get("tool_choice"))
+    tools = await parse_tools(table.functions) or []  # before any fetch
     attachments = await load_attachments(state, parts)
     calls = None
     if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
@@ -198,8 +203,14 @@ async def create_response(request: Request) -> Response:
         )
 
     turn = await start()
+    note(account=account_fingerprint(turn.lease))
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
-    builder = ResponseBuilder(data, text_format=fmt.echo() if fmt is not None else None)
+    builder = ResponseBuilder(
+        data, text_format=fmt.echo() if fmt is not None else None, tools=table
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if warning := table.warning():
+        headers[WARNING_HEADER] = warning
 
     async def save() -> None:
         if not store:
@@ -212,15 +223,13 @@ async def create_response(request: Request) -> Response:
     correctable = calls is not None or fmt is not None
     deltas = answer_deltas(turn, answer, start if correctable else None)
     if data.get("stream"):
-        return EventStream(
-            _events(builder, deltas, answer, save),
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return EventStream(_events(builder, deltas, answer, save), headers=headers)
     async for delta in deltas:
         builder.feed(delta)
     builder.finish(responses_usage(await answer.usage()), finish_reason=answer.finish_reason)
     await save()
-    return Response(orjson.dumps(builder.response), media_type="application/json")
+    del headers["Cache-Control"], headers["X-Accel-Buffering"]
+    return Response(orjson.dumps(builder.response), media_type="application/json", headers=headers)
 
 
 def _event(event: dict[str, Any]) -> bytes:
@@ -242,7 +251,7 @@ async def _events(
             for event in builder.feed(delta):
                 yield _event(event)
     except Chat2APIError as exc:
-        log.warning("response %s failed mid-way: %s (%s)", builder.id, exc.code, exc.message)
+        note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         for event in builder.fail(exc.code, exc.message):
             yield _event(event)
         return
