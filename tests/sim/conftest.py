@@ -144,6 +144,7 @@ class Client:
         return self.request("POST", f"{prefix}/f/conversation", e3_body(text, extra), hdrs)
 
 
+DELTA_ENCODING = b'event: delta_encoding\ndata: "v1"\n\n'
 DEVICE = "2d1f7a3c-5b9e-4c0d-8e7f-6a5b4c3d2e1f"
 CONFIG = [
     3000, "Mon Jan 05 2026 10:00:00 GMT-0800 (Pacific Standard Time)", 4294705152, 1, UA,
