@@ -1,12 +1,18 @@
-"""The simulated ChatGPT web backend as a Starlette app (E2 era, spec sections 1–7).
+"""The simulated ChatGPT web backend as a Starlette app (spec sections 1–7).
+
+The E2 send path lives here; the E3 endpoints are in e3.py, and the E3
+`f/conversation` shares this module's conversation handler (`_send`), which
+differs between eras only in the sentinel gate and in keeping the turn for
+resume. `SimConfig.era` decides which paths are served.
 
 It also serves the OAuth refresh endpoint (`POST /oauth/token`, spec 7.2), so
 one sim base URL stands in for both chatgpt.com and auth.openai.com.
 
-Request flow of a conversation POST, in order: record it; take a fault (from a
+Request flow of a conversation POST, in order: record it (era `e3-strict`
+refuses the E2 path here); take a fault (from a
 `#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
 slow); authentication; body check; sentinel verification (requirements token,
-proof of work, challenges); account state and account-level faults; the
+proof of work, challenges; on E3 the conduit and finalized tokens); account state and account-level faults; the
 conversation history checks (a follow-up's conversation and parent); keeping
 the turn; then the SSE stream in the encoding the body asked for. A queued script (`POST
 /_sim/script`) is taken only at that last step, so a request that ends in an
