@@ -9,14 +9,15 @@ It also serves the OAuth refresh endpoint (`POST /oauth/token`, spec 7.2), so
 one sim base URL stands in for both chatgpt.com and auth.openai.com.
 
 Request flow of a conversation POST, in order: record it (era `e3-strict`
-refuses the E2 path here); take a fault (from a
-`#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
-slow); authentication; body check; sentinel verification (requirements token,
-proof of work, challenges; on E3 the conduit and finalized tokens); account state and account-level faults; the
-conversation history checks (a follow-up's conversation and parent); keeping
-the turn; then the SSE stream in the encoding the body asked for. A queued script (`POST
-/_sim/script`) is taken only at that last step, so a request that ends in an
-error (or the `moderation` fault) leaves it for the next one.
+refuses the E2 path here); take a fault (from a `#sim:fault=` directive or
+the admin queue); edge faults (reset, cloudflare, slow); authentication; body
+check; sentinel verification (requirements token, proof of work, challenges;
+on E3 the conduit and finalized tokens); account state and account-level
+faults; the conversation history checks (a follow-up's conversation and
+parent); keeping the turn; then the SSE stream in the encoding the body asked
+for. A queued script (`POST /_sim/script`) is taken only at that last step, so
+a request that ends in an error (or the `moderation` fault) leaves it for the
+next one.
 """
 
 from __future__ import annotations
