@@ -244,3 +244,25 @@ def test_resumable_cut_on_the_e2_path(client: Client) -> None:
     assert client.server.state.stats.streams_truncated == 1
     full = client.converse("hi #sim:words=5", v1=True)
     assert v1_answer(full.body) == reply_text("hi", 5)
+
+
+def test_turns_past_the_window_are_dropped(client: Client) -> None:
+    """With resume_window=0 each new turn drops the finished ones before it."""
+    _patch(client, resume_window=0.0)
+    for i in range(3):
+        assert client.e3_converse(f"say exactly: {i}").status == 200
+    assert len(client.server.state.turns.turns) == 1
+    _patch(client, resume_window=60.0)
+    for i in range(3):
+        assert client.e3_converse(f"say exactly: {i}").status == 200
+    assert len(client.server.state.turns.turns) == 4
+
+
+def test_era_e2_records_the_refused_e3_send(client: Client) -> None:
+    """In era e2 an f/conversation POST is counted and recorded, then answered 404."""
+    _patch(client, era="e2")
+    reply = client.request("POST", SEND, e3_body("x"), client.auth())
+    assert (reply.status, reply.json()) == (404, {"detail": "Not Found"})
+    assert [r["path"] for r in client.server.state.requests] == [SEND]
+    assert client.server.state.stats.e3_conversations == 1
+    assert client.server.state.stats.streams_started == 0

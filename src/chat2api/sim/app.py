@@ -310,8 +310,6 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
 
 async def f_conversation(request: Request) -> Response | EventStream | ConnectionReset:
     """POST .../f/conversation — the E3 send (conduit token, finalized requirements)."""
-    if sim_state(request).config.era == "e2":
-        return faults.not_found()
     return await _send(request, e3_path=True)
 
 
@@ -324,6 +322,8 @@ async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | 
     headers = _headers(request)
     body = _parse_json(await request.body())
     state.record(request.url.path, "POST", headers, body)
+    if e3_path and cfg.era == "e2":
+        return faults.not_found()
     if cfg.era == "e3-strict" and not e3_path:
         # 2026 captures: the legacy path is refused before anything else is looked at.
         return faults.unusual_activity()
@@ -451,7 +451,7 @@ async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | 
             fault=fault,
         )
         if e3_path:
-            state.turns.add(live)
+            state.turns.add(live, cfg.resume_window)
         return e3.turn_stream(state, live, 0, first=True)
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)

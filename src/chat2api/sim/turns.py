@@ -94,11 +94,22 @@ class TurnBook:
         default_factory=collections.OrderedDict
     )
 
-    def add(self, turn: LiveTurn) -> None:
-        """Keep a turn (replacing an older one of the same conversation), capped at MAX_TURNS."""
+    def add(self, turn: LiveTurn, window: float) -> None:
+        """Keep a turn (replacing an older one of the same conversation).
+
+        The oldest turns go first: those that can no longer be resumed (their
+        records are the bulk of the simulator's memory under load), then any
+        past MAX_TURNS.
+        """
         key = (turn.owner, turn.conversation_id)
         self.turns.pop(key, None)
         self.turns[key] = turn
+        now = time.time()
+        while self.turns:
+            oldest = next(iter(self.turns.values()))
+            if oldest.state == "streaming" or oldest.resumable(window, now):
+                break
+            self.turns.popitem(last=False)
         while len(self.turns) > MAX_TURNS:
             self.turns.popitem(last=False)
 
