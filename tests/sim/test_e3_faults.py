@@ -224,3 +224,44 @@ def test_step_faults_are_not_directives(client: Client) -> None:
         client.sentinel(),
     )
     assert reply.status == 400
+
+
+STEP_CALLS = {
+    "prepare": ("POST", PREPARE, {"p": P_TOKEN}),
+    "finalize": ("POST", FINALIZE, {"prepare_token": "x"}),
+    "conduit": ("POST", CONDUIT, {}),
+    "resume": ("POST", RESUME, {"conversation_id": "x", "offset": 0}),
+    "stop": ("POST", "/backend-api/stop_conversation", {"conversation_id": "x"}),
+}
+
+
+@pytest.mark.parametrize("step", sorted(STEP_CALLS))
+@pytest.mark.parametrize(
+    ("kind", "status", "marker"),
+    [
+        ("server_error", 500, b"Hmm...something seems to have gone wrong"),
+        ("rate_limited", 429, b'"model_cap_exceeded"'),
+        ("expired", 401, b'"token_expired"'),
+        ("unusual_activity", 403, b"Unusual activity"),
+        ("cloudflare", 403, b"cf-please-wait"),
+    ],
+)
+def test_step_edge_faults(client: Client, step: str, kind: str, status: int, marker: bytes) -> None:
+    """`<step>:<fault>` answers that step once with the E2 fault's exact response."""
+    _queue(client, f"{step}:{kind}")
+    method, path, body = STEP_CALLS[step]
+    hdrs = dict(client.auth(), **{"X-Conduit-Token": "no-token"})
+    reply = client.request(method, path, body, hdrs)
+    assert reply.status == status and marker in reply.body
+    assert client.request(method, path, body, hdrs).status != status or step == "finalize"
+    assert client.server.state.stats.faults_injected == 1
+
+
+def test_step_reset_and_unknown_step_faults(client: Client) -> None:
+    """`prepare:reset` resets the connection; an unknown step or kind is refused (400)."""
+    _queue(client, "prepare:reset")
+    with pytest.raises((ConnectionError, OSError)):
+        client.request("POST", PREPARE, {"p": P_TOKEN}, client.auth())
+    assert client.request("POST", PREPARE, {"p": P_TOKEN}, client.auth()).status == 200
+    for name in ("send:server_error", "prepare:moderation", "prepare:"):
+        assert client.request("POST", "/_sim/faults", {"fault": name}).status == 400

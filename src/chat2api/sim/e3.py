@@ -17,11 +17,13 @@ Turns started on `f/conversation` are kept in `state.turns` (turns.py) for
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -32,7 +34,7 @@ from chat2api.sim import faults
 from chat2api.sim.common import headers_of, identify, owner_of, parse_json, sim_state
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.state import Conduit, Prepared, Requirements, SimState
-from chat2api.sim.streaming import EventStream
+from chat2api.sim.streaming import ConnectionReset, EventStream
 from chat2api.sim.turns import LiveTurn
 
 E3_HASH = "fnv"
@@ -70,6 +72,23 @@ def _step_fault(state: SimState, step: str) -> str | None:
     return fault
 
 
+async def _edge(state: SimState, fault: str | None) -> Response | ConnectionReset | None:
+    """The answer of a `<step>:<fault>` fault (None: `slow`, after its sleep, or no such fault)."""
+    kind = (fault or "").partition(":")[2]
+    if kind == "slow":
+        await asyncio.sleep(state.config.slow_seconds)
+    answers: dict[str, Callable[[], Response | ConnectionReset]] = {
+        "server_error": faults.server_error,
+        "rate_limited": lambda: faults.rate_limited(state.config.rate_limit_clears_in),
+        "expired": faults.token_expired,
+        "unusual_activity": faults.unusual_activity,
+        "cloudflare": faults.cloudflare,
+        "reset": ConnectionReset,
+    }
+    answer = answers.get(kind)
+    return answer() if answer is not None else None
+
+
 def _take_turnstile(state: SimState) -> bool:
     """A queued `turnstile` fault at the head of the conversation queue is this send's."""
     if state.faults and state.faults[0] == "turnstile":
@@ -96,7 +115,7 @@ def check_proof(
 # --------------------------------------------------------------------------- sentinel
 
 
-async def sentinel_prepare(request: Request) -> Response:
+async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
     """POST …/sentinel/chat-requirements/prepare — a prepare token bound to an FNV challenge."""
     state, headers, body = await _start(request, "prepares")
     cfg = state.config
@@ -105,6 +124,9 @@ async def sentinel_prepare(request: Request) -> Response:
     fault = _step_fault(state, "prepare")
     if fault == "prepare_404":
         return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
@@ -152,14 +174,18 @@ async def sentinel_prepare(request: Request) -> Response:
     return faults.json_response(200, answer)
 
 
-async def sentinel_finalize(request: Request) -> Response:
+async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
     """POST …/sentinel/chat-requirements/finalize — spend a prepare token, check its proof."""
     state, headers, body = await _start(request, "finalizes")
     cfg = state.config
     if cfg.era == "e2":
         return faults.not_found()
-    if _step_fault(state, "finalize") == "finalize_403":
+    fault = _step_fault(state, "finalize")
+    if fault == "finalize_403":
         return faults.sentinel_rejected()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
@@ -217,14 +243,18 @@ def _conduit_token() -> str:
     return "eyJhbGciOiJIUzI1NiJ9." + os.urandom(24).hex() + "." + uuid.uuid4().hex
 
 
-async def conduit_prepare(request: Request) -> Response:
+async def conduit_prepare(request: Request) -> Response | ConnectionReset:
     """POST …/f/conversation/prepare — a conduit token for the next send (spec 4.2)."""
     state, headers, body = await _start(request, "conduits")
     cfg = state.config
     if cfg.era == "e2":
         return faults.not_found()
-    if _step_fault(state, "conduit") == "conduit_prepare_404":
+    fault = _step_fault(state, "conduit")
+    if fault == "conduit_prepare_404":
         return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
@@ -327,12 +357,18 @@ def _conversation_id(body: object) -> str | None:
     return cid if isinstance(cid, str) and cid else None
 
 
-async def resume(request: Request) -> Response | EventStream:
+async def resume(request: Request) -> Response | ConnectionReset | EventStream:
     """POST …/f/conversation/resume — the turn again, from `offset` events on."""
     state, headers, body = await _start(request, "resumes")
     cfg = state.config
-    if cfg.era == "e2" or _step_fault(state, "resume") == "resume_404":
+    if cfg.era == "e2":
         return faults.not_found()
+    fault = _step_fault(state, "resume")
+    if fault == "resume_404":
+        return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
@@ -355,11 +391,14 @@ async def resume(request: Request) -> Response | EventStream:
     return turn_stream(state, live, offset, first=False)
 
 
-async def stop_conversation(request: Request) -> Response:
+async def stop_conversation(request: Request) -> Response | ConnectionReset:
     """POST …/stop_conversation — end the conversation's running turn (idempotent)."""
     state, headers, body = await _start(request, "stops")
     if state.config.era == "e2":
         return faults.not_found()
+    edge = await _edge(state, _step_fault(state, "stop"))
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
