@@ -39,6 +39,8 @@ class Client:
 
     server: SimServer
     token: str = field(default_factory=mint_access_token)
+    # Sent with every request (before the call's own headers).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def request(
         self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
@@ -46,7 +48,7 @@ class Client:
         """Send one request on a fresh connection and read the whole answer."""
         conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
         data = None if body is None else json.dumps(body).encode()
-        hdrs = {"User-Agent": UA, "Content-Type": "application/json"}
+        hdrs = {"User-Agent": UA, "Content-Type": "application/json", **self.headers}
         hdrs.update(headers or {})
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()

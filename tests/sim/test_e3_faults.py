@@ -265,3 +265,25 @@ def test_step_reset_and_unknown_step_faults(client: Client) -> None:
     assert client.request("POST", PREPARE, {"p": P_TOKEN}, client.auth()).status == 200
     for name in ("send:server_error", "prepare:moderation", "prepare:"):
         assert client.request("POST", "/_sim/faults", {"fault": name}).status == 400
+
+
+def test_require_client_headers(client: Client) -> None:
+    """require_client_headers: E3 calls need the OAI-* headers and the home page's build id."""
+    _patch(client, require_client_headers=True)
+    bare = client.request("POST", PREPARE, {"p": P_TOKEN}, client.auth())
+    assert bare.status == 403 and b"Unusual activity" in bare.body
+    build = client.server.state.config.build_id
+    assert f'data-build="{build}"'.encode() in client.request("GET", "/").body
+    client.headers = {
+        "OAI-Device-Id": "2d1f7a3c-5b9e-4c0d-8e7f-6a5b4c3d2e1f",
+        "OAI-Language": "en-US",
+        "OAI-Session-Id": "5a0e1c2d-3b4f-4a6e-8c7d-9e0f1a2b3c4d",
+        "OAI-Client-Version": build,
+    }
+    reply = client.e3_converse("say exactly: with headers")
+    assert reply.status == 200 and v1_answer(reply.body) == "with headers"
+    hdrs = client.e3_headers()
+    client.headers["OAI-Client-Version"] = "prod-" + "0" * 40
+    refused = client.request("POST", SEND, e3_body("x"), hdrs)
+    assert refused.status == 403 and b"Unusual activity" in refused.body
+    assert client.converse("say exactly: e2 is not checked").status == 200

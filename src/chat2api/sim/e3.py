@@ -98,6 +98,25 @@ def _take_turnstile(state: SimState) -> bool:
     return False
 
 
+CLIENT_HEADERS = ("oai-device-id", "oai-language", "oai-session-id", "oai-client-version")
+
+
+def client_headers_refusal(state: SimState, headers: dict[str, str]) -> Response | None:
+    """With `require_client_headers`: 403 unusual activity unless the E3 headers look right.
+
+    The real server's rule is not known (spec 2 marks these [L]); this checks
+    that a client sends them all and took its client version from the home
+    page (`data-build`).
+    """
+    if not state.config.require_client_headers:
+        return None
+    if any(not headers.get(name) for name in CLIENT_HEADERS):
+        return faults.unusual_activity()
+    if headers["oai-client-version"] != state.config.build_id:
+        return faults.unusual_activity()
+    return None
+
+
 def check_proof(
     state: SimState, proof: object, seed: str, difficulty: str, algorithm: str, *, spend: bool
 ) -> bool:
@@ -130,6 +149,9 @@ async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     p = body.get("p") if isinstance(body, dict) else None
     if cfg.require_p and not (isinstance(p, str) and p.startswith(REQUIREMENTS_PREFIX)):
         state.stats.rejected_sentinel += 1
@@ -189,6 +211,9 @@ async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     if not isinstance(body, dict) or "_unparsed" in body:
         return faults.json_response(422, {"detail": "Invalid finalize body"})
     owner = owner_of(who, headers)
@@ -258,6 +283,9 @@ async def conduit_prepare(request: Request) -> Response | ConnectionReset:
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     if body is not None and (not isinstance(body, dict) or "_unparsed" in body):
         return faults.json_response(422, {"detail": "Invalid prepare body"})
     previous = headers.get("x-conduit-token")
@@ -284,6 +312,9 @@ def check_send(
     that passes its seed and the challenge headers it was issued with. Both
     tokens are spent only when every check passes.
     """
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     conduit_token = headers.get("x-conduit-token", "")
     if not state.config.require_sentinel:
         return faults.sentinel_rejected() if fault == "conduit_rejected" else conduit_token
