@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -326,3 +327,19 @@ def test_era_default_serves_both_and_is_validated(client: Client) -> None:
     assert too_long.status == 400
     e2_only = client.request("POST", "/_sim/config", {"era": "e2", "pow_difficulty": "000000fff"})
     assert e2_only.status == 200
+
+
+def test_finalize_accepts_example_b_for_its_seed(client: Client) -> None:
+    """Given example B's seed and difficulty, finalize accepts its proof token over HTTP, once."""
+    b = VECTORS["example_b"]
+    state = client.server.state
+    statuses = []
+    for _ in range(2):  # the second time the same proof for the same seed is a reuse
+        token = str(_prepare(client)["prepare_token"])
+        state.prepared[token] = dataclasses.replace(
+            state.prepared[token], seed=b["seed"], difficulty=b["difficulty"]
+        )
+        body = {"prepare_token": token, "proofofwork": b["proof_token"]}
+        reply = client.request("POST", FINALIZE, body, client.auth())
+        statuses.append((reply.status, reply.body == b""))
+    assert statuses == [(200, False), (403, True)]
