@@ -35,10 +35,25 @@ def _stream(client: Client, path: str, body: object, headers: dict[str, str]) ->
     return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw)
 
 
-def events(raw: bytes) -> list[bytes]:
-    """Complete SSE events of a body, `delta_encoding` left out (what a resume offset counts)."""
+def records(raw: bytes) -> list[bytes]:
+    """Complete SSE events of a body (a partly received last one is not consumed)."""
     blocks = raw.split(b"\n\n")[:-1]  # the last piece is "" or an unfinished event
-    return [b + b"\n\n" for b in blocks if b + b"\n\n" != DELTA_ENCODING]
+    return [b + b"\n\n" for b in blocks]
+
+
+def turn_records(raw: bytes, offset: int) -> list[bytes]:
+    """The turn's records in a body resumed at `offset`: a re-sent `delta_encoding` left out."""
+    got = records(raw)
+    return got[1:] if offset > 0 and got[:1] == [DELTA_ENCODING] else got
+
+
+def _conversation_id(client: Client, got: list[bytes]) -> str:
+    for record in got:
+        if record.startswith(b"data: {"):
+            cid: str = json.loads(record[len(b"data: ") :])["conversation_id"]
+            return cid
+    # Broken before any record naming it: only the simulator knows the id.
+    return next(reversed(client.server.state.turns.turns.values())).conversation_id
 
 
 def _send(client: Client, text: str, **extra: Any) -> tuple[Reply, dict[str, str], str]:
@@ -46,10 +61,7 @@ def _send(client: Client, text: str, **extra: Any) -> tuple[Reply, dict[str, str
     hdrs = client.e3_headers()
     reply = _stream(client, SEND, e3_body(text, extra or None), hdrs)
     assert reply.status == 200, reply.body
-    got = events(reply.body)
-    if not got:  # broken before the first event: only the simulator knows the id
-        return reply, hdrs, next(reversed(client.server.state.turns.turns.values())).conversation_id
-    return reply, hdrs, json.loads(got[0][len(b"data: ") :])["conversation_id"]
+    return reply, hdrs, _conversation_id(client, records(reply.body))
 
 
 def _resume(client: Client, cid: str, offset: int, conduit: str, token: str | None = None) -> Reply:
@@ -62,61 +74,64 @@ def _patch(client: Client, **knobs: Any) -> None:
 
 
 def test_uncut_turn_can_be_replayed_from_any_offset(client: Client) -> None:
-    """A finished turn resumed at k re-sends exactly its events k… (after the v1 header)."""
+    """A finished turn resumed at k re-sends exactly its records k… (after a header copy)."""
     reply, hdrs, cid = _send(client, "say exactly: one two three four")
-    whole = events(reply.body)
-    for k in (0, 3, len(whole) - 1, len(whole)):
+    whole = records(reply.body)
+    assert whole[0] == DELTA_ENCODING  # record 0 of the turn
+    assert _resume(client, cid, 0, hdrs["X-Conduit-Token"]).body == reply.body
+    for k in (1, 2, len(whole) - 1, len(whole)):
         again = _resume(client, cid, k, hdrs["X-Conduit-Token"])
         assert again.status == 200
-        assert again.body.startswith(DELTA_ENCODING)
-        assert events(again.body) == whole[k:]
-    assert client.server.state.stats.resumes == 4
+        assert again.body == DELTA_ENCODING + b"".join(whole[k:])
+        assert turn_records(again.body, k) == whole[k:]
+    assert client.server.state.stats.resumes == 5
 
 
 @pytest.mark.parametrize("fault", ["truncated_resumable", "cut_resumable"])
 def test_cut_then_resume_at_every_point_gives_the_uncut_answer(client: Client, fault: str) -> None:
-    """For every cut point, the events received + the resumed ones are the whole turn, once."""
+    """For every cut point, the records received + the resumed ones are the whole turn, once."""
     text = "say exactly: alpha beta gamma delta epsilon"
     reference, _, _ = _send(client, text)
-    total = len(events(reference.body))
+    total = len(records(reference.body))
     for cut in range(total + 1):
         _patch(client, cut_after_events=cut)
         first, hdrs, cid = _send(client, f"{text} #sim:fault={fault}")
-        got = events(first.body)
+        got = records(first.body)
         assert (len(got) <= cut and b"[DONE]" not in b"".join(got)) or cut >= total
         if fault == "truncated_resumable":
             assert len(got) == min(cut, total)  # a clean close loses nothing
         rest = _resume(client, cid, len(got), hdrs["X-Conduit-Token"])
-        joined = got + events(rest.body)
+        joined = got + turn_records(rest.body, len(got))
         assert len(joined) == total and joined[-1] == b"data: [DONE]\n\n"
-        assert v1_answer(DELTA_ENCODING + b"".join(joined)) == "alpha beta gamma delta epsilon"
+        assert joined[0] == DELTA_ENCODING and DELTA_ENCODING not in joined[1:]
+        assert v1_answer(b"".join(joined)) == "alpha beta gamma delta epsilon"
 
 
 def test_resumed_streams_can_break_again(client: Client) -> None:
     """resume_cuts=2: the first two resumes break too; the third one completes the answer."""
     _patch(client, cut_after_events=4, resume_cuts=2)
     first, hdrs, cid = _send(client, "say exactly: a b c d e f g h #sim:fault=truncated_resumable")
-    got = events(first.body)
+    got = records(first.body)
     assert len(got) == 4
     sizes = []
     for _ in range(3):
-        more = events(_resume(client, cid, len(got), hdrs["X-Conduit-Token"]).body)
+        more = turn_records(_resume(client, cid, len(got), hdrs["X-Conduit-Token"]).body, len(got))
         sizes.append(len(more))
         got += more
     assert sizes[:2] == [4, 4] and got[-1] == b"data: [DONE]\n\n"
-    assert v1_answer(DELTA_ENCODING + b"".join(got)) == "a b c d e f g h"
+    assert v1_answer(b"".join(got)) == "a b c d e f g h"
     assert client.server.state.stats.streams_truncated == 3
 
 
 def test_legacy_turns_resume_too(client: Client) -> None:
-    """A legacy-encoded E3 turn has no header: offsets count every event."""
+    """A legacy-encoded E3 turn has no `delta_encoding`: nothing is re-sent on resume."""
     _patch(client, cut_after_events=3)
     text = "say exactly: x y z #sim:fault=truncated_resumable"
     first, hdrs, cid = _send(client, text, supported_encodings=[])
-    assert not first.body.startswith(b"event:") and len(events(first.body)) == 3
+    assert not first.body.startswith(b"event:") and len(records(first.body)) == 3
     rest = _resume(client, cid, 3, hdrs["X-Conduit-Token"])
     assert not rest.body.startswith(b"event:")
-    final = json.loads(events(rest.body)[-3][len(b"data: ") :])
+    final = json.loads(records(rest.body)[-3][len(b"data: ") :])
     assert final["message"]["content"]["parts"] == ["x y z"]
 
 
@@ -128,7 +143,8 @@ def test_resume_refusals(client: Client) -> None:
     assert _resume(client, cid, 0, conduit, stranger).status == 404
     bad = _resume(client, cid, 0, "not-a-conduit-token")
     assert (bad.status, bad.body) == (403, b"")
-    assert _resume(client, cid, len(events(reply.body)) + 1, conduit).status == 422
+    assert _resume(client, cid, len(records(reply.body)) + 1, conduit).status == 422
+    assert _resume(client, cid, len(records(reply.body)), conduit).body == DELTA_ENCODING
     for body in ({"conversation_id": cid}, {"conversation_id": cid, "offset": -1}, {"offset": 0}):
         hdrs2 = dict(client.auth(), **{"X-Conduit-Token": conduit})
         assert client.request("POST", RESUME, body, hdrs2).status == 422
@@ -162,7 +178,7 @@ def test_stream_status_while_streaming_cut_and_after(client: Client) -> None:
 
     def run() -> None:
         reply = _stream(client, SEND, e3_body("say exactly: a b c d e f g h i j"), hdrs)
-        cid_box.append(json.loads(events(reply.body)[0][len(b"data: ") :])["conversation_id"])
+        cid_box.append(_conversation_id(client, records(reply.body)))
         done.set()
 
     thread = threading.Thread(target=run)
@@ -210,7 +226,7 @@ def test_stop_conversation_ends_the_running_stream(client: Client) -> None:
     assert (stopped.status, stopped.json()) == (200, {"success": True})
     thread.join(10)
     assert time.monotonic() - started < 5  # 40+ records at 0.2 s would take over 8 s
-    got = events(result[0].body)
+    got = records(result[0].body)
     assert got[-1] == b"data: [DONE]\n\n" and len(got) < 20
     assert client.server.state.stats.turns_stopped == 1
     assert _status(client, live.conversation_id) == 404
@@ -238,7 +254,7 @@ def test_resumable_cut_on_the_e2_path(client: Client) -> None:
     _patch(client, cut_after_events=3)
     body = conversation_body("hi #sim:fault=truncated_resumable #sim:words=5", v1=True)
     reply = _stream(client, "/backend-api/conversation", body, client.sentinel())
-    got = events(reply.body)
+    got = records(reply.body)
     assert len(got) == 3 and b"[DONE]" not in b"".join(got)
     assert client.server.state.turns.turns == {}
     assert client.server.state.stats.streams_truncated == 1

@@ -351,7 +351,7 @@ def live_turn(
     delay: float,
     fault: str | None,
 ) -> LiveTurn:
-    """A turn whose streams can be resumed; `delta_encoding` leads every stream, uncounted."""
+    """A turn whose streams can be resumed (offsets index `records`, see turns.py)."""
     header = records[0] if records and records[0] == DELTA_ENCODING else None
     cfg = state.config
     breaking = RESUMABLE_CUTS.get(fault or "")
@@ -360,7 +360,7 @@ def live_turn(
         owner=owner,
         conduit_token=conduit_token,
         header=header,
-        events=records[1:] if header is not None else list(records),
+        events=list(records),
         delay=delay,
         cut_after=cfg.cut_after_events if breaking is not None else None,
         cut_ending=breaking or "abort",
@@ -376,7 +376,9 @@ def turn_stream(state: SimState, live: LiveTurn, start: int, *, first: bool) -> 
         if end < len(live.events):
             live.cuts_left -= 1
         live.state, live.ended_at = "streaming", None
-    records = ([live.header] if live.header is not None else []) + live.events[start:end]
+    # Resumed after the first record: the encoding again, so the body reads on its own.
+    again = [live.header] if live.header is not None and start > 0 else []
+    records = again + live.events[start:end]
     ending = "complete" if end == len(live.events) else live.cut_ending
     return EventStream(
         records, state.stats, delay=live.delay, ending=ending, stop=live.stop, on_end=live.ended

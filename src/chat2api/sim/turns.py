@@ -1,11 +1,14 @@
 """Turns started on the E3 send path, kept so they can be resumed, stopped and polled.
 
 A turn's SSE records are rendered once, before the first byte goes out (see
-records.py), so a resume is a slice of the same list: the stream a client
-resumes with `offset = k` is the `delta_encoding` header (v1 only, never
-counted) followed by the turn's events from index `k` on. Every stream of a
-turn (the first one and each resume) reads the same `events`, which is what
-makes a resumed answer equal, record for record, to an uncut one.
+records.py), and kept here as `events`: exactly the records of the uncut
+stream, its leading `delta_encoding` included (v1). A resume `offset` is an
+index into that list, i.e. the number of the turn's records the client has
+consumed. A stream resumed at `offset >= 1` writes the `delta_encoding`
+record first again (so the body can be read on its own; it is not a record
+of the turn and does not count), then `events[offset:]`. Every stream of a
+turn reads the same list, which is what makes a resumed answer equal, record
+for record, to an uncut one.
 
 Lifecycle of a turn: `streaming` while a stream writes it; `detached` when
 its stream broke or its client went away (the server would still be
