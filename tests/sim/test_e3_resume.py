@@ -282,3 +282,19 @@ def test_era_e2_records_the_refused_e3_send(client: Client) -> None:
     assert [r["path"] for r in client.server.state.requests] == [SEND]
     assert client.server.state.stats.e3_conversations == 1
     assert client.server.state.stats.streams_started == 0
+
+
+def test_resume_with_the_streams_resume_token(client: Client) -> None:
+    """The stream's resume_conversation_token opens its own turn (not another turn's)."""
+    _patch(client, cut_after_events=4)
+    first, _, cid = _send(client, "say exactly: p q r s #sim:fault=truncated_resumable")
+    got = records(first.body)
+    token = json.loads(got[1][len(b"data: ") :])
+    assert token["type"] == "resume_conversation_token" and token["conversation_id"] == cid
+    rest = _resume(client, cid, len(got), token["token"])
+    assert rest.status == 200
+    assert v1_answer(b"".join(got + turn_records(rest.body, len(got)))) == "p q r s"
+    _, _, other_cid = _send(client, "say exactly: t")
+    assert other_cid != cid
+    refused = _resume(client, other_cid, 0, token["token"])
+    assert (refused.status, refused.body) == (403, b"")

@@ -55,6 +55,7 @@ from chat2api.sim.records import (
     finished_messages,
     render_legacy,
     render_v1,
+    resume_token,
 )
 from chat2api.sim.replies import (
     content_text,
@@ -446,6 +447,7 @@ async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | 
             conversation_id=turn.conversation_id,
             owner=owner,
             conduit_token=conduit_token,
+            resume_token=resume_token(turn),
             records=rendered.records,
             delay=delay,
             fault=fault,

@@ -347,6 +347,7 @@ def live_turn(
     conversation_id: str,
     owner: str,
     conduit_token: str,
+    resume_token: str,
     records: list[bytes],
     delay: float,
     fault: str | None,
@@ -359,6 +360,7 @@ def live_turn(
         conversation_id=conversation_id,
         owner=owner,
         conduit_token=conduit_token,
+        resume_token=resume_token,
         header=header,
         events=list(records),
         delay=delay,
@@ -391,7 +393,11 @@ def _conversation_id(body: object) -> str | None:
 
 
 async def resume(request: Request) -> Response | ConnectionReset | EventStream:
-    """POST …/f/conversation/resume — the turn again, from `offset` events on."""
+    """POST …/f/conversation/resume — the turn again, from record `offset` on.
+
+    `X-Conduit-Token` may be the turn's `resume_conversation_token`, the conduit
+    token it was sent with, or any live conduit token of the caller (spent).
+    """
     state, headers, body = await _start(request, "resumes")
     cfg = state.config
     if cfg.era == "e2":
@@ -414,7 +420,7 @@ async def resume(request: Request) -> Response | ConnectionReset | EventStream:
     if live is None or not live.resumable(cfg.resume_window):
         return faults.conversation_not_found()
     given = headers.get("x-conduit-token", "")
-    if given != live.conduit_token:
+    if given not in (live.conduit_token, live.resume_token):
         if state.conduit_of(given, owner) is None:
             state.stats.rejected_sentinel += 1
             return faults.sentinel_rejected()

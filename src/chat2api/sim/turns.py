@@ -35,6 +35,7 @@ class LiveTurn:
     conversation_id: str
     owner: str
     conduit_token: str
+    resume_token: str
     header: bytes | None
     events: list[bytes]
     delay: float = 0.0
