@@ -199,9 +199,9 @@ def fnv(text: str) -> str:
     return format(h, "08x")
 
 
-def solve_fnv(seed: str, difficulty: str) -> str:
-    """A test-side E3 solver: FNV, 25-element config, `~S` suffix."""
-    config = list(CONFIG25)
+def solve_fnv(seed: str, difficulty: str, config: list[Any] | None = None) -> str:
+    """A test-side E3 solver: FNV, a 25-element config (default CONFIG25), `~S` suffix."""
+    config = list(config or CONFIG25)
     for nonce in range(500_000):
         config[3] = nonce
         enc = base64.b64encode(

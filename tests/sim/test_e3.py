@@ -10,6 +10,7 @@ from chat2api.sim import SimConfig, mint_access_token, reply_text
 from chat2api.sim.proofs import Verdict, fnv_hex, verify_proof
 
 from .conftest import (
+    CONFIG25,
     DEVICE,
     P_TOKEN,
     Client,
@@ -343,3 +344,20 @@ def test_finalize_accepts_example_b_for_its_seed(client: Client) -> None:
         reply = client.request("POST", FINALIZE, body, client.auth())
         statuses.append((reply.status, reply.body == b""))
     assert statuses == [(200, False), (403, True)]
+
+
+def test_send_checks_its_own_proof_against_the_finalized_seed(client: Client) -> None:
+    """The send's proof header may differ from finalize's if it passes the same seed; else 403."""
+    challenge = _prepare(client)
+    pow_ = challenge["proofofwork"]
+    assert isinstance(pow_, dict)
+    body = {"prepare_token": challenge["prepare_token"], "proofofwork": _proof(challenge)}
+    token = client.request("POST", FINALIZE, body, client.auth()).json()["token"]
+    other = solve_fnv(pow_["seed"], pow_["difficulty"], [*CONFIG25[:13], 99.5, *CONFIG25[14:]])
+    assert other != body["proofofwork"]
+    hdrs = dict(client.auth(), **{"OpenAI-Sentinel-Chat-Requirements-Token": token})
+    hdrs["OpenAI-Sentinel-Proof-Token"] = _wrong_proof(pow_["seed"], pow_["difficulty"])
+    hdrs["X-Conduit-Token"] = client.conduit()
+    assert client.request("POST", SEND, e3_body("x"), hdrs).status == 403
+    hdrs["OpenAI-Sentinel-Proof-Token"] = other
+    assert client.request("POST", SEND, e3_body("say exactly: ok"), hdrs).status == 200

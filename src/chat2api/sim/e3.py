@@ -248,6 +248,7 @@ async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
             owner=owner,
             era="e3",
             so_token=so_token,
+            proof=body.get("proofofwork") if prepared.pow_required else None,
         ),
     )
     answer: dict[str, Any] = {
@@ -324,10 +325,15 @@ def check_send(
     issued = state.lookup(requirements_token)
     if issued is None or issued.era != "e3" or issued.owner != owner:
         return faults.sentinel_rejected()
-    if issued.pow_required and not check_proof(
-        state, headers.get(PROOF_HEADER), issued.seed, issued.difficulty, issued.algorithm,
-        spend=False,
-    ):  # fmt: skip
+    proof = headers.get(PROOF_HEADER)
+    # The proof finalize accepted needs no second hash; any other must pass the same seed.
+    if (
+        issued.pow_required
+        and proof != issued.proof
+        and not check_proof(
+            state, proof, issued.seed, issued.difficulty, issued.algorithm, spend=False
+        )
+    ):
         return faults.sentinel_rejected()
     if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):
         return faults.challenge_required("turnstile")

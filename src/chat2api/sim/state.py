@@ -132,10 +132,12 @@ class Requirements:
     arkose_required: bool
     persona: str
     expires_at: float
-    # E3: the owner the token was finalized for, the era that issued it, the so_token given.
+    # E3: the owner the token was finalized for, the era that issued it, the so_token
+    # given, and the proof finalize accepted (the send may carry it without a re-hash).
     owner: str | None = None
     era: str = "e2"
     so_token: str | None = None
+    proof: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
