@@ -352,8 +352,8 @@ class ConversationDecoder:
         out: list[Event] = []
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
-                # A resumed body may open with the encoding again: not a record of the turn.
-                if name != "delta_encoding" or self._format != "v1":
+                # The encoding heads every body of a turn, resumed ones too: not counted.
+                if name != "delta_encoding":
                     self._records += 1
                 self._record(name, data, out)
         except ProtocolError as exc:
