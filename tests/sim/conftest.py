@@ -39,6 +39,8 @@ class Client:
 
     server: SimServer
     token: str = field(default_factory=mint_access_token)
+    # Sent with every request (before the call's own headers).
+    headers: dict[str, str] = field(default_factory=dict)
 
     def request(
         self, method: str, path: str, body: object = None, headers: dict[str, str] | None = None
@@ -46,7 +48,7 @@ class Client:
         """Send one request on a fresh connection and read the whole answer."""
         conn = http.client.HTTPConnection(self.server.host, self.server.port, timeout=10)
         data = None if body is None else json.dumps(body).encode()
-        hdrs = {"User-Agent": UA, "Content-Type": "application/json"}
+        hdrs = {"User-Agent": UA, "Content-Type": "application/json", **self.headers}
         hdrs.update(headers or {})
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
@@ -144,6 +146,7 @@ class Client:
         return self.request("POST", f"{prefix}/f/conversation", e3_body(text, extra), hdrs)
 
 
+DELTA_ENCODING = b'event: delta_encoding\ndata: "v1"\n\n'
 DEVICE = "2d1f7a3c-5b9e-4c0d-8e7f-6a5b4c3d2e1f"
 CONFIG = [
     3000, "Mon Jan 05 2026 10:00:00 GMT-0800 (Pacific Standard Time)", 4294705152, 1, UA,
@@ -196,9 +199,9 @@ def fnv(text: str) -> str:
     return format(h, "08x")
 
 
-def solve_fnv(seed: str, difficulty: str) -> str:
-    """A test-side E3 solver: FNV, 25-element config, `~S` suffix."""
-    config = list(CONFIG25)
+def solve_fnv(seed: str, difficulty: str, config: list[Any] | None = None) -> str:
+    """A test-side E3 solver: FNV, a 25-element config (default CONFIG25), `~S` suffix."""
+    config = list(config or CONFIG25)
     for nonce in range(500_000):
         config[3] = nonce
         enc = base64.b64encode(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from chat2api.sim import SimConfig, mint_access_token, reply_text
 from chat2api.sim.proofs import Verdict, fnv_hex, verify_proof
 
 from .conftest import (
+    CONFIG25,
     DEVICE,
     P_TOKEN,
     Client,
@@ -326,3 +328,36 @@ def test_era_default_serves_both_and_is_validated(client: Client) -> None:
     assert too_long.status == 400
     e2_only = client.request("POST", "/_sim/config", {"era": "e2", "pow_difficulty": "000000fff"})
     assert e2_only.status == 200
+
+
+def test_finalize_accepts_example_b_for_its_seed(client: Client) -> None:
+    """Given example B's seed and difficulty, finalize accepts its proof token over HTTP, once."""
+    b = VECTORS["example_b"]
+    state = client.server.state
+    statuses = []
+    for _ in range(2):  # the second time the same proof for the same seed is a reuse
+        token = str(_prepare(client)["prepare_token"])
+        state.prepared[token] = dataclasses.replace(
+            state.prepared[token], seed=b["seed"], difficulty=b["difficulty"]
+        )
+        body = {"prepare_token": token, "proofofwork": b["proof_token"]}
+        reply = client.request("POST", FINALIZE, body, client.auth())
+        statuses.append((reply.status, reply.body == b""))
+    assert statuses == [(200, False), (403, True)]
+
+
+def test_send_checks_its_own_proof_against_the_finalized_seed(client: Client) -> None:
+    """The send's proof header may differ from finalize's if it passes the same seed; else 403."""
+    challenge = _prepare(client)
+    pow_ = challenge["proofofwork"]
+    assert isinstance(pow_, dict)
+    body = {"prepare_token": challenge["prepare_token"], "proofofwork": _proof(challenge)}
+    token = client.request("POST", FINALIZE, body, client.auth()).json()["token"]
+    other = solve_fnv(pow_["seed"], pow_["difficulty"], [*CONFIG25[:13], 99.5, *CONFIG25[14:]])
+    assert other != body["proofofwork"]
+    hdrs = dict(client.auth(), **{"OpenAI-Sentinel-Chat-Requirements-Token": token})
+    hdrs["OpenAI-Sentinel-Proof-Token"] = _wrong_proof(pow_["seed"], pow_["difficulty"])
+    hdrs["X-Conduit-Token"] = client.conduit()
+    assert client.request("POST", SEND, e3_body("x"), hdrs).status == 403
+    hdrs["OpenAI-Sentinel-Proof-Token"] = other
+    assert client.request("POST", SEND, e3_body("say exactly: ok"), hdrs).status == 200

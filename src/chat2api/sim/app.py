@@ -1,16 +1,23 @@
-"""The simulated ChatGPT web backend as a Starlette app (E2 era, spec sections 1–7).
+"""The simulated ChatGPT web backend as a Starlette app (spec sections 1–7).
+
+The E2 send path lives here; the E3 endpoints are in e3.py, and the E3
+`f/conversation` shares this module's conversation handler (`_send`), which
+differs between eras only in the sentinel gate and in keeping the turn for
+resume. `SimConfig.era` decides which paths are served.
 
 It also serves the OAuth refresh endpoint (`POST /oauth/token`, spec 7.2), so
 one sim base URL stands in for both chatgpt.com and auth.openai.com.
 
-Request flow of a conversation POST, in order: record it; take a fault (from a
-`#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
-slow); authentication; body check; sentinel verification (requirements token,
-proof of work, challenges); account state and account-level faults; the
-conversation history checks (a follow-up's conversation and parent); keeping
-the turn; then the SSE stream in the encoding the body asked for. A queued script (`POST
-/_sim/script`) is taken only at that last step, so a request that ends in an
-error (or the `moderation` fault) leaves it for the next one.
+Request flow of a conversation POST, in order: record it (era `e3-strict`
+refuses the E2 path here); take a fault (from a `#sim:fault=` directive or
+the admin queue); edge faults (reset, cloudflare, slow); authentication; body
+check; sentinel verification (requirements token, proof of work, challenges;
+on E3 the conduit and finalized tokens); account state and account-level
+faults; the conversation history checks (a follow-up's conversation and
+parent); keeping the turn; then the SSE stream in the encoding the body asked
+for. A queued script (`POST /_sim/script`) is taken only at that last step, so
+a request that ends in an error (or the `moderation` fault) leaves it for the
+next one.
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from chat2api.sim.records import (
     finished_messages,
     render_legacy,
     render_v1,
+    resume_token,
 )
 from chat2api.sim.replies import (
     content_text,
@@ -303,8 +311,6 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
 
 async def f_conversation(request: Request) -> Response | EventStream | ConnectionReset:
     """POST .../f/conversation — the E3 send (conduit token, finalized requirements)."""
-    if sim_state(request).config.era == "e2":
-        return faults.not_found()
     return await _send(request, e3_path=True)
 
 
@@ -317,6 +323,8 @@ async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | 
     headers = _headers(request)
     body = _parse_json(await request.body())
     state.record(request.url.path, "POST", headers, body)
+    if e3_path and cfg.era == "e2":
+        return faults.not_found()
     if cfg.era == "e3-strict" and not e3_path:
         # 2026 captures: the legacy path is refused before anything else is looked at.
         return faults.unusual_activity()
@@ -439,12 +447,13 @@ async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | 
             conversation_id=turn.conversation_id,
             owner=owner,
             conduit_token=conduit_token,
+            resume_token=resume_token(turn),
             records=rendered.records,
             delay=delay,
             fault=fault,
         )
         if e3_path:
-            state.turns.add(live)
+            state.turns.add(live, cfg.resume_window)
         return e3.turn_stream(state, live, 0, first=True)
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)

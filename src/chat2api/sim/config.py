@@ -47,6 +47,9 @@ class SimConfig:
     force_login: bool = False
     issue_so_token: bool = False
     conduit_expire_after: int = 300
+    # E3 calls must carry the web client's headers (OAI-Device-Id, OAI-Language,
+    # OAI-Session-Id, OAI-Client-Version = build_id), else 403 unusual activity
+    require_client_headers: bool = False
     # E3 resume: events before a `cut_resumable`/`truncated_resumable` stream breaks,
     # how many resumed streams of that turn break again, how long a finished turn
     # can still be resumed (seconds)

@@ -17,11 +17,13 @@ Turns started on `f/conversation` are kept in `state.turns` (turns.py) for
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -32,7 +34,7 @@ from chat2api.sim import faults
 from chat2api.sim.common import headers_of, identify, owner_of, parse_json, sim_state
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.state import Conduit, Prepared, Requirements, SimState
-from chat2api.sim.streaming import EventStream
+from chat2api.sim.streaming import ConnectionReset, EventStream
 from chat2api.sim.turns import LiveTurn
 
 E3_HASH = "fnv"
@@ -70,6 +72,23 @@ def _step_fault(state: SimState, step: str) -> str | None:
     return fault
 
 
+async def _edge(state: SimState, fault: str | None) -> Response | ConnectionReset | None:
+    """The answer of a `<step>:<fault>` fault (None: `slow`, after its sleep, or no such fault)."""
+    kind = (fault or "").partition(":")[2]
+    if kind == "slow":
+        await asyncio.sleep(state.config.slow_seconds)
+    answers: dict[str, Callable[[], Response | ConnectionReset]] = {
+        "server_error": faults.server_error,
+        "rate_limited": lambda: faults.rate_limited(state.config.rate_limit_clears_in),
+        "expired": faults.token_expired,
+        "unusual_activity": faults.unusual_activity,
+        "cloudflare": faults.cloudflare,
+        "reset": ConnectionReset,
+    }
+    answer = answers.get(kind)
+    return answer() if answer is not None else None
+
+
 def _take_turnstile(state: SimState) -> bool:
     """A queued `turnstile` fault at the head of the conversation queue is this send's."""
     if state.faults and state.faults[0] == "turnstile":
@@ -77,6 +96,25 @@ def _take_turnstile(state: SimState) -> bool:
         state.stats.faults_injected += 1
         return True
     return False
+
+
+CLIENT_HEADERS = ("oai-device-id", "oai-language", "oai-session-id", "oai-client-version")
+
+
+def client_headers_refusal(state: SimState, headers: dict[str, str]) -> Response | None:
+    """With `require_client_headers`: 403 unusual activity unless the E3 headers look right.
+
+    The real server's rule is not known (spec 2 marks these [L]); this checks
+    that a client sends them all and took its client version from the home
+    page (`data-build`).
+    """
+    if not state.config.require_client_headers:
+        return None
+    if any(not headers.get(name) for name in CLIENT_HEADERS):
+        return faults.unusual_activity()
+    if headers["oai-client-version"] != state.config.build_id:
+        return faults.unusual_activity()
+    return None
 
 
 def check_proof(
@@ -96,7 +134,7 @@ def check_proof(
 # --------------------------------------------------------------------------- sentinel
 
 
-async def sentinel_prepare(request: Request) -> Response:
+async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
     """POST …/sentinel/chat-requirements/prepare — a prepare token bound to an FNV challenge."""
     state, headers, body = await _start(request, "prepares")
     cfg = state.config
@@ -105,9 +143,15 @@ async def sentinel_prepare(request: Request) -> Response:
     fault = _step_fault(state, "prepare")
     if fault == "prepare_404":
         return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     p = body.get("p") if isinstance(body, dict) else None
     if cfg.require_p and not (isinstance(p, str) and p.startswith(REQUIREMENTS_PREFIX)):
         state.stats.rejected_sentinel += 1
@@ -152,17 +196,24 @@ async def sentinel_prepare(request: Request) -> Response:
     return faults.json_response(200, answer)
 
 
-async def sentinel_finalize(request: Request) -> Response:
+async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
     """POST …/sentinel/chat-requirements/finalize — spend a prepare token, check its proof."""
     state, headers, body = await _start(request, "finalizes")
     cfg = state.config
     if cfg.era == "e2":
         return faults.not_found()
-    if _step_fault(state, "finalize") == "finalize_403":
+    fault = _step_fault(state, "finalize")
+    if fault == "finalize_403":
         return faults.sentinel_rejected()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     if not isinstance(body, dict) or "_unparsed" in body:
         return faults.json_response(422, {"detail": "Invalid finalize body"})
     owner = owner_of(who, headers)
@@ -197,6 +248,7 @@ async def sentinel_finalize(request: Request) -> Response:
             owner=owner,
             era="e3",
             so_token=so_token,
+            proof=body.get("proofofwork") if prepared.pow_required else None,
         ),
     )
     answer: dict[str, Any] = {
@@ -217,17 +269,24 @@ def _conduit_token() -> str:
     return "eyJhbGciOiJIUzI1NiJ9." + os.urandom(24).hex() + "." + uuid.uuid4().hex
 
 
-async def conduit_prepare(request: Request) -> Response:
+async def conduit_prepare(request: Request) -> Response | ConnectionReset:
     """POST …/f/conversation/prepare — a conduit token for the next send (spec 4.2)."""
     state, headers, body = await _start(request, "conduits")
     cfg = state.config
     if cfg.era == "e2":
         return faults.not_found()
-    if _step_fault(state, "conduit") == "conduit_prepare_404":
+    fault = _step_fault(state, "conduit")
+    if fault == "conduit_prepare_404":
         return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     if body is not None and (not isinstance(body, dict) or "_unparsed" in body):
         return faults.json_response(422, {"detail": "Invalid prepare body"})
     previous = headers.get("x-conduit-token")
@@ -254,6 +313,9 @@ def check_send(
     that passes its seed and the challenge headers it was issued with. Both
     tokens are spent only when every check passes.
     """
+    refusal = client_headers_refusal(state, headers)
+    if refusal is not None:
+        return refusal
     conduit_token = headers.get("x-conduit-token", "")
     if not state.config.require_sentinel:
         return faults.sentinel_rejected() if fault == "conduit_rejected" else conduit_token
@@ -263,10 +325,15 @@ def check_send(
     issued = state.lookup(requirements_token)
     if issued is None or issued.era != "e3" or issued.owner != owner:
         return faults.sentinel_rejected()
-    if issued.pow_required and not check_proof(
-        state, headers.get(PROOF_HEADER), issued.seed, issued.difficulty, issued.algorithm,
-        spend=False,
-    ):  # fmt: skip
+    proof = headers.get(PROOF_HEADER)
+    # The proof finalize accepted needs no second hash; any other must pass the same seed.
+    if (
+        issued.pow_required
+        and proof != issued.proof
+        and not check_proof(
+            state, proof, issued.seed, issued.difficulty, issued.algorithm, spend=False
+        )
+    ):
         return faults.sentinel_rejected()
     if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):
         return faults.challenge_required("turnstile")
@@ -286,11 +353,12 @@ def live_turn(
     conversation_id: str,
     owner: str,
     conduit_token: str,
+    resume_token: str,
     records: list[bytes],
     delay: float,
     fault: str | None,
 ) -> LiveTurn:
-    """A turn whose streams can be resumed; `delta_encoding` leads every stream, uncounted."""
+    """A turn whose streams can be resumed (offsets index `records`, see turns.py)."""
     header = records[0] if records and records[0] == DELTA_ENCODING else None
     cfg = state.config
     breaking = RESUMABLE_CUTS.get(fault or "")
@@ -298,8 +366,9 @@ def live_turn(
         conversation_id=conversation_id,
         owner=owner,
         conduit_token=conduit_token,
+        resume_token=resume_token,
         header=header,
-        events=records[1:] if header is not None else list(records),
+        events=list(records),
         delay=delay,
         cut_after=cfg.cut_after_events if breaking is not None else None,
         cut_ending=breaking or "abort",
@@ -315,7 +384,9 @@ def turn_stream(state: SimState, live: LiveTurn, start: int, *, first: bool) -> 
         if end < len(live.events):
             live.cuts_left -= 1
         live.state, live.ended_at = "streaming", None
-    records = ([live.header] if live.header is not None else []) + live.events[start:end]
+    # Resumed after the first record: the encoding again, so the body reads on its own.
+    again = [live.header] if live.header is not None and start > 0 else []
+    records = again + live.events[start:end]
     ending = "complete" if end == len(live.events) else live.cut_ending
     return EventStream(
         records, state.stats, delay=live.delay, ending=ending, stop=live.stop, on_end=live.ended
@@ -327,12 +398,22 @@ def _conversation_id(body: object) -> str | None:
     return cid if isinstance(cid, str) and cid else None
 
 
-async def resume(request: Request) -> Response | EventStream:
-    """POST …/f/conversation/resume — the turn again, from `offset` events on."""
+async def resume(request: Request) -> Response | ConnectionReset | EventStream:
+    """POST …/f/conversation/resume — the turn again, from record `offset` on.
+
+    `X-Conduit-Token` may be the turn's `resume_conversation_token`, the conduit
+    token it was sent with, or any live conduit token of the caller (spent).
+    """
     state, headers, body = await _start(request, "resumes")
     cfg = state.config
-    if cfg.era == "e2" or _step_fault(state, "resume") == "resume_404":
+    if cfg.era == "e2":
         return faults.not_found()
+    fault = _step_fault(state, "resume")
+    if fault == "resume_404":
+        return faults.not_found()
+    edge = await _edge(state, fault)
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
@@ -345,7 +426,7 @@ async def resume(request: Request) -> Response | EventStream:
     if live is None or not live.resumable(cfg.resume_window):
         return faults.conversation_not_found()
     given = headers.get("x-conduit-token", "")
-    if given != live.conduit_token:
+    if given not in (live.conduit_token, live.resume_token):
         if state.conduit_of(given, owner) is None:
             state.stats.rejected_sentinel += 1
             return faults.sentinel_rejected()
@@ -355,11 +436,14 @@ async def resume(request: Request) -> Response | EventStream:
     return turn_stream(state, live, offset, first=False)
 
 
-async def stop_conversation(request: Request) -> Response:
+async def stop_conversation(request: Request) -> Response | ConnectionReset:
     """POST …/stop_conversation — end the conversation's running turn (idempotent)."""
     state, headers, body = await _start(request, "stops")
     if state.config.era == "e2":
         return faults.not_found()
+    edge = await _edge(state, _step_fault(state, "stop"))
+    if edge is not None:
+        return edge
     who = identify(request)
     if isinstance(who, Response):
         return who

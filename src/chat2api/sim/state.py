@@ -54,6 +54,21 @@ STEP_FAULTS = {
     "conduit_prepare_404": "conduit",
     "resume_404": "resume",
 }
+# `<step>:<fault>` (e.g. `finalize:server_error`): one of these answers at an E3 step.
+E3_STEPS = ("prepare", "finalize", "conduit", "resume", "stop")
+EDGE_FAULTS = frozenset(
+    {"server_error", "rate_limited", "expired", "unusual_activity", "cloudflare", "reset", "slow"}
+)
+
+
+def step_of(fault: str) -> str | None:
+    """The E3 step a fault is queued for, or None when it is not a step fault."""
+    if fault in STEP_FAULTS:
+        return STEP_FAULTS[fault]
+    step, sep, kind = fault.partition(":")
+    return step if sep and step in E3_STEPS and kind in EDGE_FAULTS else None
+
+
 MAX_BINDINGS = 200_000
 FINISH_TYPES = ("stop", "max_tokens")
 Finish = Literal["stop", "max_tokens"]
@@ -117,10 +132,12 @@ class Requirements:
     arkose_required: bool
     persona: str
     expires_at: float
-    # E3: the owner the token was finalized for, the era that issued it, the so_token given.
+    # E3: the owner the token was finalized for, the era that issued it, the so_token
+    # given, and the proof finalize accepted (the send may carry it without a re-hash).
     owner: str | None = None
     era: str = "e2"
     so_token: str | None = None
+    proof: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,8 +329,8 @@ class SimState:
         if fault in REFRESH_FAULTS:
             self.refresh_faults.extend([fault] * count)
             return
-        if fault in STEP_FAULTS:
-            step = STEP_FAULTS[fault]
+        step = step_of(fault)
+        if step is not None:
             self.step_faults.setdefault(step, collections.deque()).extend([fault] * count)
             return
         if fault not in FAULTS:

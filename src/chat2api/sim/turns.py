@@ -1,11 +1,14 @@
 """Turns started on the E3 send path, kept so they can be resumed, stopped and polled.
 
 A turn's SSE records are rendered once, before the first byte goes out (see
-records.py), so a resume is a slice of the same list: the stream a client
-resumes with `offset = k` is the `delta_encoding` header (v1 only, never
-counted) followed by the turn's events from index `k` on. Every stream of a
-turn (the first one and each resume) reads the same `events`, which is what
-makes a resumed answer equal, record for record, to an uncut one.
+records.py), and kept here as `events`: exactly the records of the uncut
+stream, its leading `delta_encoding` included (v1). A resume `offset` is an
+index into that list, i.e. the number of the turn's records the client has
+consumed. A stream resumed at `offset >= 1` writes the `delta_encoding`
+record first again (so the body can be read on its own; it is not a record
+of the turn and does not count), then `events[offset:]`. Every stream of a
+turn reads the same list, which is what makes a resumed answer equal, record
+for record, to an uncut one.
 
 Lifecycle of a turn: `streaming` while a stream writes it; `detached` when
 its stream broke or its client went away (the server would still be
@@ -32,6 +35,7 @@ class LiveTurn:
     conversation_id: str
     owner: str
     conduit_token: str
+    resume_token: str
     header: bytes | None
     events: list[bytes]
     delay: float = 0.0
@@ -94,11 +98,22 @@ class TurnBook:
         default_factory=collections.OrderedDict
     )
 
-    def add(self, turn: LiveTurn) -> None:
-        """Keep a turn (replacing an older one of the same conversation), capped at MAX_TURNS."""
+    def add(self, turn: LiveTurn, window: float) -> None:
+        """Keep a turn (replacing an older one of the same conversation).
+
+        The oldest turns go first: those that can no longer be resumed (their
+        records are the bulk of the simulator's memory under load), then any
+        past MAX_TURNS.
+        """
         key = (turn.owner, turn.conversation_id)
         self.turns.pop(key, None)
         self.turns[key] = turn
+        now = time.time()
+        while self.turns:
+            oldest = next(iter(self.turns.values()))
+            if oldest.state == "streaming" or oldest.resumable(window, now):
+                break
+            self.turns.popitem(last=False)
         while len(self.turns) > MAX_TURNS:
             self.turns.popitem(last=False)
 
