@@ -48,8 +48,9 @@ class AnswerBody:
     When the connection breaks (or the body ends before the answer did) on
     an E3 stream that gave a ``resume_conversation_token``, the same turn is
     asked again from the records already decoded on (``f/conversation/resume``
-    with that offset; the ``delta_encoding`` record that heads every body is
-    not counted) and fed to the same decoder: nothing is lost or said twice.
+    with that offset: the records of the uncut stream, its ``delta_encoding``
+    included, but not the copy of it that heads a resumed body) and fed to
+    the same decoder: nothing is lost or said twice.
     At most ``MAX_RESUMES`` times per answer; then the failure stands.
     """
 

@@ -221,13 +221,15 @@ def test_cut_stream_resumes_to_the_same_answer(
     sim.state.queue_faults(fault, 1)
     assert _answer(sdk(service, token), stream=stream) == WORDS
     stats = sim.state.stats
-    if 1 <= cut_after <= 40:  # inside the answer's records: resumed, the same send
-        # A second cut happens only while the turn has records past twice the first.
-        again = cuts_again if cut_after <= 20 else stats.resumes - 1
-        assert (stats.resumes, stats.e3_conversations) == (1 + again, 1)
-        assert stats.resumes <= 1 + cuts_again
-    elif cut_after == 0:  # nothing (not even the resume token) came: sent again instead
-        assert (stats.resumes, stats.e3_conversations) == (0, 2)
+    if cut_after > 40:  # past the answer's text: perhaps no cut at all
+        return
+    # A cut before the resume token came (the encoding is record 0, the token 1), or
+    # one whose last records a reset lost on the way, is sent again instead.
+    resumed = stats.resumes >= 1 and stats.e3_conversations == 1
+    assert resumed or (stats.resumes, stats.e3_conversations) == (0, 2)
+    if fault == "truncated_resumable" and cut_after >= 2:  # closed cleanly: nothing lost
+        assert resumed
+        assert stats.resumes == 1 + (cuts_again if cut_after <= 20 else stats.resumes - 1)
 
 
 def test_resume_headers_and_offset(

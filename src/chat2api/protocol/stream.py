@@ -352,8 +352,8 @@ class ConversationDecoder:
         out: list[Event] = []
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
-                # The encoding heads every body of a turn, resumed ones too: not counted.
-                if name != "delta_encoding":
+                # The first body's encoding record counts; the copy heading a resumed one not.
+                if name != "delta_encoding" or self._format != "v1":
                     self._records += 1
                 self._record(name, data, out)
         except ProtocolError as exc:

@@ -15,10 +15,10 @@ HEADER = b'event: delta_encoding\ndata: "v1"\n\n'
 
 
 def _records(name: str) -> list[bytes]:
-    """The fixture's SSE records after the encoding header, as a server keeps a turn."""
+    """The fixture's SSE records, the encoding first, as a server keeps a turn."""
     body = (STREAMS / name).read_bytes()
     assert body.startswith(HEADER)
-    return [r + b"\n\n" for r in body[len(HEADER) :].split(b"\n\n") if r.strip()]
+    return [r + b"\n\n" for r in body.split(b"\n\n") if r.strip()]
 
 
 def _all_events(decoder: ConversationDecoder, body: bytes) -> list[Event]:
@@ -26,11 +26,13 @@ def _all_events(decoder: ConversationDecoder, body: bytes) -> list[Event]:
 
 
 def test_records_counted_and_token_kept() -> None:
-    """Every record but the encoding header counts; the resume token and conversation are read."""
+    """Every record counts but an encoding record repeated; the resume token is read."""
     records = _records("v1_basic.sse")
     decoder = ConversationDecoder()
-    decoder.feed(HEADER + b"".join(records[:3]))
+    decoder.feed(b"".join(records[:3]))
     assert decoder.interrupted() == 3
+    decoder.feed(HEADER + records[3])  # a resumed body: its header is not a record
+    assert decoder.interrupted() == 4
     assert decoder.resume_token is not None and decoder.resume_token.startswith("eyJ")
     assert decoder.conversation_id == "6a3523d9-cad4-83ec-bdcc-21f12f7d807b"
 
@@ -40,7 +42,7 @@ def test_records_counted_and_token_kept() -> None:
 def test_cut_anywhere_then_resumed_equals_whole(data: st.DataObject, name: str) -> None:
     """Cut at any byte, resumed (header + records from the offset): the same events as uncut."""
     records = _records(name)
-    whole = HEADER + b"".join(records)
+    whole = b"".join(records)
     expected = _all_events(ConversationDecoder(), whole)
     cut = data.draw(st.integers(min_value=0, max_value=len(whole) - 1), label="cut")
     decoder = ConversationDecoder()
