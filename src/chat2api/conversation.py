@@ -48,11 +48,13 @@ class AnswerBody:
     When the connection breaks (or the body ends before the answer did) on
     an E3 stream that gave a ``resume_conversation_token``, the same turn is
     asked again from the records already decoded on (``f/conversation/resume``
-    with that offset) and fed to the same decoder: nothing is lost or said
-    twice. At most ``MAX_RESUMES`` times per answer; then the failure stands.
+    with that offset: the records of the uncut stream, its ``delta_encoding``
+    included, but not the copy of it that heads a resumed body) and fed to
+    the same decoder: nothing is lost or said twice.
+    At most ``MAX_RESUMES`` times per answer; then the failure stands.
     """
 
-    __slots__ = ("_backend", "decoder", "opened", "resumes")
+    __slots__ = ("_backend", "_stopped", "decoder", "opened", "resumes")
 
     def __init__(
         self, backend: ChatGPTBackend, opened: OpenedConversation, decoder: ConversationDecoder
@@ -61,6 +63,7 @@ class AnswerBody:
         self.opened = opened
         self.decoder = decoder
         self.resumes = 0
+        self._stopped = False
 
     async def next_chunk(self) -> bytes | None:
         """The next piece of the body, ``None`` at its end."""
@@ -76,8 +79,9 @@ class AnswerBody:
 
     async def _resume(self, error: UpstreamError | None) -> bool:
         decoder = self.decoder
-        conversation_id, token = decoder.conversation_id, decoder.resume_token
-        if self.opened.era != "e3" or conversation_id is None or token is None:
+        conversation_id = decoder.conversation_id
+        # The stream's resume_conversation_token says the upstream offers a resume.
+        if self.opened.era != "e3" or conversation_id is None or decoder.resume_token is None:
             return False
         while self.resumes < MAX_RESUMES:
             self.resumes += 1
@@ -91,7 +95,7 @@ class AnswerBody:
                 MAX_RESUMES,
             )
             try:
-                resumed = await self._backend.resume(self.opened, conversation_id, token, offset)
+                resumed = await self._backend.resume(self.opened, conversation_id, offset)
             except UpstreamError as exc:
                 error = exc
                 continue
@@ -104,7 +108,10 @@ class AnswerBody:
         """Abort the transfer if still running; an E3 turn left unfinished is stopped upstream."""
         await self.opened.aclose()
         conversation_id = self.decoder.conversation_id
-        if self.opened.era == "e3" and not self.decoder.done and conversation_id is not None:
+        unfinished = self.opened.era == "e3" and not self.decoder.done
+        # Closed twice (by the turn and by its events): stopped once.
+        if unfinished and conversation_id is not None and not self._stopped:
+            self._stopped = True
             self._backend.stop_soon(self.opened, conversation_id)
 
 

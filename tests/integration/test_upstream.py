@@ -23,6 +23,7 @@ from servers import (
     send_path,
     sentinel_path,
     sentinel_rounds,
+    speaks_e3,
 )
 
 ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
@@ -279,12 +280,23 @@ def _wait_cancelled(sim: SimServer, within: float) -> float:
 
 
 def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, token: str) -> None:
-    """Closing the client connection mid-stream aborts the upstream stream."""
+    """Closing the client connection mid-stream aborts the upstream stream (E3: and stops it)."""
     with _open_stream(v1.port, token, "long #sim:words=400 #sim:delay_ms=20", events=5):
         pass
     _wait_cancelled(sim, within=10)
     assert sim.state.stats.streams_cancelled == 1
     assert sim.state.stats.streams_completed == 0
+    deadline = time.monotonic() + 5
+    while speaks_e3(sim) and sim.state.stats.turns_stopped < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # stop_conversation is sent in the background
+    stopped = [r["body"] for r in _requests(sim, "/stop_conversation")]
+    if speaks_e3(sim):
+        assert sim.state.stats.turns_stopped == 1
+        (body,) = stopped
+        assert body == {"conversation_id": body["conversation_id"], "exclude_async_types": []}
+        assert body["conversation_id"]
+    else:
+        assert stopped == []
 
 
 def test_client_disconnect_during_upstream_silence(

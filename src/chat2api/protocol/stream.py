@@ -352,7 +352,7 @@ class ConversationDecoder:
         out: list[Event] = []
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
-                # A resumed body may open with the encoding again: not a record of the turn.
+                # The first body's encoding record counts; the copy heading a resumed one not.
                 if name != "delta_encoding" or self._format != "v1":
                     self._records += 1
                 self._record(name, data, out)

@@ -141,6 +141,7 @@ class OpenedConversation:
     credentials: Credentials
     era: Era = "e2"
     home: _HomeInfo | None = None  # E3: what its resume and stop calls send again
+    conduit: str = "no-token"  # E3: the conduit token of the send, which a resume shows
 
     async def aclose(self) -> None:
         """Abort the upstream transfer if it is still running, and close ``body``.
@@ -498,7 +499,13 @@ class ChatGPTBackend:
             )
             if response.status_code == 200:
                 return OpenedConversation(
-                    iter_body(response), response, target, creds, era="e3", home=home
+                    iter_body(response),
+                    response,
+                    target,
+                    creds,
+                    "e3",
+                    home,
+                    headers["X-Conduit-Token"],
                 )
             status, reply_headers, content = await _error_answer(response)
             if _endpoint_missing(status, content):
@@ -531,14 +538,17 @@ class ChatGPTBackend:
         )
 
     async def resume(
-        self, opened: OpenedConversation, conversation_id: str, token: str, offset: int
+        self, opened: OpenedConversation, conversation_id: str, offset: int
     ) -> OpenedConversation:
-        """E3: ``f/conversation/resume`` from ``offset`` events on; the stream of the same turn."""
+        """E3: ``f/conversation/resume`` from ``offset`` events on; the stream of the same turn.
+
+        ``X-Conduit-Token`` is the conduit token the send went with (spec 1.5).
+        """
         if opened.home is None:
             raise UpstreamUnavailable("Only an E3 conversation can be resumed.")
         target, creds = opened.target, opened.credentials
         headers = self._e3_headers(target, creds, opened.home, stream=True)
-        headers["X-Conduit-Token"] = token
+        headers["X-Conduit-Token"] = opened.conduit
         response = await self._open_stream(
             target,
             self._prefix(creds) + "/f/conversation/resume",
@@ -549,7 +559,7 @@ class ChatGPTBackend:
             status, reply_headers, content = await _error_answer(response)
             raise error_from_response(status, reply_headers, content, what="resuming the stream")
         return OpenedConversation(
-            iter_body(response), response, target, creds, era="e3", home=opened.home
+            iter_body(response), response, target, creds, "e3", opened.home, opened.conduit
         )
 
     def stop_soon(self, opened: OpenedConversation, conversation_id: str) -> None:

@@ -59,6 +59,14 @@ _CHALLENGE_NAMES = {
 }
 
 
+_CHALLENGE_CODES = {
+    "turnstile_required": "turnstile",
+    "arkose_required": "arkose",
+    "so_required": "so",
+    "force_login": "force_login",
+}
+
+
 def challenge_required(challenge: str) -> ChallengeRequired:
     """The error for a challenge chat2api does not solve; ``challenge`` names it.
 
@@ -101,9 +109,12 @@ def error_from_response(
             f"The upstream refused the account's access token ({what}){suffix}"
         )
     if status == 403:
-        named = f"{detail.get('code', '')} {message}".lower()
+        code = str(detail.get("code", "")).lower()
+        named = f"{code} {message}".lower()
         if challenge is None:
-            challenge = next((c for c in ("turnstile", "arkose") if c in named), None)
+            challenge = _CHALLENGE_CODES.get(code) or next(
+                (c for c in ("turnstile", "arkose") if c in named), None
+            )
         if challenge is not None:
             return challenge_required(challenge)
         if not body.strip():
