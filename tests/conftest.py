@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 sys.path.insert(0, str(Path(__file__).parent))
 
 from chat2api.sim import SimServer, mint_access_token
+from secretgrep import SecretGrep
 from servers import ServiceFactory, ServiceServer, close_clients
 
 ERAS = ("e3-strict", "e2")
@@ -49,6 +51,22 @@ def sim() -> Iterator[SimServer]:
     """One simulator for the session; tests get it reset (see ``fresh_sim``)."""
     with SimServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_in_logs() -> Iterator[None]:
+    """Every log line of every test, chat2api's own at DEBUG, is searched for tokens."""
+    grep = SecretGrep()
+    root, ours = logging.getLogger(), logging.getLogger("chat2api")
+    level = ours.level
+    ours.setLevel(logging.DEBUG)
+    root.addHandler(grep)
+    try:
+        yield
+    finally:
+        root.removeHandler(grep)
+        ours.setLevel(level)
+    assert grep.leaks == [], f"a token was logged by {grep.leaks}"
 
 
 @pytest.fixture(autouse=True)

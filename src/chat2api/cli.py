@@ -7,6 +7,7 @@ import enum
 import json
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -136,6 +137,7 @@ def serve(
         overrides["CHATGPT_BASE_URL"] = _start_simulator(era)
     settings = _settings(env_file, overrides)
     _configure_logging(settings.log_level, settings.log_format)
+    _check_data_dir(settings)
     from chat2api.app import create_app
 
     if simulate:
@@ -212,6 +214,21 @@ T = TypeVar("T")
 def _fail(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"chat2api: {message}", err=True)
     raise typer.Exit(code)
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """One clear line and exit 1 when the SQLite store cannot live in DATA_DIR."""
+    if settings.redis_url:
+        return
+    from chat2api.store import DB_FILE
+    from chat2api.store.sqlite import SQLiteStore
+
+    try:
+        store = SQLiteStore(settings.data_dir / DB_FILE)
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        _fail(f"cannot keep the store in DATA_DIR {settings.data_dir}: {reason}")
+    asyncio.run(store.close())
 
 
 def _pool_settings(env_file: Path, data_dir: Path | None) -> Settings:

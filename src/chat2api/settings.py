@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 _HEX = re.compile(r"^[0-9a-f]{1,32}$")
@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     redis_prefix: str = Field("chat2api", min_length=1, alias="REDIS_PREFIX")
+    # seals tokens and records at rest (AES-256-GCM); e.g. `openssl rand -base64 32`
+    store_key: SecretStr | None = Field(None, min_length=16, alias="STORE_KEY")
 
     @classmethod
     def settings_customise_sources(

@@ -23,11 +23,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "sealed"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    """A fresh, empty store location on each backend."""
-    if request.param == "sqlite":
-        yield Backend("sqlite", path=tmp_path / "chat2api.db")
+    """A fresh, empty store location on each backend (``sealed``: SQLite under STORE_KEY)."""
+    if request.param in ("sqlite", "sealed"):
+        yield Backend(request.param, path=tmp_path / "chat2api.db")
         return
     prefix = f"test-{uuid.uuid4().hex}"
     try:

@@ -9,6 +9,7 @@ import redis
 
 from chat2api.store.base import Store
 from chat2api.store.redis import RedisStore
+from chat2api.store.sealed import SealedStore, Sealer
 from chat2api.store.sqlite import SQLiteStore
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -25,9 +26,11 @@ class Backend:
 
     def open(self) -> Store:
         store: Store
-        if self.name == "sqlite":
+        if self.name in ("sqlite", "sealed"):
             assert self.path is not None
             store = SQLiteStore(self.path)
+            if self.name == "sealed":  # STORE_KEY: the same contract through the seal
+                store = SealedStore(store, Sealer("contract-test-store-key"))
         else:
             assert self.prefix is not None
             store = RedisStore(REDIS_URL, prefix=self.prefix)
@@ -37,7 +40,7 @@ class Backend:
     @property
     def location(self) -> str:
         """What the crash writer subprocess is told to open."""
-        return str(self.path) if self.name == "sqlite" else f"{REDIS_URL}#{self.prefix}"
+        return str(self.path) if self.path is not None else f"{REDIS_URL}#{self.prefix}"
 
 
 def delete_prefix(prefix: str) -> None:

@@ -211,9 +211,10 @@ async def test_sqlite_purges_expired_rows_in_bounded_batches(tmp_path: Path) -> 
 
     try:
         for n in range(expired):
-            await store.put_record("response", f"old-{n}", {"n": n}, ttl=0.01)
+            # Long enough that none expires while the batch is written on a busy machine.
+            await store.put_record("response", f"old-{n}", {"n": n}, ttl=0.5)
         await store.put_record("binding", "kept", {"n": -1})
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.6)
         assert rows() == expired + 1
         await store.put_record("binding", "new-1", {})
         assert rows() == expired + 1 - PURGE_BATCH + 1

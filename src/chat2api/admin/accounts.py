@@ -14,7 +14,13 @@ from typing import Any, Literal
 
 from chat2api.errors import InvalidRequest, UpstreamError
 from chat2api.pool.pool import REFRESH_DUE, AccountPool
-from chat2api.pool.tokens import GivenToken, TokenListError, parse_token, parse_token_lines
+from chat2api.pool.tokens import (
+    GivenToken,
+    TokenListError,
+    parse_token,
+    parse_token_lines,
+    token_problem,
+)
 from chat2api.store.base import Account, Store
 
 AccountState = Literal["active", "cooling", "dead"]
@@ -95,10 +101,9 @@ def parse_token_args(values: list[str]) -> list[GivenToken]:
     out = []
     for number, value in enumerate(values, start=1):
         given = parse_token(value)
-        if given.kind == "other":
-            raise TokenListError(
-                f"argument {number} is not an AccessToken (eyJ…) or a RefreshToken (rt_…)"
-            )
+        problem = token_problem(given)
+        if problem is not None:
+            raise TokenListError(f"argument {number} is {problem}")
         out.append(given)
     return out
 

@@ -11,9 +11,11 @@ store, need no API key (the token is the key), and never carry a secret.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -23,6 +25,7 @@ from chat2api.pool.lease import Lease
 from chat2api.pool.pool import PoolLease
 from chat2api.protocol.events import ImageGenerated
 from chat2api.state import AppState
+from chat2api.store.sealed import Sealer
 from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.downloads import Generated
 
@@ -30,8 +33,18 @@ DOWNLOAD = "download"
 DOWNLOAD_TTL = 7 * 86400.0
 
 
+def _record_key(link: str) -> str:
+    """Where a link's record lives: a hash of the link, which the store never sees."""
+    return hashlib.sha256(link.encode()).hexdigest()
+
+
 class DownloadLinks:
-    """Makes download links for one answer (implements ``convert.generated.Links``)."""
+    """Makes download links for one answer (implements ``convert.generated.Links``).
+
+    A client's own AccessToken is sealed in the record under a key derived
+    from the link itself, and the record is stored under the link's hash:
+    the store alone (its file, a backup, Redis) does not give the token away.
+    """
 
     def __init__(self, state: AppState, base_url: str, lease: Lease) -> None:
         self._state = state
@@ -40,19 +53,22 @@ class DownloadLinks:
         self._account: dict[str, Any] = (
             {"pool_account": lease.key}
             if isinstance(lease, PoolLease)
-            else {
-                "access_token": credentials.access_token,
-                "workspace": credentials.account_id,
-                "device": credentials.device if credentials.anonymous else None,
-            }
+            else {"device": credentials.device if credentials.anonymous else None}
         )
+        self._own: str | None = None
+        if not isinstance(lease, PoolLease) and credentials.access_token:
+            own = {"access_token": credentials.access_token, "workspace": credentials.account_id}
+            self._own = orjson.dumps(own).decode()
 
     async def _link(self, record: dict[str, Any]) -> str:
-        token = secrets.token_urlsafe(24)
+        link = secrets.token_urlsafe(24)
+        account = dict(self._account)
+        if self._own is not None:
+            account["sealed"] = Sealer(link, purpose="download").seal(self._own)
         await self._state.store.put_record(
-            DOWNLOAD, token, {**record, **self._account}, DOWNLOAD_TTL
+            DOWNLOAD, _record_key(link), {**record, **account}, DOWNLOAD_TTL
         )
-        return f"{self._base}/v1/files/download/{token}"
+        return f"{self._base}/v1/files/download/{link}"
 
     async def image(self, image: ImageGenerated, conversation_id: str | None) -> str:
         return await self._link(
@@ -77,8 +93,8 @@ class DownloadLinks:
 async def download(request: Request) -> Response:
     """The bytes behind a download link of an answer."""
     state: AppState = request.app.state.chat2api
-    token = request.path_params["token"]
-    record = await state.store.get_record(DOWNLOAD, token)
+    link = request.path_params["token"]
+    record = await state.store.get_record(DOWNLOAD, _record_key(link))
     if record is None:
         raise NotFound("This download link is unknown or has expired.", param="token")
     item = Generated(
@@ -92,10 +108,13 @@ async def download(request: Request) -> Response:
     if record.get("pool_account"):
         lease = await state.pool.acquire_account(record["pool_account"], "*")
         credentials = lease.credentials
+    elif record.get("sealed"):
+        own = orjson.loads(Sealer(link, purpose="download").open(str(record["sealed"])))
+        credentials = Credentials(own.get("access_token"), own.get("workspace"))
+    elif record.get("device"):
+        credentials = Credentials(device=record["device"])
     else:
-        credentials = Credentials(record.get("access_token"), record.get("workspace"))
-        if record.get("device"):
-            credentials = Credentials(device=record["device"])
+        credentials = Credentials()
     try:
         url = await state.downloader.download_url(credentials, item)
     finally:

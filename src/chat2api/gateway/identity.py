@@ -28,7 +28,7 @@ from typing import Any
 from chat2api.errors import Chat2APIError, NoUsableAccount, UpstreamError
 from chat2api.pool.pool import REFRESH_MARGIN, AccountPool, PoolLease
 from chat2api.pool.sources import RefreshCache
-from chat2api.pool.tokens import parse_token
+from chat2api.pool.tokens import parse_token, token_problem
 from chat2api.state import AppState
 from chat2api.store.base import Account, Store
 from chat2api.upstream.chatgpt import Credentials
@@ -164,8 +164,9 @@ class Identities:
             record["account_id"] = account_id
         elif token is not None:
             given = parse_token(token)
-            if given.kind == "other":
-                raise LoginRefused("The token is neither an AccessToken nor a RefreshToken.")
+            problem = token_problem(given)
+            if problem is not None:
+                raise LoginRefused(f"The token is {problem}.")
             record |= {"token": given.token, "token_kind": given.kind, "workspace": given.workspace}
         async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
             await self.store.put_record(SEED, seed, record)

@@ -25,14 +25,24 @@ DB_FILE = "chat2api.db"
 
 
 def open_store(settings: Settings) -> Store:
-    """The store ``settings`` ask for: Redis if ``REDIS_URL`` is set, else SQLite."""
+    """The store ``settings`` ask for: Redis if ``REDIS_URL`` is set, else SQLite.
+
+    With ``STORE_KEY`` its tokens and records are sealed at rest (``store.sealed``).
+    """
+    store: Store
     if settings.redis_url:
         from chat2api.store.redis import RedisStore
 
-        return RedisStore(settings.redis_url, prefix=settings.redis_prefix)
-    from chat2api.store.sqlite import SQLiteStore
+        store = RedisStore(settings.redis_url, prefix=settings.redis_prefix)
+    else:
+        from chat2api.store.sqlite import SQLiteStore
 
-    return SQLiteStore(settings.data_dir / DB_FILE)
+        store = SQLiteStore(settings.data_dir / DB_FILE)
+    if settings.store_key is None:
+        return store
+    from chat2api.store.sealed import SealedStore, Sealer
+
+    return SealedStore(store, Sealer(settings.store_key.get_secret_value()))
 
 
 def store_errors() -> tuple[type[Exception], ...]:

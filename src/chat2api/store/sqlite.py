@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import secrets
 import sqlite3
@@ -200,12 +201,27 @@ def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
     )
 
 
+def private_file(path: Path) -> None:
+    """Create ``path``'s directory (0700) and the file itself (0600) for this user only.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the mode of the database
+    file, so they are private too. A file that exists is narrowed to 0600.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 class SQLiteStore:
     """The SQLite ``Store``; ``path=":memory:"`` for tests."""
 
     def __init__(self, path: Path | str) -> None:
         if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(path))
         self.path = str(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # busy_timeout first: switching to WAL itself may wait for another process.
