@@ -166,7 +166,11 @@ def test_max_output_tokens_is_incomplete(client: openai.OpenAI) -> None:
     ("body", "param"),
     [
         (
-            {"input": "x", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}},
+            {
+                "input": "x",
+                "tools": [{"type": "web_search"}],
+                "tool_choice": {"type": "web_search"},
+            },
             "tool_choice",
         ),
         ({"input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),

@@ -119,7 +119,9 @@ def input_turns(
             result = output_text_of(item.get("output", ""))
             if result is None:
                 raise InvalidRequest("A tool output must be text.", param=f"{param}.output")
-            turns.append(("user", render_tool_result(call_id, names.get(call_id, ""), result), None))
+            turns.append(
+                ("user", render_tool_result(call_id, names.get(call_id, ""), result), None)
+            )
         elif kind in _IGNORED_ITEMS:
             continue  # earlier reasoning, per-turn settings: nothing the model reads
         else:
