@@ -168,8 +168,8 @@ def test_max_output_tokens_is_incomplete(client: openai.OpenAI) -> None:
         (
             {
                 "input": "x",
-                "tools": [{"type": "web_search"}],
-                "tool_choice": {"type": "web_search"},
+                "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}],
+                "tool_choice": {"type": "file_search"},
             },
             "tool_choice",
         ),

@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from chat2api.sim import SimServer
+from chat2api.sim.generated import CITE_TITLE, CITE_URL
 from servers import ServiceServer, sdk
 
 SLEEP = {
@@ -113,8 +114,31 @@ def test_hosted_tools_left_out_with_warning(client: openai.OpenAI, sim: SimServe
     raw = client.responses.with_raw_response.create(
         model="gpt-4o",
         input="say exactly: fine",
-        tools=[{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}],
+        tools=[
+            {"type": "file_search", "vector_store_ids": ["vs_1"]},
+            {"type": "code_interpreter", "container": {"type": "auto"}},
+        ],
     )
     assert raw.parse().output_text == "fine"
-    assert raw.headers["x-chat2api-warning"].endswith(": web_search, file_search")
+    assert raw.headers["x-chat2api-warning"].endswith(": file_search, code_interpreter")
     assert "# Tools" not in sim.state.last_prompt()[0][1]
+
+
+def test_web_search_is_the_web_apps_search(client: openai.OpenAI, sim: SimServer) -> None:
+    """web_search sends the search hint; cited sources are url_citation annotations (always)."""
+    with client.responses.stream(
+        model="gpt-4o", input="what happened #sim:cite", tools=[{"type": "web_search"}]
+    ) as stream:
+        added = [e for e in stream if e.type == "response.output_text.annotation.added"]
+        final = stream.get_final_response()
+    body = sim.state.last_conversation
+    assert isinstance(body, dict) and body["system_hints"] == ["search"]
+    (part,) = final.output[0].content  # type: ignore[union-attr]
+    (note,) = part.annotations  # type: ignore[union-attr]
+    assert note.type == "url_citation"
+    assert (note.url, note.title) == (CITE_URL, CITE_TITLE)
+    assert part.text[note.start_index : note.end_index] == f"[{CITE_TITLE}]({CITE_URL})"
+    assert len(added) == 1 and added[0].annotation.url == CITE_URL  # type: ignore[union-attr]
+    plain = client.responses.create(model="gpt-4o", input="what happened #sim:cite")
+    assert sim.state.last_conversation["system_hints"] == []  # type: ignore[index]
+    assert len(plain.output[0].content[0].annotations) == 1  # type: ignore[union-attr]

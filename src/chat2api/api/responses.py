@@ -184,6 +184,7 @@ async def create_response(request: Request) -> Response:
         else None,
     )
     effort = (data.get("reasoning") or {}).get("effort")
+    hints = ["search"] if table.search and tool_choice != "none" else []
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
         def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
@@ -195,6 +196,7 @@ async def create_response(request: Request) -> Response:
                 continues=continues,
                 reasoning_effort=effort,
                 files=files,
+                system_hints=hints,
             )
 
         body = upload_body(state, attachments, make)

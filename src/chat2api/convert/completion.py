@@ -46,6 +46,7 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 29
 _ID_SPACE = len(_ID_ALPHABET) ** _ID_LENGTH
 MODERATION_REFUSAL = "I'm sorry, but I can't help with that request."
+CITATION_KEY = "_citation"  # on the delta that adds a citation's link: its url and title
 
 
 def _content(text: str) -> list[dict[str, Any]]:
@@ -149,7 +150,11 @@ class Answer:
             if event.url in self.citations:
                 return []
             self.citations[event.url] = None
-            return _content(await self._add_text(citation_markdown(event)))
+            link = _content(await self._add_text(citation_markdown(event)))
+            if link and link[0]["content"] == citation_markdown(event):
+                # For Responses' url_citation annotations; chunks leave it out.
+                link[0][CITATION_KEY] = {"url": event.url, "title": event.title or event.url}
+            return link
         if isinstance(event, Metadata):
             self.conversation_id = event.conversation_id or self.conversation_id
             self.message_id = event.message_id or self.message_id
@@ -281,6 +286,8 @@ class Answer:
         history: bool = False,
     ) -> dict[str, Any]:
         """One ``chat.completion.chunk``."""
+        if CITATION_KEY in delta:
+            delta = {k: v for k, v in delta.items() if k != CITATION_KEY}
         if self.legacy_functions:
             delta, finish_reason = _legacy_delta(delta), _legacy_finish(finish_reason)
         out = self._chunk_head()

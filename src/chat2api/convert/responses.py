@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chat2api.convert.completion import CITATION_KEY
 from chat2api.convert.messages import PromptTurn
 from chat2api.convert.tools import render_assistant_tool_calls, render_tool_result
 from chat2api.convert.tools_responses import (
@@ -224,6 +225,8 @@ class ResponseBuilder:
             events += self._text_into("reasoning", reasoning)
         if content := delta.get("content"):
             events += self._text_into("message", content)
+            if cited := delta.get(CITATION_KEY):
+                events += self._annotate(content, cited)
         for call in delta.get("tool_calls") or []:
             events += self._call(call)
         return events
@@ -260,6 +263,31 @@ class ResponseBuilder:
                 )
             )
         return events
+
+    def _annotate(self, link: str, cited: Mapping[str, str]) -> list[dict[str, Any]]:
+        """A ``url_citation`` over the link just added (`` [title](url)``) to the open text."""
+        item = self._open
+        assert item is not None
+        part = item["content"][0]
+        end = len(part["text"])
+        annotation = {
+            "type": "url_citation",
+            "start_index": end - len(link.lstrip()),
+            "end_index": end,
+            "url": cited["url"],
+            "title": cited["title"],
+        }
+        part["annotations"].append(annotation)
+        return [
+            self._event(
+                "response.output_text.annotation.added",
+                item_id=item["id"],
+                output_index=self.output.index(item),
+                content_index=0,
+                annotation_index=len(part["annotations"]) - 1,
+                annotation=annotation,
+            )
+        ]
 
     def _open_item(self, kind: str) -> list[dict[str, Any]]:
         if kind == "reasoning":

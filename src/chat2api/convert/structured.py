@@ -231,6 +231,9 @@ class StructuredAnswer:
         went out.
         """
         fitted, self.reason = check_answer(self.format, self._text)
+        if fitted is not None and self._streaming and fitted != self._text.strip():
+            # It fits only once repaired, and the client already has it as sent.
+            fitted, self.reason = None, "the answer needed repairs to be JSON"
         if fitted is not None:
             return "" if self._streaming else fitted
         if self._streaming or self.corrected:

@@ -12,10 +12,13 @@ such as the Codex CLI use them all:
   ``<namespace>__<name>`` and answered with ``name`` and ``namespace`` apart
   (the namespace ``functions`` is the default one: its tools keep their
   bare names);
-* hosted tools (``web_search``, ``file_search``, ``image_generation``, …)
-  run on OpenAI's side, which chat2api cannot do: they are left out, named
-  in the ``X-Chat2API-Warning`` header, unless ``tool_choice`` demands one
-  (then a 400, ``unsupported_tool``).
+* ``web_search`` (any version) is the web app's own search: the
+  conversation is sent with the ``search`` system hint, and the sources the
+  answer cites come back as ``url_citation`` annotations;
+* other hosted tools (``file_search``, ``image_generation``, …) run on
+  OpenAI's side, which chat2api cannot do: they are left out, named in the
+  ``X-Chat2API-Warning`` header, unless ``tool_choice`` demands one (then a
+  400, ``unsupported_tool``).
 
 Tools may come in the request's ``tools`` or, as Codex sends them, in an
 ``additional_tools`` input item. ``ToolTable`` remembers how each offered
@@ -66,6 +69,7 @@ class ToolTable:
     functions: list[dict[str, Any]] = field(default_factory=list)
     offered: dict[str, OfferedTool] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # hosted tool types, by type
+    search: bool = False  # a web_search tool: the upstream searches by itself
 
     def add_tools(self, tools: object, param: str) -> None:
         """Add a ``tools`` list (the request's, or an ``additional_tools`` item's)."""
@@ -89,6 +93,9 @@ class ToolTable:
                 raise InvalidRequest("A namespace tool needs tools.", param=f"{where}.tools")
             for j, member in enumerate(inner):
                 self._add(member, f"{where}.tools[{j}]", name)
+            return
+        if kind.startswith("web_search"):
+            self.search = True  # the web app's own search (system hint "search")
             return
         if kind not in ("function", "custom"):
             if kind not in self.left_out:
@@ -134,6 +141,8 @@ class ToolTable:
             return {"type": "function", "function": {"name": tool_choice.get("name")}}
         if kind in ("allowed_tools", None):
             return tool_choice.get("mode", "auto") if kind else tool_choice
+        if isinstance(kind, str) and kind.startswith("web_search") and self.search:
+            return "auto"  # searching is the upstream's own decision, asked by the hint
         raise InvalidRequest(
             f"tool_choice asks for the {kind!r} tool, which chat2api cannot run: only "
             "function and custom tools (also inside namespaces) are available.",

@@ -89,3 +89,12 @@ def test_response_format_shapes() -> None:
     with pytest.raises(InvalidRequest) as caught:
         chat_response_format({"type": "json_schema", "json_schema": {"schema": {}}})
     assert caught.value.param == "response_format.json_schema.name"
+
+
+def test_streamed_answer_must_be_valid_as_sent() -> None:
+    """A streamed attempt that fits only once repaired is an error: the client has it as sent."""
+    answer = StructuredAnswer(FMT, live=True)
+    assert answer.feed('{"n": 1,}') == '{"n": 1,}'
+    with pytest.raises(ModelOutputError) as caught:
+        answer.close()
+    assert "needed repairs" in caught.value.message
