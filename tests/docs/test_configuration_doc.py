@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,12 @@ def test_a_new_setting_makes_the_doc_stale(tmp_path: Path) -> None:
     text = doc.read_text("utf-8")
     assert text.startswith(f"# x\n\n{START}\n| variable | default | meaning |")
     assert text.endswith(f"{END}\n\ntail\n") and "| old |" not in text
+
+
+def test_the_readme_names_only_real_settings() -> None:
+    """The README's short settings table lists variables that ``Settings`` has."""
+    readme = (DOC.parents[1] / "README.md").read_text("utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    named = re.findall(r"^\| `([A-Z_]+)` \|", section, flags=re.M)
+    aliases = {field.alias for field in Settings.model_fields.values()}
+    assert named and set(named) <= aliases, set(named) - aliases
