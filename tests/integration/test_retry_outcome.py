@@ -60,7 +60,9 @@ def code_of(error: openai.APIStatusError) -> object:
     return body["code"]
 
 
-def test_5xx_then_only_cooling_accounts_is_502(make_service: ServiceFactory, sim: SimServer) -> None:
+def test_5xx_then_only_cooling_accounts_is_502(
+    make_service: ServiceFactory, sim: SimServer
+) -> None:
     """A 5xx on the last usable account ends in 502 upstream_unavailable, not 429."""
     service, _ = pool_with_one_cooling(make_service, sim, mint_access_token(account_id="w"))
     sim.state.queue_faults("server_error", 5)
