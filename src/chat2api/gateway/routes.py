@@ -28,6 +28,7 @@ from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Ses
 from chat2api.gateway.page import page_headers, render_login
 from chat2api.gateway.paths import BadPath, request_path
 from chat2api.gateway.proxy import Forwarder
+from chat2api.gateway.share import share_routes
 from chat2api.pool.pool import PoolLease
 from chat2api.settings import Settings
 from chat2api.state import AppState
@@ -120,8 +121,8 @@ class SeedBody(BaseModel):
 def _shown(seed: str, record: dict[str, Any]) -> dict[str, Any]:
     """A seed record without its secret: the account id, or the token's fingerprint."""
     out: dict[str, Any] = {"seed": seed, "created": record.get("created")}
-    if record.get("account_id") is not None:
-        out["account_id"] = record["account_id"]
+    if record.get("account_id") is not None or record.get("any_account"):
+        out["account_id"] = record.get("account_id")
     else:
         out["token"] = fingerprint(str(record.get("token", "")))
         out["workspace"] = record.get("workspace")
@@ -269,6 +270,7 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
 
     return [
         *prefixed(prefix, seed_routes),
+        *share_routes(prefix),
         methods("/login", {"GET": login_page, "POST": login_form}),
         Route("/auth/logout", logout, methods=["GET"]),
         Route("/api/auth/session", auth_session, methods=["GET"]),
