@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     # Off by default (the original: on): minted seeds share pool accounts and so
     # see each other's conversations until seeds are isolated per account.
     auto_seed: bool = Field(False, alias="AUTO_SEED")
+    check_model: bool = Field(
+        False,
+        alias="CHECK_MODEL",
+        description="Check the model against the account's model list first (404 if absent).",
+    )
+    default_model: str = Field(
+        "auto",
+        min_length=1,
+        alias="DEFAULT_MODEL",
+        description="The model of a request that names none (the original defaulted too).",
+    )
 
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")

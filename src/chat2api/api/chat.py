@@ -241,7 +241,7 @@ async def chat_completions(request: Request) -> Response:
     accounts = await account_source(request, state)  # the key before the body
     chat = _parse(await request.body())
     refuse_unsupported(chat)
-    route = resolve_model(chat.model)
+    route = resolve_model(chat.model or state.settings.default_model)
     legacy = chat.functions is not None and chat.tools is None
     raw_tools, tool_choice = legacy_functions(chat)
     fmt = chat_response_format(chat.response_format)

@@ -31,6 +31,7 @@ from chat2api.errors import (
     PoolBusy,
     StoreUnavailable,
     UpstreamError,
+    UpstreamModelUnavailable,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnauthorized,
@@ -422,6 +423,8 @@ class AccountPool:
         """Record what ``exc`` says about the account; True when retrying may help."""
         now = self.clock.time()
         account = lease.account
+        if isinstance(exc, UpstreamModelUnavailable):
+            return True  # not the account's fault: another account may have the model
         with _WriteOrLog("record_use"):
             await self.store.record_use(account.id, success=False, at=now)
         if isinstance(exc, UpstreamRateLimited):

@@ -48,6 +48,7 @@ from chat2api.sentinel import BrowserProfile, PowSolver, build_config, parse_hom
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
 from chat2api.upstream.browser import document_headers, fetch_headers
+from chat2api.upstream.catalog import ModelCatalog
 from chat2api.upstream.e3 import conversation_body as e3_conversation_body
 from chat2api.upstream.e3 import prepare_body
 from chat2api.upstream.eras import Era, EraChoice
@@ -168,6 +169,7 @@ class ChatGPTBackend:
         self._eras = EraChoice(settings.upstream_protocol)
         self._session_id = str(uuid.uuid4())  # OAI-Session-Id: one per process, as per tab
         self._stopping: set[asyncio.Task[None]] = set()  # stop_conversation calls under way
+        self._catalog = ModelCatalog()
 
     @property
     def eras(self) -> EraChoice:
@@ -438,6 +440,8 @@ class ChatGPTBackend:
         E2, and an E2 one refused as "unusual activity" over E3 (``eras``).
         """
         target = target or self.next_target()
+        if self._settings.check_model:
+            await self._catalog.check(self, target, creds, str(body.get("model", "auto")))
         base = target.base_url
         if self._eras.era(base) == "e3":
             try:
