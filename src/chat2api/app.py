@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from chat2api import __version__
 from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
 from chat2api.api.cors import Cors
 from chat2api.api.errors import error_response, install_error_handlers, response_for_error
+from chat2api.api.health import health_routes
 from chat2api.api.routing import Endpoint, prefixed
 from chat2api.api.streaming import DisconnectWatch
 from chat2api.convert.usage import TokenCounter
@@ -43,6 +43,7 @@ from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
+from chat2api.startup import startup_block
 from chat2api.state import AppState
 from chat2api.store import open_store
 from chat2api.upstream.auth import OAuthClient
@@ -243,12 +244,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             if settings.scheduled_refresh
             else None
         )
-        log.info(
-            "chat2api %s ready: upstream %s, store %r",
-            __version__,
-            ", ".join(settings.chatgpt_base_url),
-            store,
-        )
+        log.info("%s", startup_block(settings, store))
         # What start-up built lives as long as the process: kept out of the
         # collector's view, a full collection during a burst of requests
         # walks only the objects of those requests.
@@ -267,7 +263,8 @@ def create_app(settings: Settings) -> Chat2APIApp:
             await store.close()
 
     prefix = settings.prefix_path
-    routes: list[BaseRoute] = prefixed(
+    routes: list[BaseRoute] = [*health_routes()]  # outside API_PREFIX, for probes
+    routes += prefixed(
         prefix,
         [*chat.routes, *responses.routes, *downloads.routes, *images.routes, *admin_api.routes],
     )

@@ -41,6 +41,26 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from chat2api import __version__
+
+        typer.echo(f"chat2api {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """An OpenAI-compatible API served through ChatGPT web accounts."""
+
+
 def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level,
