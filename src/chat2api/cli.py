@@ -50,7 +50,7 @@ def _show_version(value: bool) -> None:
 
 
 @app.callback()
-def main(
+def _root(
     version: Annotated[
         bool,
         typer.Option(

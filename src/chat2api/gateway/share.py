@@ -32,7 +32,7 @@ from chat2api.errors import AuthenticationFailed, InvalidRequest
 from chat2api.gateway.identity import MAX_SEED_LENGTH, Identities, LoginRefused
 from chat2api.pool.tokens import parse_token
 from chat2api.state import AppState
-from chat2api.store.base import account_key, fingerprint
+from chat2api.store.base import fingerprint
 
 CLEAR = "clear"  # the original's seed name for "every seed"
 
@@ -121,8 +121,7 @@ async def set_seedtoken(request: Request) -> Response:
         raise InvalidRequest(
             "token must be an AccessToken or a RefreshToken (or empty).", param="token"
         )
-    await state.pool.add_tokens([given])
-    account_id = account_key(given.token, given.workspace)
+    _, (account_id,) = await state.pool.add_or_update([given])  # the same account: updated
     try:
         await identities.bind_seed(seed, account_id=account_id)
     except LoginRefused as exc:
