@@ -442,6 +442,58 @@ def tokens_refresh(
         raise typer.Exit(1)
 
 
+@tokens_app.command("import-legacy")
+def tokens_import_legacy(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="The original chat2api's data/ folder (token.txt, error_token.txt, "
+            "refresh_map.json, seed_map.json).",
+            show_default=False,
+        ),
+    ],
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Import the original chat2api's data/ folder into the pool and the gateway's seeds."""
+    from rich.console import Console  # rich only for the terminal commands, not `serve`
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from chat2api.admin.legacy import LegacyImport, LegacyImportError, import_legacy
+    from chat2api.admin.legacy import read_legacy_folder as read_folder
+
+    try:
+        folder = read_folder(directory)
+    except LegacyImportError as exc:
+        _fail(str(exc), 2)
+    except OSError as exc:
+        _fail(f"cannot read {directory}: {exc.strerror or exc}", 2)
+    settings = _pool_settings(env_file, data_dir)
+    console = Console(stderr=True)
+
+    async def run(pool: AccountPool) -> LegacyImport:
+        with Progress(
+            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as progress:
+            task = progress.add_task("import", total=folder.work)
+            return await import_legacy(pool, folder, lambda n: progress.advance(task, n))
+
+    result = _with_pool(settings, run)
+    typer.echo(f"read {', '.join(result.files)} from {directory}")
+    typer.echo(
+        f"accounts: {result.added} added, {result.updated} already in the pool (updated "
+        f"where newer), {result.dead} marked dead (error_token.txt)"
+    )
+    typer.echo(f"AccessTokens carried over from refresh_map.json: {result.access_tokens}")
+    typer.echo(f"gateway seeds bound: {result.seeds}")
+    if result.unknown_lines:
+        typer.echo(
+            f"skipped {result.unknown_lines} entries that are not AccessTokens or RefreshTokens"
+        )
+    if result.bad_files:
+        typer.echo(f"unreadable (not a JSON object), skipped: {', '.join(result.bad_files)}")
+
+
 def main() -> None:
     """Console script entry point."""
     app()

@@ -170,21 +170,13 @@ class Identities:
             if given.kind == "other":
                 raise LoginRefused("The token is neither an AccessToken nor a RefreshToken.")
             record |= {"token": given.token, "token_kind": given.kind, "workspace": given.workspace}
-        async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
-            await self.store.put_record(SEED, seed, record)
-            index = await self._index()
-            index[seed] = account_id
-            await self._save_index(index)
+        await put_seed(self.store, seed, record)
         return record
 
     async def register_seed(self, seed: str) -> dict[str, Any]:
         """Register ``seed`` for any pool account, chosen at its first login (evenly)."""
         record: dict[str, Any] = {"any_account": True, "created": time.time()}
-        async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
-            await self.store.put_record(SEED, seed, record)
-            index = await self._index()
-            index[seed] = None
-            await self._save_index(index)
+        await put_seed(self.store, seed, record)
         return record
 
     async def clear_seeds(self) -> int:
@@ -279,3 +271,18 @@ class Identities:
         if account.kind == "refresh_token" and stale:
             account = await self.pool.refresh(account.id, stale=account.access_token)
         return Credentials(account.access_token or account.secret, account.workspace)
+
+
+async def put_seed(store: Store, seed: str, record: dict[str, Any]) -> None:
+    """Store a seed's record and its line in the index (under the index lock).
+
+    ``record`` holds ``account_id``, or ``token``/``token_kind``/``workspace``,
+    or ``any_account``; used by the admin API, ``/seedtoken`` and the legacy import.
+    """
+    async with store.lock("gateway-seeds", INDEX_LOCK_TTL):
+        await store.put_record(SEED, seed, record)
+        data = await store.get_record(INDEX_KIND, INDEX_KEY)
+        seeds = data.get("seeds", {}) if data else {}
+        index = dict(seeds) if isinstance(seeds, dict) else {}
+        index[seed] = record.get("account_id")
+        await store.put_record(INDEX_KIND, INDEX_KEY, {"seeds": index})
