@@ -9,6 +9,7 @@ would hand it the login page as data.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from chat2api.gateway.paths import BadPath, request_path
 from chat2api.gateway.proxy import Forwarder
 from chat2api.gateway.share import share_routes
 from chat2api.pool.pool import PoolLease
+from chat2api.pool.tokens import parse_token
 from chat2api.settings import Settings
 from chat2api.state import AppState
 from chat2api.store.base import fingerprint
@@ -90,6 +92,26 @@ def _stranger(request: Request) -> Response:
     if request.method in ("GET", "HEAD") and not path.startswith(API_PREFIXES):
         return RedirectResponse("/login", status_code=302)
     return _json(401, {"detail": "Log in to the chat2api gateway first.", "login": "/login"})
+
+
+def _bearer_session(request: Request, path: str) -> Session | None:
+    """A one-request session for an API call that brings its own token (gateway chaining).
+
+    Another chat2api whose ``CHATGPT_BASE_URL`` is this gateway calls it as it
+    would call the upstream: ``Authorization: Bearer <AccessToken>`` (its own
+    pool account's, or its client's) and ``ChatGPT-Account-Id`` for a
+    workspace, no cookie. That token is used as given, as for a browser that
+    logged in with it (``ALLOW_CLIENT_TOKENS`` decides, as for the API); a
+    RefreshToken is exchanged (cached). Pages still need a login.
+    """
+    if not path.startswith(API_PREFIXES) or not _state(request).settings.allow_client_tokens:
+        return None
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = parse_token(value.strip()) if scheme.lower() == "bearer" else None
+    if given is None or given.kind == "other":
+        return None
+    workspace = request.headers.get("chatgpt-account-id") or given.workspace
+    return Session("", time.time(), token=given.token, token_kind=given.kind, workspace=workspace)
 
 
 def _expires(session: Session) -> str:
@@ -244,7 +266,7 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             if from_foreign_site(request):  # a link on another site: confirm here first
                 return _login_page(_CROSS_SITE_LINK, value=token)
             return await _login(request, token)
-        session = await _session(request)
+        session = await _session(request) or _bearer_session(request, url_path)
         if session is None:
             return _stranger(request)
         if request.method not in _SAFE and from_foreign_site(request):
