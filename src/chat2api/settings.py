@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     # Off by default (the original: on): minted seeds share pool accounts and so
     # see each other's conversations until seeds are isolated per account.
     auto_seed: bool = Field(False, alias="AUTO_SEED")
+    force_no_history: bool = Field(
+        False,
+        alias="FORCE_NO_HISTORY",
+        description="Gateway conversations are sent with history_and_training_disabled=true.",
+    )
     check_model: bool = Field(
         False,
         alias="CHECK_MODEL",

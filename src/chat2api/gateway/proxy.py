@@ -132,6 +132,18 @@ def _model(body: bytes) -> str:
     return model if isinstance(model, str) and model else "auto"
 
 
+def _without_history(body: bytes) -> bytes:
+    """A conversation body kept out of the account's history (``FORCE_NO_HISTORY``)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body  # not JSON: the upstream will refuse it as it is
+    if not isinstance(data, dict):
+        return body
+    data["history_and_training_disabled"] = True
+    return orjson.dumps(data)
+
+
 class ClosingStream(StreamingResponse):
     """A streamed response that runs ``on_close`` however it ends (even unstarted)."""
 
@@ -189,7 +201,10 @@ class Forwarder:
         body = await request.body()
         method = request.method.upper()
         lease: PoolLease | None = None
-        if lease_for is not None and method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")):
+        conversation = method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")) is not None
+        if conversation and self.settings.force_no_history:
+            body = _without_history(body)
+        if lease_for is not None and conversation:
             lease = await lease_for(_model(body))
             credentials = lease.credentials
         try:

@@ -24,7 +24,8 @@ from chat2api.admin.api import require_admin
 from chat2api.api.origin import from_foreign_site
 from chat2api.api.routing import json_response, methods, prefixed, read_body
 from chat2api.errors import InvalidRequest
-from chat2api.gateway.blocked import blocked
+from chat2api.gateway.accounts import account_check
+from chat2api.gateway.blocked import ACCOUNT_CHECK, blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
 from chat2api.gateway.page import page_headers, render_login
 from chat2api.gateway.paths import BadPath, request_path
@@ -272,7 +273,7 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
         if request.method not in _SAFE and from_foreign_site(request):
             return _json(403, {"detail": "Cross-site requests are refused by the gateway."})
         rule = blocked(request.method, url_path)
-        if rule is not None:
+        if rule is not None and rule.body is not ACCOUNT_CHECK:
             return _json(rule.status, rule.body)
         state = _state(request)
         identities = Identities(state)
@@ -281,6 +282,9 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
         except LoginRefused:  # its seed was removed since: the session is over
             await identities.logout(session.id)
             return _stranger(request)
+
+        if rule is not None and rule.body is ACCOUNT_CHECK:  # the real plan, nothing else
+            return json_response(await account_check(state, credentials))
 
         async def lease_for(model: str) -> PoolLease:
             assert account_id is not None
