@@ -63,8 +63,7 @@ class Settings(BaseSettings):
     scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
     random_token: bool = Field(False, alias="RANDOM_TOKEN")
     enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
-    # Off by default (the original: on): minted seeds share pool accounts and so
-    # see each other's conversations until seeds are isolated per account.
+    # Off by default (the original: on): anyone could mint a seed and use a pool account.
     auto_seed: bool = Field(False, alias="AUTO_SEED")
     force_no_history: bool = Field(
         False,

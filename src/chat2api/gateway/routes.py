@@ -27,6 +27,7 @@ from chat2api.errors import InvalidRequest
 from chat2api.gateway.accounts import account_check
 from chat2api.gateway.blocked import ACCOUNT_CHECK, blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
+from chat2api.gateway.isolation import SeedConversations
 from chat2api.gateway.page import page_headers, render_login
 from chat2api.gateway.paths import BadPath, request_path
 from chat2api.gateway.proxy import Forwarder
@@ -290,8 +291,9 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             assert account_id is not None
             return await identities.lease(account_id, model)
 
+        scope = SeedConversations(state.store, session.seed) if session.seed is not None else None
         return await Forwarder(state).forward(
-            request, url_path, credentials, lease_for if account_id is not None else None
+            request, url_path, credentials, lease_for if account_id is not None else None, scope
         )
 
     return [
