@@ -223,9 +223,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
         backend = ChatGPTBackend(settings, sessions, solver)
         tokens = TokenCounter()  # the tokenizer's vocabulary lives in its worker process
         app.state.tokens = tokens
-        oauth = OAuthClient(
-            sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
-        )
+        oauth = OAuthClient(sessions, settings.oauth_base_url, settings.proxy_url)
         pool = AccountPool(store, oauth, pool_options(settings))
         app.state.chat2api = AppState(
             settings,

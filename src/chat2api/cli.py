@@ -314,7 +314,9 @@ def tokens_list(
 ) -> None:
     """Show the accounts (by fingerprint, never the tokens) and their state."""
     settings = _pool_settings(env_file, data_dir)
-    overview = _with_pool(settings, lambda pool: accounts_overview(pool.store))
+    overview = _with_pool(
+        settings, lambda pool: accounts_overview(pool.store, proxies=settings.proxy_url)
+    )
     if as_json:
         typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
         return
@@ -338,6 +340,8 @@ def tokens_list(
     table.add_column("until / reason", overflow="fold", min_width=10)
     table.add_column("last used", no_wrap=True)
     table.add_column("ok/fail", justify="right", no_wrap=True)
+    if settings.proxy_url:
+        table.add_column("proxy", overflow="fold")
     styles = {"active": "green", "cooling": "yellow", "dead": "red"}
     now = time.time()
     for account in overview["accounts"]:
@@ -352,6 +356,7 @@ def tokens_list(
             escape(detail or "—"),
             "never" if account["last_used"] is None else _ago(account["last_used"], now),
             f"{account['successes']}/{account['failures']}",
+            *([escape(account["proxy"])] if settings.proxy_url else []),
         )
     # Piped output is not wrapped at 80 columns, so it stays one line per account.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ

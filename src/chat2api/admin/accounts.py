@@ -8,14 +8,17 @@ account carry its id and fingerprint, never its secret or AccessToken.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from chat2api.errors import InvalidRequest, UpstreamError
 from chat2api.pool.pool import REFRESH_DUE, AccountPool
 from chat2api.pool.tokens import GivenToken, TokenListError, parse_token, parse_token_lines
+from chat2api.startup import shown_url
 from chat2api.store.base import Account, Store
+from chat2api.upstream.chatgpt import Credentials
+from chat2api.upstream.http import sticky_proxy
 
 AccountState = Literal["active", "cooling", "dead"]
 RefreshStatus = Literal["refreshed", "failed"]
@@ -41,8 +44,13 @@ def account_state(account: Account, now: float) -> AccountState:
     return "cooling" if cooldown_end(account, now) is not None else "active"
 
 
-def account_view(account: Account, now: float) -> dict[str, Any]:
-    """What a person may see of an account: no secret, no AccessToken."""
+def account_view(account: Account, now: float, proxies: Sequence[str] = ()) -> dict[str, Any]:
+    """What a person may see of an account: no secret, no AccessToken.
+
+    ``proxy`` is the account's own proxy of ``proxies`` (PROXY_URL), with its
+    session id and credentials as a fingerprint; ``device_id`` the one it
+    keeps for life.
+    """
     return {
         "id": account.id,
         "fingerprint": account.fingerprint,
@@ -58,6 +66,8 @@ def account_view(account: Account, now: float) -> dict[str, Any]:
         "successes": account.successes,
         "failures": account.failures,
         "added_at": account.added_at,
+        "proxy": shown_url(sticky_proxy(list(proxies), account.id)) if proxies else None,
+        "device_id": Credentials("-", key=account.id).device_id,
     }
 
 
@@ -69,13 +79,15 @@ def state_counts(accounts: list[Account], now: float) -> dict[str, int]:
     return counts | {"total": len(accounts)}
 
 
-async def accounts_overview(store: Store, now: float | None = None) -> dict[str, Any]:
+async def accounts_overview(
+    store: Store, now: float | None = None, proxies: Sequence[str] = ()
+) -> dict[str, Any]:
     """Counts by state and the view of every account, oldest first."""
     now = time.time() if now is None else now
     accounts = await store.list_accounts()
     return {
         "counts": state_counts(accounts, now),
-        "accounts": [account_view(account, now) for account in accounts],
+        "accounts": [account_view(account, now, proxies) for account in accounts],
     }
 
 

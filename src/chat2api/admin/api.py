@@ -88,7 +88,7 @@ class AddTokensBody(BaseModel):
 async def list_accounts(request: Request) -> Response:
     """Counts by state and every account (no secrets)."""
     state = require_admin(request)
-    return json_response(await accounts_overview(state.store))
+    return json_response(await accounts_overview(state.store, proxies=state.settings.proxy_url))
 
 
 async def add_accounts(request: Request) -> Response:

@@ -27,9 +27,7 @@ async def open_pool(settings: Settings) -> AsyncIterator[AccountPool]:
         read_timeout=settings.upstream_timeout,
     )
     try:
-        oauth = OAuthClient(
-            sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
-        )
+        oauth = OAuthClient(sessions, settings.oauth_base_url, settings.proxy_url)
         yield AccountPool(store, oauth, pool_options(settings))
     finally:
         await sessions.aclose()

@@ -59,7 +59,7 @@ async def account_check(state: AppState, credentials: Credentials) -> dict[str, 
     if credentials.access_token is not None:
         try:
             data = await state.backend.request_json(
-                state.backend.next_target(),
+                state.backend.next_target(credentials),
                 "GET",
                 CHECK_PATH,
                 credentials=credentials,

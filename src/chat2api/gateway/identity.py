@@ -270,7 +270,9 @@ class Identities:
         )
         if account.kind == "refresh_token" and stale:
             account = await self.pool.refresh(account.id, stale=account.access_token)
-        return Credentials(account.access_token or account.secret, account.workspace)
+        return Credentials(
+            account.access_token or account.secret, account.workspace, key=account.id
+        )
 
 
 async def put_seed(store: Store, seed: str, record: dict[str, Any]) -> None:

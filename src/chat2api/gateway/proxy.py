@@ -233,7 +233,7 @@ class Forwarder:
         lease: PoolLease | None,
         scope: SeedConversations | None,
     ) -> Response:
-        target = self.state.backend.next_target()
+        target = self.state.backend.next_target(credentials)
         session = self.state.sessions.session(target.base_url, target.proxy)
         url = target.base_url + encoded(path)  # exactly the path that was checked
         if request.url.query:

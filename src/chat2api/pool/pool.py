@@ -407,7 +407,7 @@ class AccountPool:
         if account.kind == "refresh_token" and not self._fresh(account):
             account = await self.refresh(account.id, stale=account.access_token)
         token = account.access_token or account.secret
-        return Credentials(token, account.workspace)
+        return Credentials(token, account.workspace, key=account.id)
 
     async def refresh(self, account_id: str, *, stale: str | None = None) -> Account:
         """A fresh AccessToken for a RefreshToken account, exchanged at most once.
@@ -431,7 +431,7 @@ class AccountPool:
                 if account.access_token != stale and self._fresh(account):
                     return account
                 try:
-                    grant = await self.oauth.refresh(account.secret)
+                    grant = await self.oauth.refresh(account.secret, key=account.id)
                 except RefreshRejected as exc:
                     await self.store.set_status(account_id, "dead", exc.message)
                     log.warning("account %s is dead: %s", account_id, exc.message)

@@ -59,6 +59,7 @@ from chat2api.upstream.http import (
     json_body,
     map_transport_errors,
     open_stream,
+    sticky_proxy,
 )
 from chat2api.upstream.requirements import read_requirements
 from chat2api.upstream.transport import Reply, Session
@@ -98,6 +99,9 @@ class Credentials:
     # the conversation of one request agree), or a kept one to continue a
     # login-free conversation.
     device: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # A pool account's id: its device id and proxy stay the same for the
+    # account's life, across refreshed AccessTokens.
+    key: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -108,7 +112,14 @@ class Credentials:
         """The device id: stable per token; per request (or as kept) when login-free."""
         if self.access_token is None:
             return self.device
-        return _token_device_id(self.access_token)
+        return _token_device_id(self.key or self.access_token)
+
+    @property
+    def sticky(self) -> str | None:
+        """What picks this account's proxy and proxy session: None when login-free."""
+        if self.access_token is None:
+            return None
+        return self.key or self.access_token
 
     def __repr__(self) -> str:  # never print the token itself
         who = "anonymous" if self.access_token is None else fingerprint(self.access_token)
@@ -166,6 +177,7 @@ class ChatGPTBackend:
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
         self._proxies = itertools.cycle(settings.proxy_url) if settings.proxy_url else None
+        self._proxy_session = uuid.uuid4().hex[:16]  # `{}` of requests without an account
         self._eras = EraChoice(settings.upstream_protocol)
         self._session_id = str(uuid.uuid4())  # OAI-Session-Id: one per process, as per tab
         self._stopping: set[asyncio.Task[None]] = set()  # stop_conversation calls under way
@@ -180,10 +192,18 @@ class ChatGPTBackend:
     def user_agent(self) -> str:
         return self._profile.user_agent
 
-    def next_target(self) -> Target:
-        """Round-robin over CHATGPT_BASE_URL and, independently, PROXY_URL."""
-        proxy = next(self._proxies) if self._proxies is not None else None
-        return Target(next(self._targets), proxy)
+    def next_target(self, creds: Credentials | None = None) -> Target:
+        """Round-robin over CHATGPT_BASE_URL; the proxy is the account's own (``sticky_proxy``).
+
+        Without an account (login-free, the home page) PROXY_URL is rotated.
+        """
+        base = next(self._targets)
+        if self._proxies is None:
+            return Target(base, None)
+        sticky = creds.sticky if creds is not None else None
+        if sticky is None:
+            return Target(base, next(self._proxies).replace("{}", self._proxy_session))
+        return Target(base, sticky_proxy(self._settings.proxy_url, sticky))
 
     def _headers(self, target: Target, creds: Credentials, *, stream: bool) -> dict[str, str]:
         headers = {
@@ -439,7 +459,7 @@ class ChatGPTBackend:
         ``auto`` mode an E3 base URL without the E3 endpoints is answered over
         E2, and an E2 one refused as "unusual activity" over E3 (``eras``).
         """
-        target = target or self.next_target()
+        target = target or self.next_target(creds)
         if self._settings.check_model:
             await self._catalog.check(self, target, creds, str(body.get("model", "auto")))
         base = target.base_url

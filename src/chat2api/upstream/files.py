@@ -98,7 +98,7 @@ class FileUploader:
                 param=attachment.param,
                 code="upload_needs_account",
             )
-        target = self._backend.next_target()
+        target = self._backend.next_target(credentials)
         kind = use_case(attachment.mime_type)
         body: dict[str, Any] = {
             "file_name": attachment.name,

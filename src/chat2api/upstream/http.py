@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, Mapping
 from types import TracebackType
@@ -107,6 +108,17 @@ class map_transport_errors:
         if exc.code in _CONNECT_CODES:
             raise UpstreamConnectError(f"Could not connect to the upstream ({what}).") from exc
         raise UpstreamUnavailable(f"The upstream connection failed ({what}).") from exc
+
+
+def sticky_proxy(proxies: list[str], key: str) -> str:
+    """The proxy of the account ``key``: always the same one of ``proxies``.
+
+    ``{}`` in it becomes the account's own session id (16 hex), for rotating
+    proxy providers that pin an exit address to a session name.
+    """
+    digest = hashlib.sha256(("chat2api-proxy:" + key).encode()).hexdigest()
+    proxy = proxies[int(digest[:8], 16) % len(proxies)]
+    return proxy.replace("{}", digest[8:24])
 
 
 class SessionPool:
