@@ -212,7 +212,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         sessions = SessionPool(
-            impersonate=settings.impersonate,
+            impersonate=settings.impersonate_list[0],
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.upstream_timeout,
         )

@@ -314,9 +314,7 @@ def tokens_list(
 ) -> None:
     """Show the accounts (by fingerprint, never the tokens) and their state."""
     settings = _pool_settings(env_file, data_dir)
-    overview = _with_pool(
-        settings, lambda pool: accounts_overview(pool.store, proxies=settings.proxy_url)
-    )
+    overview = _with_pool(settings, lambda pool: accounts_overview(pool.store, settings=settings))
     if as_json:
         typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
         return
@@ -342,6 +340,9 @@ def tokens_list(
     table.add_column("ok/fail", justify="right", no_wrap=True)
     if settings.proxy_url:
         table.add_column("proxy", overflow="fold")
+    browsers = bool(settings.user_agents) or len(settings.impersonate_list) > 1
+    if browsers:
+        table.add_column("browser", overflow="fold")
     styles = {"active": "green", "cooling": "yellow", "dead": "red"}
     now = time.time()
     for account in overview["accounts"]:
@@ -357,6 +358,11 @@ def tokens_list(
             "never" if account["last_used"] is None else _ago(account["last_used"], now),
             f"{account['successes']}/{account['failures']}",
             *([escape(account["proxy"])] if settings.proxy_url else []),
+            *(
+                [escape(" · ".join(filter(None, (account["impersonate"], account["user_agent"]))))]
+                if browsers
+                else []
+            ),
         )
     # Piped output is not wrapped at 80 columns, so it stays one line per account.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ

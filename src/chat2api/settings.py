@@ -9,6 +9,7 @@ at import time; the CLI passes it in.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Mapping
@@ -102,7 +103,16 @@ class Settings(BaseSettings):
     pow_time_budget: float = Field(20.0, gt=0, alias="POW_TIME_BUDGET")
     pow_workers: int | None = Field(None, ge=0, le=64, alias="POW_WORKERS")
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
-    impersonate: str = Field("chrome", alias="IMPERSONATE")
+    impersonate: str = Field(
+        "chrome",
+        alias="IMPERSONATE",
+        description="curl_cffi browser target(s); a comma list: each account keeps one.",
+    )
+    user_agents: list[str] = Field(
+        default_factory=list,
+        alias="USER_AGENTS",
+        description="User agents (a JSON list, or one); each account keeps one for its life.",
+    )
     log_level: str = Field("INFO", alias="LOG_LEVEL")
     max_request_bytes: int = Field(
         20 * 1024 * 1024,
@@ -149,6 +159,23 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
+
+    @field_validator("user_agents", mode="before")
+    @classmethod
+    def _agents(cls, value: Any) -> Any:
+        # The original's form: a list literal; user agents hold commas, so no comma list.
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                try:
+                    parsed = ast.literal_eval(text)
+                except (ValueError, SyntaxError) as exc:
+                    raise ValueError('must be a list such as ["Mozilla/5.0 …", "…"]') from exc
+                return parsed
+            return [text]
+        return value
 
     @field_validator("cors_allow_origins")
     @classmethod
@@ -216,6 +243,11 @@ class Settings(BaseSettings):
             if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
                 raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
+
+    @property
+    def impersonate_list(self) -> list[str]:
+        """IMPERSONATE as a list (``chrome`` or ``chrome131,safari18_0``)."""
+        return [part for part in _split_list(self.impersonate) if part] or ["chrome"]
 
     @property
     def prefix_path(self) -> str:

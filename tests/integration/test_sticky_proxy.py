@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 import urllib.error
@@ -15,7 +16,8 @@ import httpx2 as httpx
 import pytest
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
-from chat2api.upstream.chatgpt import sticky_proxy
+from chat2api.store.base import account_key
+from chat2api.upstream.http import sticky_choice, sticky_proxy
 from servers import ServiceFactory, add_tokens, sdk
 
 CODE = "sticky-code"
@@ -133,3 +135,44 @@ def test_token_page_api_shows_each_accounts_proxy(
         assert "secretpw" not in view["proxy"]
         assert len(view["device_id"]) == 36
     assert listing["accounts"][0]["device_id"] != listing["accounts"][1]["device_id"]
+
+
+AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/18.0 Safari/605.1.15",
+]
+
+
+def test_each_account_keeps_its_user_agent_and_browser(
+    make_service: ServiceFactory, sim: SimServer
+) -> None:
+    """USER_AGENTS and IMPERSONATE lists: each account draws one of each and keeps it."""
+    service = make_service(
+        AUTHORIZATION=CODE,
+        ADMIN_KEY="sticky-admin",
+        USER_AGENTS=json.dumps(AGENTS),
+        IMPERSONATE="chrome,safari",
+    )
+    tokens = [mint_access_token(account_id=f"ua-{i}-{time.time_ns()}") for i in range(4)]
+    for _ in range(50):  # until both user agents are drawn (ids are random)
+        if {sticky_choice(AGENTS, account_key(t), "user-agent") for t in tokens} == set(AGENTS):
+            break
+        tokens.append(mint_access_token())
+    add_tokens(service.settings, *tokens)
+    client = sdk(service, CODE)
+    for _ in range(2 * len(tokens)):
+        assert client.chat.completions.create(model="gpt-4o", messages=USER).choices
+    seen: dict[str, set[str]] = {}
+    for record in sim.state.requests:
+        bearer = record["headers"].get("authorization", "").removeprefix("Bearer ")
+        seen.setdefault(bearer, set()).add(record["headers"]["user-agent"])
+    views = httpx.get(
+        service.base_url + "/tokens/api/accounts", headers={"Authorization": "Bearer sticky-admin"}
+    ).json()["accounts"]
+    assert {v["impersonate"] for v in views} <= {"chrome", "safari"}
+    for token, view in zip(tokens, views, strict=True):
+        (agent,) = seen[token]  # one user agent for all of the account's requests
+        assert agent == view["user_agent"]
+    assert {v["user_agent"] for v in views} == set(AGENTS)

@@ -88,7 +88,7 @@ class AddTokensBody(BaseModel):
 async def list_accounts(request: Request) -> Response:
     """Counts by state and every account (no secrets)."""
     state = require_admin(request)
-    return json_response(await accounts_overview(state.store, proxies=state.settings.proxy_url))
+    return json_response(await accounts_overview(state.store, settings=state.settings))
 
 
 async def add_accounts(request: Request) -> Response:

@@ -22,7 +22,7 @@ async def open_pool(settings: Settings) -> AsyncIterator[AccountPool]:
     """An ``AccountPool`` on the configured store, closed (sessions, store) on exit."""
     store = open_store(settings)
     sessions = SessionPool(
-        impersonate=settings.impersonate,
+        impersonate=settings.impersonate_list[0],
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.upstream_timeout,
     )

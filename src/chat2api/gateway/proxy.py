@@ -179,7 +179,7 @@ class Forwarder:
 
     def _headers(self, request: Request, credentials: Credentials, base: str) -> dict[str, str]:
         headers = forwarded_headers(request)
-        user_agent = self.state.backend.user_agent
+        user_agent = self.state.backend.user_agent_for(credentials)
         headers.update(client_hints(user_agent))  # the browser's own would not match it
         headers["User-Agent"] = user_agent
         headers["Origin"] = base
@@ -234,7 +234,7 @@ class Forwarder:
         scope: SeedConversations | None,
     ) -> Response:
         target = self.state.backend.next_target(credentials)
-        session = self.state.sessions.session(target.base_url, target.proxy)
+        session = self.state.sessions.session(target.base_url, target.proxy, target.impersonate)
         url = target.base_url + encoded(path)  # exactly the path that was checked
         if request.url.query:
             url += "?" + request.url.query

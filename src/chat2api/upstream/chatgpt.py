@@ -59,6 +59,7 @@ from chat2api.upstream.http import (
     json_body,
     map_transport_errors,
     open_stream,
+    sticky_choice,
     sticky_proxy,
 )
 from chat2api.upstream.requirements import read_requirements
@@ -141,6 +142,7 @@ class Target:
 
     base_url: str
     proxy: str | None
+    impersonate: str | None = None  # the account's own, of IMPERSONATE's list
 
 
 @dataclass(slots=True)
@@ -165,6 +167,9 @@ class OpenedConversation:
             await self.body.aclose()
 
 
+MAX_PROFILES = 10_000  # accounts whose browser profile is kept in memory
+
+
 class ChatGPTBackend:
     """Talks to the ChatGPT web backend for one app (see module docstring)."""
 
@@ -173,6 +178,7 @@ class ChatGPTBackend:
         self._sessions = sessions
         self._solver = solver
         self._profile = BrowserProfile.random()
+        self._profiles: dict[str, BrowserProfile] = {}  # per account (``profile_for``)
         self._home: dict[str, _HomeInfo] = {}
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
@@ -198,16 +204,40 @@ class ChatGPTBackend:
         Without an account (login-free, the home page) PROXY_URL is rotated.
         """
         base = next(self._targets)
-        if self._proxies is None:
-            return Target(base, None)
         sticky = creds.sticky if creds is not None else None
+        browsers = self._settings.impersonate_list
+        browser = (
+            sticky_choice(browsers, sticky, "impersonate") if sticky and len(browsers) > 1 else None
+        )
+        if self._proxies is None:
+            return Target(base, None, browser)
         if sticky is None:
             return Target(base, next(self._proxies).replace("{}", self._proxy_session))
-        return Target(base, sticky_proxy(self._settings.proxy_url, sticky))
+        return Target(base, sticky_proxy(self._settings.proxy_url, sticky), browser)
+
+    def profile_for(self, creds: Credentials | None) -> BrowserProfile:
+        """The browser an account shows for its life: user agent (of USER_AGENTS) and page."""
+        key = creds.sticky if creds is not None else None
+        if key is None:
+            return self._profile
+        profile = self._profiles.get(key)
+        if profile is None:
+            agents = self._settings.user_agents
+            agent = sticky_choice(agents, key, "user-agent") if agents else self._profile.user_agent
+            seed = int(hashlib.sha256(("chat2api-page:" + key).encode()).hexdigest()[:16], 16)
+            profile = BrowserProfile.random(random.Random(seed), user_agent=agent)
+            if len(self._profiles) >= MAX_PROFILES:
+                self._profiles.pop(next(iter(self._profiles)))
+            self._profiles[key] = profile
+        return profile
+
+    def user_agent_for(self, creds: Credentials | None) -> str:
+        """The user agent of ``creds``' account (the process's without one)."""
+        return self.profile_for(creds).user_agent
 
     def _headers(self, target: Target, creds: Credentials, *, stream: bool) -> dict[str, str]:
         headers = {
-            **fetch_headers(self._profile.user_agent),
+            **fetch_headers(self.profile_for(creds).user_agent),
             "Accept": "text/event-stream" if stream else "*/*",
             "Accept-Language": "en-US,en;q=0.9",
             "Content-Type": "application/json",
@@ -276,7 +306,7 @@ class ChatGPTBackend:
 
     def session(self, target: Target) -> Session:
         """The pooled session for ``target``."""
-        return self._sessions.session(target.base_url, target.proxy)
+        return self._sessions.session(target.base_url, target.proxy, target.impersonate)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -361,7 +391,7 @@ class ChatGPTBackend:
         """E2: the sentinel headers for one conversation, and any challenge left unsolved."""
         home = await self.home_info(target)
         profile = replace(
-            self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
+            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
         )
         config = build_config(profile)
         data = await self.request_json(
@@ -385,7 +415,7 @@ class ChatGPTBackend:
     ) -> tuple[dict[str, str], str | None]:
         """E3: prepare, the FNV proof, finalize; the sentinel headers and unsolved challenges."""
         profile = replace(
-            self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
+            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
         )
         config = build_config(profile, era="e3")
         prefix = self._prefix(creds) + "/sentinel/chat-requirements"
