@@ -94,3 +94,22 @@ def test_startup_block_shows_settings_without_secrets(
     for secret in (ADMIN_KEY, CODE, proxy_password):
         assert secret not in block
     assert "@127.0.0.1:9" in block  # the proxy's host stays readable
+
+
+def test_user_agents_and_impersonate_lists_are_read() -> None:
+    """USER_AGENTS takes a list literal (agents hold commas); IMPERSONATE a comma list."""
+    from chat2api.settings import SettingsError, load_settings
+
+    agents = '["Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)", "B/1"]'
+    settings = load_settings(
+        {"USER_AGENTS": agents, "IMPERSONATE": "chrome, safari"}, env_file=None
+    )
+    assert settings.user_agents == [
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)",
+        "B/1",
+    ]
+    assert settings.impersonate_list == ["chrome", "safari"]
+    one = load_settings({"USER_AGENTS": "Only/1.0 (a, b)"}, env_file=None)
+    assert one.user_agents == ["Only/1.0 (a, b)"]
+    with pytest.raises(SettingsError, match="USER_AGENTS"):
+        load_settings({"USER_AGENTS": "[broken"}, env_file=None)
