@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute
 from starlette.types import Message, Receive, Scope, Send
 
-from chat2api import __version__
 from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
 from chat2api.api.cors import Cors
 from chat2api.api.errors import error_response, install_error_handlers, response_for_error
+from chat2api.api.health import health_routes
 from chat2api.api.requestlog import RequestLog
 from chat2api.api.routing import Endpoint, prefixed
 from chat2api.api.streaming import DisconnectWatch
@@ -44,6 +44,7 @@ from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
+from chat2api.startup import startup_block
 from chat2api.state import AppState
 from chat2api.store import open_store
 from chat2api.upstream.auth import OAuthClient
@@ -218,7 +219,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = open_store(settings)
         sessions = SessionPool(
-            impersonate=settings.impersonate,
+            impersonate=settings.impersonate_list[0],
             connect_timeout=settings.connect_timeout,
             read_timeout=settings.upstream_timeout,
         )
@@ -229,9 +230,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
         backend = ChatGPTBackend(settings, sessions, solver)
         tokens = TokenCounter()  # the tokenizer's vocabulary lives in its worker process
         app.state.tokens = tokens
-        oauth = OAuthClient(
-            sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
-        )
+        oauth = OAuthClient(sessions, settings.oauth_base_url, settings.proxy_url)
         pool = AccountPool(store, oauth, pool_options(settings))
         app.state.chat2api = AppState(
             settings,
@@ -250,12 +249,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             if settings.scheduled_refresh
             else None
         )
-        log.info(
-            "chat2api %s ready: upstream %s, store %r",
-            __version__,
-            ", ".join(settings.chatgpt_base_url),
-            store,
-        )
+        log.info("%s", startup_block(settings, store))
         # What start-up built lives as long as the process: kept out of the
         # collector's view, a full collection during a burst of requests
         # walks only the objects of those requests.
@@ -274,7 +268,8 @@ def create_app(settings: Settings) -> Chat2APIApp:
             await store.close()
 
     prefix = settings.prefix_path
-    routes: list[BaseRoute] = prefixed(
+    routes: list[BaseRoute] = [*health_routes()]  # outside API_PREFIX, for probes
+    routes += prefixed(
         prefix,
         [*chat.routes, *responses.routes, *downloads.routes, *images.routes, *admin_api.routes],
     )

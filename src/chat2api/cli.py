@@ -46,6 +46,26 @@ app = typer.Typer(
 )
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from chat2api import __version__
+
+        typer.echo(f"chat2api {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """An OpenAI-compatible API served through ChatGPT web accounts."""
+
+
 def _configure_logging(level: str, fmt: str = "text") -> None:
     from chat2api.logs import configure_logging
 
@@ -343,7 +363,7 @@ def tokens_list(
 ) -> None:
     """Show the accounts (by fingerprint, never the tokens) and their state."""
     settings = _pool_settings(env_file, data_dir)
-    overview = _with_pool(settings, lambda pool: accounts_overview(pool.store))
+    overview = _with_pool(settings, lambda pool: accounts_overview(pool.store, settings=settings))
     if as_json:
         typer.echo(json.dumps(overview, indent=2, ensure_ascii=False))
         return
@@ -367,6 +387,11 @@ def tokens_list(
     table.add_column("until / reason", overflow="fold", min_width=10)
     table.add_column("last used", no_wrap=True)
     table.add_column("ok/fail", justify="right", no_wrap=True)
+    if settings.proxy_url:
+        table.add_column("proxy", overflow="fold")
+    browsers = bool(settings.user_agents) or len(settings.impersonate_list) > 1
+    if browsers:
+        table.add_column("browser", overflow="fold")
     styles = {"active": "green", "cooling": "yellow", "dead": "red"}
     now = time.time()
     for account in overview["accounts"]:
@@ -381,6 +406,12 @@ def tokens_list(
             escape(detail or "—"),
             "never" if account["last_used"] is None else _ago(account["last_used"], now),
             f"{account['successes']}/{account['failures']}",
+            *([escape(account["proxy"])] if settings.proxy_url else []),
+            *(
+                [escape(" · ".join(filter(None, (account["impersonate"], account["user_agent"]))))]
+                if browsers
+                else []
+            ),
         )
     # Piped output is not wrapped at 80 columns, so it stays one line per account.
     wide = not sys.stdout.isatty() and "COLUMNS" not in os.environ
@@ -469,6 +500,58 @@ def tokens_refresh(
     typer.echo(f"refreshed {len(results) - len(failed)} of {len(results)}")
     if failed:
         raise typer.Exit(1)
+
+
+@tokens_app.command("import-legacy")
+def tokens_import_legacy(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="The original chat2api's data/ folder (token.txt, error_token.txt, "
+            "refresh_map.json, seed_map.json).",
+            show_default=False,
+        ),
+    ],
+    env_file: EnvFileOption = Path(".env"),
+    data_dir: DataDirOption = None,
+) -> None:
+    """Import the original chat2api's data/ folder into the pool and the gateway's seeds."""
+    from rich.console import Console  # rich only for the terminal commands, not `serve`
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from chat2api.admin.legacy import LegacyImport, LegacyImportError, import_legacy
+    from chat2api.admin.legacy import read_legacy_folder as read_folder
+
+    try:
+        folder = read_folder(directory)
+    except LegacyImportError as exc:
+        _fail(str(exc), 2)
+    except OSError as exc:
+        _fail(f"cannot read {directory}: {exc.strerror or exc}", 2)
+    settings = _pool_settings(env_file, data_dir)
+    console = Console(stderr=True)
+
+    async def run(pool: AccountPool) -> LegacyImport:
+        with Progress(
+            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as progress:
+            task = progress.add_task("import", total=folder.work)
+            return await import_legacy(pool, folder, lambda n: progress.advance(task, n))
+
+    result = _with_pool(settings, run)
+    typer.echo(f"read {', '.join(result.files)} from {directory}")
+    typer.echo(
+        f"accounts: {result.added} added, {result.updated} already in the pool (updated "
+        f"where newer), {result.dead} marked dead (error_token.txt)"
+    )
+    typer.echo(f"AccessTokens carried over from refresh_map.json: {result.access_tokens}")
+    typer.echo(f"gateway seeds bound: {result.seeds}")
+    if result.unknown_lines:
+        typer.echo(
+            f"skipped {result.unknown_lines} entries that are not AccessTokens or RefreshTokens"
+        )
+    if result.bad_files:
+        typer.echo(f"unreadable (not a JSON object), skipped: {', '.join(result.bad_files)}")
 
 
 def main() -> None:

@@ -16,7 +16,13 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
-from chat2api.errors import PoolError, UpstreamError, UpstreamUnavailable
+from chat2api.errors import (
+    Chat2APIError,
+    PoolError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamUnavailable,
+)
 from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed, TextDelta
@@ -232,6 +238,29 @@ async def _read_head(body: AnswerBody) -> list[Event]:
     return head
 
 
+def most_informative(
+    pool_error: PoolError | UpstreamRateLimited, attempt_error: UpstreamError | None
+) -> Chat2APIError:
+    """What a request ends with when the pool has no account left to retry on.
+
+    The pool saying "no account" or "every other account is cooling" after an
+    attempt failed describes the accounts not tried, not this request: the
+    upstream's own failure (502, 504, 401) is the answer. Only when every
+    attempt was a rate limit does the pool's 429 say more; its ``Retry-After``
+    is then the sooner of the pool's (accounts not tried) and the attempt's.
+    """
+    if attempt_error is None:
+        return pool_error
+    if isinstance(attempt_error, UpstreamRateLimited) and isinstance(
+        pool_error, UpstreamRateLimited
+    ):
+        waits = [w for w in (pool_error.retry_after, attempt_error.retry_after) if w is not None]
+        return UpstreamRateLimited(
+            pool_error.message, retry_after=min(waits, default=None), code=pool_error.code
+        )
+    return attempt_error
+
+
 async def start_turn(
     backend: ChatGPTBackend,
     accounts: AccountSource,
@@ -256,10 +285,8 @@ async def start_turn(
     while True:
         try:
             lease = await accounts.acquire(model, exclude)
-        except PoolError:
-            if last is not None:  # every account tried: the upstream's answer says more
-                raise last from None
-            raise
+        except (PoolError, UpstreamRateLimited) as exc:
+            raise most_informative(exc, last) from None
         answer: AnswerBody | None = None
         try:
             payload = body if isinstance(body, dict) else await body(lease.credentials)
@@ -274,7 +301,8 @@ async def start_turn(
             await lease.release()
             if attempt >= retries or not retry:
                 raise
-            last = exc
+            if last is None or not isinstance(exc, UpstreamRateLimited):
+                last = exc  # a rate limit says less than a failure seen before it
             if not lease.retry_same:
                 exclude = exclude | {lease.key}
             attempt += 1

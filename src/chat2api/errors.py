@@ -28,6 +28,7 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
         ├── ProofOfWorkTooHard         403 difficulty above POW_DIFFICULTY
         ├── ProofOfWorkTimeout         503 no answer within the time budget
         ├── UpstreamRejected           4xx the upstream refused the request body
+        ├── UpstreamModelUnavailable   404 the account cannot use the model (CHECK_MODEL)
         ├── UpstreamUnavailable        502 5xx, malformed or truncated answer
         ├── UpstreamConnectError       502 connection refused / reset
         └── UpstreamTimeout            504
@@ -224,6 +225,15 @@ class UpstreamRejected(UpstreamError):
     status_code = 400
     error_type = "invalid_request_error"
     default_code = "upstream_rejected"
+
+
+class UpstreamModelUnavailable(UpstreamError):
+    """The upstream says this account cannot use the model; another account may."""
+
+    status_code = 404
+    error_type = "invalid_request_error"
+    default_code = "model_not_found"
+    retryable = True
 
 
 class UpstreamUnavailable(UpstreamError):

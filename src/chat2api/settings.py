@@ -9,6 +9,7 @@ at import time; the CLI passes it in.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Mapping
@@ -162,6 +163,22 @@ class Settings(BaseSettings):
             "can reach the gateway can then use the pool."
         ),
     )
+    force_no_history: bool = Field(
+        False,
+        alias="FORCE_NO_HISTORY",
+        description="Gateway conversations are sent with history_and_training_disabled=true.",
+    )
+    check_model: bool = Field(
+        False,
+        alias="CHECK_MODEL",
+        description="Check the model against the account's model list first (404 if absent).",
+    )
+    default_model: str = Field(
+        "auto",
+        min_length=1,
+        alias="DEFAULT_MODEL",
+        description="The model of a request that names none (the original defaulted too).",
+    )
 
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(
@@ -224,8 +241,14 @@ class Settings(BaseSettings):
         alias="IMPERSONATE",
         description=(
             "The browser whose TLS and HTTP/2 fingerprint curl_cffi presents upstream (the request"
-            " headers are chat2api's own, for its user agent)."
+            " headers are chat2api's own, for its user agent); a comma list: each account keeps "
+            "one for its life."
         ),
+    )
+    user_agents: list[str] = Field(
+        default_factory=list,
+        alias="USER_AGENTS",
+        description="User agents (a JSON list, or one); each account keeps one for its life.",
     )
     log_level: str = Field(
         "INFO", alias="LOG_LEVEL", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`."
@@ -379,6 +402,23 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> Any:
         return _split_list(value)
 
+    @field_validator("user_agents", mode="before")
+    @classmethod
+    def _agents(cls, value: Any) -> Any:
+        # The original's form: a list literal; user agents hold commas, so no comma list.
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return []
+            if text.startswith("["):
+                try:
+                    parsed = ast.literal_eval(text)
+                except (ValueError, SyntaxError) as exc:
+                    raise ValueError('must be a list such as ["Mozilla/5.0 …", "…"]') from exc
+                return parsed
+            return [text]
+        return value
+
     @field_validator("cors_allow_origins")
     @classmethod
     def _cors(cls, value: list[str]) -> list[str]:
@@ -445,6 +485,11 @@ class Settings(BaseSettings):
             if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
                 raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
         return value
+
+    @property
+    def impersonate_list(self) -> list[str]:
+        """IMPERSONATE as a list (``chrome`` or ``chrome131,safari18_0``)."""
+        return [part for part in _split_list(self.impersonate) if part] or ["chrome"]
 
     @property
     def prefix_path(self) -> str:

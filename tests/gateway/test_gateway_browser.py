@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from chat2api.sim import SimServer, mint_access_token
 from servers import ServiceFactory, ServiceServer, add_tokens, bearers
@@ -64,3 +64,57 @@ def test_stranger_lands_on_login(page: Page, mirror: tuple[ServiceServer, str]) 
     page.click("#login")
     expect(page).to_have_url(f"{service.base_url}/")
     expect(page.locator("#user-name")).to_have_text("seed-two")
+
+
+def _chat(page: Page, base_url: str, seed: str, text: str) -> str:
+    """Log ``page`` in as ``seed``, send ``text`` in the web app; the conversation id."""
+    page.goto(f"{base_url}/?token={seed}")
+    expect(page.locator("#user-name")).to_have_text(seed)
+    page.fill("#prompt", f"say exactly: {text}")
+    page.click("#send")
+    expect(page.locator("#status")).to_have_text("done")
+    conversation_id = page.locator("#answer").get_attribute("data-conversation-id")
+    assert conversation_id
+    return conversation_id
+
+
+def _listed(page: Page) -> list[str]:
+    """The sidebar list as the browser's own fetch gets it."""
+    ids: list[str] = page.evaluate(
+        """async () => {
+            const r = await fetch('/backend-api/conversations?offset=0&limit=28',
+                                  {credentials: 'include'});
+            return (await r.json()).items.map(i => i.id);
+        }"""
+    )
+    return ids
+
+
+def _opened(page: Page, conversation_id: str) -> int:
+    status: int = page.evaluate(
+        "async (id) => (await fetch('/backend-api/conversation/' + id)).status", conversation_id
+    )
+    return status
+
+
+def test_two_seeds_see_only_their_own_conversations(
+    browser: Browser, mirror: tuple[ServiceServer, str]
+) -> None:
+    """Two seeds on one account in two Chromium contexts: each lists and opens only its own."""
+    service, _ = mirror
+    alice_context, bob_context = browser.new_context(), browser.new_context()
+    try:
+        alice, bob = alice_context.new_page(), bob_context.new_page()
+        for tab in (alice, bob):
+            tab.set_default_timeout(20_000)
+        a1 = _chat(alice, service.base_url, "seed-alice", "from alice")
+        b1 = _chat(bob, service.base_url, "seed-bob", "from bob")
+        assert a1 != b1
+        assert _listed(alice) == [a1]
+        assert _listed(bob) == [b1]
+        assert _opened(alice, a1) == 200
+        assert _opened(alice, b1) == 404
+        assert _opened(bob, a1) == 404
+    finally:
+        alice_context.close()
+        bob_context.close()

@@ -214,7 +214,6 @@ def test_rewriter_handles_plain_and_escaped_urls() -> None:
 
 BLOCKED_CASES = [
     ("GET", "/backend-api/me", 200, "email", "user@chat2api.local"),
-    ("GET", "/backend-api/accounts/check/v4-2023-04-27", 200, "account_ordering", ["default"]),
     ("POST", "/backend-api/accounts/deactivate", 403, None, None),
     ("POST", "/backend-api/accounts/logout_all", 403, None, None),
     ("PATCH", "/backend-api/settings/account_user_setting", 403, None, None),

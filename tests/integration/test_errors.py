@@ -48,7 +48,7 @@ def v1(services: dict[str, ServiceServer]) -> ServiceServer:
         (b"[1, 2]", 400, None, "invalid_json"),
         ({"model": "gpt-4o"}, 400, "messages", None),
         ({"model": "gpt-4o", "messages": []}, 400, "messages", None),
-        ({"messages": USER}, 400, "model", None),
+        ({"model": "", "messages": USER}, 400, "model", None),  # absent: DEFAULT_MODEL
         ({"model": "gpt-4o", "messages": "hi"}, 400, "messages", None),
         ({"model": "gpt-4o", "messages": [{"role": "robot", "content": "x"}]}, 400, None, None),
         ({"model": "gpt-4o", "messages": USER, "temperature": "hot"}, 400, "temperature", None),

@@ -21,7 +21,11 @@ from chat2api.pool.tokens import (
     parse_token_lines,
     token_problem,
 )
+from chat2api.settings import Settings
+from chat2api.startup import shown_url
 from chat2api.store.base import Account, Store
+from chat2api.upstream.chatgpt import Credentials
+from chat2api.upstream.http import sticky_choice, sticky_proxy
 
 AccountState = Literal["active", "cooling", "dead"]
 RefreshStatus = Literal["refreshed", "failed"]
@@ -47,9 +51,14 @@ def account_state(account: Account, now: float) -> AccountState:
     return "cooling" if cooldown_end(account, now) is not None else "active"
 
 
-def account_view(account: Account, now: float) -> dict[str, Any]:
-    """What a person may see of an account: no secret, no AccessToken."""
-    return {
+def account_view(account: Account, now: float, settings: Settings | None = None) -> dict[str, Any]:
+    """What a person may see of an account: no secret, no AccessToken.
+
+    With ``settings``, also the browser identity the account keeps for life:
+    its proxy of PROXY_URL (session id and credentials as a fingerprint), its
+    user agent of USER_AGENTS, its IMPERSONATE target, its device id.
+    """
+    view: dict[str, Any] = {
         "id": account.id,
         "fingerprint": account.fingerprint,
         "kind": account.kind,
@@ -64,7 +73,17 @@ def account_view(account: Account, now: float) -> dict[str, Any]:
         "successes": account.successes,
         "failures": account.failures,
         "added_at": account.added_at,
+        "device_id": Credentials("-", key=account.id).device_id,
     }
+    if settings is not None:
+        proxies, agents = settings.proxy_url, settings.user_agents
+        view["proxy"] = shown_url(sticky_proxy(proxies, account.id)) if proxies else None
+        view["user_agent"] = sticky_choice(agents, account.id, "user-agent") if agents else None
+        browsers = settings.impersonate_list
+        view["impersonate"] = (
+            sticky_choice(browsers, account.id, "impersonate") if len(browsers) > 1 else browsers[0]
+        )
+    return view
 
 
 def state_counts(accounts: list[Account], now: float) -> dict[str, int]:
@@ -75,13 +94,15 @@ def state_counts(accounts: list[Account], now: float) -> dict[str, int]:
     return counts | {"total": len(accounts)}
 
 
-async def accounts_overview(store: Store, now: float | None = None) -> dict[str, Any]:
+async def accounts_overview(
+    store: Store, now: float | None = None, settings: Settings | None = None
+) -> dict[str, Any]:
     """Counts by state and the view of every account, oldest first."""
     now = time.time() if now is None else now
     accounts = await store.list_accounts()
     return {
         "counts": state_counts(accounts, now),
-        "accounts": [account_view(account, now) for account in accounts],
+        "accounts": [account_view(account, now, settings) for account in accounts],
     }
 
 

@@ -91,7 +91,7 @@ class AddTokensBody(BaseModel):
 async def list_accounts(request: Request) -> Response:
     """Counts by state and every account (no secrets)."""
     state = require_admin(request)
-    return json_response(await accounts_overview(state.store))
+    return json_response(await accounts_overview(state.store, settings=state.settings))
 
 
 async def add_accounts(request: Request) -> Response:

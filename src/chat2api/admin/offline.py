@@ -22,14 +22,12 @@ async def open_pool(settings: Settings) -> AsyncIterator[AccountPool]:
     """An ``AccountPool`` on the configured store, closed (sessions, store) on exit."""
     store = open_store(settings)
     sessions = SessionPool(
-        impersonate=settings.impersonate,
+        impersonate=settings.impersonate_list[0],
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.upstream_timeout,
     )
     try:
-        oauth = OAuthClient(
-            sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
-        )
+        oauth = OAuthClient(sessions, settings.oauth_base_url, settings.proxy_url)
         yield AccountPool(store, oauth, pool_options(settings))
     finally:
         await sessions.aclose()

@@ -131,6 +131,8 @@ function render(data) {
     cell(row, account.kind === "refresh_token" ? "RefreshToken" : "AccessToken");
     cell(row, account.plan);
     cell(row, account.workspace);
+    cell(row, account.proxy, "proxy");
+    cell(row, [account.impersonate, account.user_agent].filter(Boolean).join(" · "), "browser");
     cell(row, account.state, "state state-" + account.state);
     cell(row, account.dead_reason);
     cell(row, account.cooldown_until === null ? "—" : when(account.cooldown_until));
@@ -277,7 +279,7 @@ _ENABLED = """
       <p id="empty" class="empty">The pool is empty.</p>
       <table id="accounts-table" hidden>
         <thead><tr>
-          <th>Fingerprint</th><th>Type</th><th>Plan</th><th>Workspace</th><th>State</th>
+          <th>Fingerprint</th><th>Type</th><th>Plan</th><th>Workspace</th><th>Proxy</th><th>Browser</th><th>State</th>
           <th>Reason</th><th>Cooldown until</th><th>Last used</th><th>OK / failed</th><th></th>
         </tr></thead>
         <tbody id="accounts-body"></tbody>

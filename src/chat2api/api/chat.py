@@ -248,9 +248,10 @@ async def chat_completions(request: Request) -> Response:
     state: AppState = request.app.state.chat2api
     accounts = await account_source(request, state)  # the key before the body
     chat = _parse(await request.body())
-    note(model=chat.model)
+    model = chat.model or state.settings.default_model
+    note(model=model)
     refuse_unsupported(chat)
-    route = resolve_model(chat.model)
+    route = resolve_model(model)
     legacy = chat.functions is not None and chat.tools is None
     raw_tools, tool_choice = legacy_functions(chat)
     fmt = chat_response_format(chat.response_format)

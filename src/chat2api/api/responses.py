@@ -104,8 +104,8 @@ def _parse(raw: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    if not isinstance(data.get("model"), str) or not data["model"]:
-        raise InvalidRequest("Missing required parameter: 'model'.", param="model")
+    if data.get("model") is not None and (not isinstance(data["model"], str) or not data["model"]):
+        raise InvalidRequest("model must be a model name (or left out).", param="model")
     if data.get("input") is None:
         raise InvalidRequest("Missing required parameter: 'input'.", param="input")
     _field(data, "stream", bool)
@@ -138,6 +138,7 @@ async def create_response(request: Request) -> Response:
     state: AppState = request.app.state.chat2api
     accounts: AccountSource = await account_source(request, state)  # the key before the body
     data = _parse(await request.body())
+    data["model"] = data.get("model") or state.settings.default_model
     note(model=data["model"])
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False

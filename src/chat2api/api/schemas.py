@@ -60,7 +60,7 @@ class StreamOptions(_Lenient):
 
 
 class ChatCompletionRequest(_Lenient):
-    model: str = Field(min_length=1, max_length=200)
+    model: str | None = Field(None, min_length=1, max_length=200)  # None: DEFAULT_MODEL
     messages: list[ChatMessage] = Field(min_length=1)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None

@@ -4,8 +4,9 @@ This table is the single source for ``GET /v1/models`` and for routing; the
 docs/api.md ("Models") renders the same rows. Resolution, in order:
 
 1. an exact name in ``MODEL_TABLE``;
-2. ``gpt-4-gizmo-<gizmo id>`` → a custom GPT (gizmo conversation mode) on
-   ``GIZMO_BASE_SLUG``;
+2. ``<model>-gizmo-g-<id>`` → the custom GPT ``g-<id>`` (gizmo conversation
+   mode) on ``<model>``'s slug, for any name this table resolves;
+   ``gpt-4-gizmo-g-<id>`` (the original's only form) keeps ``GIZMO_BASE_SLUG``;
 3. a family match: ``<name>-<anything>`` (e.g. ``gpt-4o-2024-08-06``) takes the
    longest table name it starts with;
 4. anything else that looks like a slug is passed through unchanged, so new
@@ -63,6 +64,7 @@ _CL100K_SLUGS = frozenset({"gpt-4", "gpt-4-mobile", "text-davinci-002-render-sha
 _BY_LENGTH = sorted(_EXACT, key=len, reverse=True)
 _SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _GIZMO_ID = re.compile(r"^g-[A-Za-z0-9_\-]{1,64}$")
+_GIZMO_INFIX = "-gizmo-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,15 @@ def resolve_model(name: str) -> ModelRoute:
                 code="model_not_found",
             )
         return ModelRoute(name, GIZMO_BASE_SLUG, gizmo_id)
+    base, infix, gizmo_id = name.rpartition(_GIZMO_INFIX)
+    if infix and base:
+        if not _GIZMO_ID.match(gizmo_id):
+            raise InvalidRequest(
+                f"{name!r} does not name a GPT: use <model>-gizmo-g-<id>",
+                param="model",
+                code="model_not_found",
+            )
+        return ModelRoute(name, resolve_model(base).slug, gizmo_id)
     for alias in _BY_LENGTH:
         if name.startswith(alias + "-"):
             return ModelRoute(name, _EXACT[alias])
@@ -113,6 +124,9 @@ def known_model(name: str) -> bool:
         return True
     if name.startswith(GIZMO_PREFIX):
         return bool(_GIZMO_ID.match(name[len(GIZMO_PREFIX) :]))
+    base, infix, gizmo_id = name.rpartition(_GIZMO_INFIX)
+    if infix and base:
+        return known_model(base) and bool(_GIZMO_ID.match(gizmo_id))
     return any(name.startswith(alias + "-") for alias in _BY_LENGTH)
 
 

@@ -117,6 +117,7 @@ RULES: tuple[Rule, ...] = (
          "the real user's email, name, phone and organisations", FAKE_USER),
     Rule(ANY, r"/backend-api/me(/.*)?", 403,
          "edits of the real user's profile"),
+    # Answered by gateway.accounts: this shape, with the plan the upstream tells.
     Rule(READS, r"/backend-api/accounts/check(/.*)?", 200,
          "the real account's owner, workspace names and billing state", ACCOUNT_CHECK),
     Rule(ANY, r"/backend-api/accounts/deactivate(/.*)?", 403,

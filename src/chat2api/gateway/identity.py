@@ -139,7 +139,8 @@ class Identities:
             return found
         if found is None and not self.auto_seed:
             raise LoginRefused("Unknown seed: ask the gateway's administrator for yours.")
-        if found is not None and not self.auto_seed:
+        # A seed registered with an empty token (Chat-Share) takes any pool account.
+        if found is not None and not (self.auto_seed or found.get("any_account")):
             raise NoUsableAccount("The account bound to this seed is gone or dead.")
         async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
             found = await self.store.get_record(SEED, seed)
@@ -148,6 +149,8 @@ class Identities:
             index = await self._index()
             account_id = await self._least_bound(index)
             record = {"account_id": account_id, "created": time.time()}
+            if found is not None and found.get("any_account"):
+                record["any_account"] = True  # re-chosen when this account dies
             await self.store.put_record(SEED, seed, record)
             index[seed] = account_id
             await self._save_index(index)
@@ -168,12 +171,23 @@ class Identities:
             if problem is not None:
                 raise LoginRefused(f"The token is {problem}.")
             record |= {"token": given.token, "token_kind": given.kind, "workspace": given.workspace}
-        async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
-            await self.store.put_record(SEED, seed, record)
-            index = await self._index()
-            index[seed] = account_id
-            await self._save_index(index)
+        await put_seed(self.store, seed, record)
         return record
+
+    async def register_seed(self, seed: str) -> dict[str, Any]:
+        """Register ``seed`` for any pool account, chosen at its first login (evenly)."""
+        record: dict[str, Any] = {"any_account": True, "created": time.time()}
+        await put_seed(self.store, seed, record)
+        return record
+
+    async def clear_seeds(self) -> int:
+        """Forget every seed; how many there were."""
+        async with self.store.lock("gateway-seeds", INDEX_LOCK_TTL):
+            index = await self._index()
+            for seed in index:
+                await self.store.delete_record(SEED, seed)
+            await self._save_index({})
+        return len(index)
 
     async def unbind_seed(self, seed: str) -> bool:
         """Forget a seed; True if it existed."""
@@ -257,4 +271,21 @@ class Identities:
         )
         if account.kind == "refresh_token" and stale:
             account = await self.pool.refresh(account.id, stale=account.access_token)
-        return Credentials(account.access_token or account.secret, account.workspace)
+        return Credentials(
+            account.access_token or account.secret, account.workspace, key=account.id
+        )
+
+
+async def put_seed(store: Store, seed: str, record: dict[str, Any]) -> None:
+    """Store a seed's record and its line in the index (under the index lock).
+
+    ``record`` holds ``account_id``, or ``token``/``token_kind``/``workspace``,
+    or ``any_account``; used by the admin API, ``/seedtoken`` and the legacy import.
+    """
+    async with store.lock("gateway-seeds", INDEX_LOCK_TTL):
+        await store.put_record(SEED, seed, record)
+        data = await store.get_record(INDEX_KIND, INDEX_KEY)
+        seeds = data.get("seeds", {}) if data else {}
+        index = dict(seeds) if isinstance(seeds, dict) else {}
+        index[seed] = record.get("account_id")
+        await store.put_record(INDEX_KIND, INDEX_KEY, {"seeds": index})

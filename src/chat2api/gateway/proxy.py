@@ -32,6 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chat2api.errors import UpstreamRateLimited, UpstreamUnauthorized
+from chat2api.gateway.isolation import LIST_PATH, NOT_FOUND, SeedConversations
 from chat2api.gateway.paths import encoded
 from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
@@ -132,6 +133,22 @@ def _model(body: bytes) -> str:
     return model if isinstance(model, str) and model else "auto"
 
 
+def _posts_turn(method: str, path: str) -> bool:
+    return method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")) is not None
+
+
+def _without_history(body: bytes) -> bytes:
+    """A conversation body kept out of the account's history (``FORCE_NO_HISTORY``)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body  # not JSON: the upstream will refuse it as it is
+    if not isinstance(data, dict):
+        return body
+    data["history_and_training_disabled"] = True
+    return orjson.dumps(data)
+
+
 class ClosingStream(StreamingResponse):
     """A streamed response that runs ``on_close`` however it ends (even unstarted)."""
 
@@ -162,7 +179,7 @@ class Forwarder:
 
     def _headers(self, request: Request, credentials: Credentials, base: str) -> dict[str, str]:
         headers = forwarded_headers(request)
-        user_agent = self.state.backend.user_agent
+        user_agent = self.state.backend.user_agent_for(credentials)
         headers.update(client_hints(user_agent))  # the browser's own would not match it
         headers["User-Agent"] = user_agent
         headers["Origin"] = base
@@ -181,19 +198,26 @@ class Forwarder:
         path: str,
         credentials: Credentials,
         lease_for: Callable[[str], Awaitable[PoolLease]] | None,
+        scope: SeedConversations | None = None,
     ) -> Response:
         """Proxy ``request`` to ``path`` (normalised, ``gateway.paths``).
 
-        ``lease_for(model)`` holds a pool account for a conversation.
+        ``lease_for(model)`` holds a pool account for a conversation; ``scope``
+        limits a seed to its own conversations (``gateway.isolation``).
         """
         body = await request.body()
         method = request.method.upper()
+        if scope is not None and await scope.refuses(method, path, body):
+            return Response(orjson.dumps(NOT_FOUND), 404, media_type="application/json")
         lease: PoolLease | None = None
-        if lease_for is not None and method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")):
+        conversation = method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")) is not None
+        if conversation and self.settings.force_no_history:
+            body = _without_history(body)
+        if lease_for is not None and conversation:
             lease = await lease_for(_model(body))
             credentials = lease.credentials
         try:
-            return await self._forward(request, path, method, body, credentials, lease)
+            return await self._forward(request, path, method, body, credentials, lease, scope)
         except BaseException:
             if lease is not None:
                 await lease.release()
@@ -207,9 +231,10 @@ class Forwarder:
         body: bytes,
         credentials: Credentials,
         lease: PoolLease | None,
+        scope: SeedConversations | None,
     ) -> Response:
-        target = self.state.backend.next_target()
-        session = self.state.sessions.session(target.base_url, target.proxy)
+        target = self.state.backend.next_target(credentials)
+        session = self.state.sessions.session(target.base_url, target.proxy, target.impersonate)
         url = target.base_url + encoded(path)  # exactly the path that was checked
         if request.url.query:
             url += "?" + request.url.query
@@ -249,6 +274,8 @@ class Forwarder:
             finally:
                 if lease is not None:
                     await lease.release()
+            if scope is not None and status == 200 and LIST_PATH.fullmatch(path.rstrip("/")):
+                data = await scope.filtered_list(data)
             data = rewriter.body(data, _charset(content_type))
             response = Response(data, status_code=status)
             response.raw_headers = [
@@ -261,7 +288,10 @@ class Forwarder:
             if lease is not None:
                 await lease.release()
 
-        return ClosingStream(iter_body(upstream), status, headers, close)
+        chunks: AsyncIterator[bytes] = iter_body(upstream)
+        if scope is not None and status == 200 and _posts_turn(method, path):
+            chunks = scope.watch(chunks)  # the seed's new conversation is remembered
+        return ClosingStream(chunks, status, headers, close)
 
     @staticmethod
     async def _read(upstream: Reply, limit: int | None) -> bytes:

@@ -9,6 +9,7 @@ would hand it the login page as data.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
@@ -23,12 +24,16 @@ from chat2api.admin.api import require_admin
 from chat2api.api.origin import from_foreign_site
 from chat2api.api.routing import json_response, methods, prefixed, read_body
 from chat2api.errors import InvalidRequest, TooManyAttempts
-from chat2api.gateway.blocked import blocked
+from chat2api.gateway.accounts import account_check
+from chat2api.gateway.blocked import ACCOUNT_CHECK, blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
+from chat2api.gateway.isolation import SeedConversations
 from chat2api.gateway.page import page_headers, render_login
 from chat2api.gateway.paths import BadPath, request_path
 from chat2api.gateway.proxy import Forwarder
+from chat2api.gateway.share import share_routes
 from chat2api.pool.pool import PoolLease
+from chat2api.pool.tokens import parse_token
 from chat2api.settings import Settings
 from chat2api.state import AppState
 from chat2api.store.base import fingerprint
@@ -103,6 +108,26 @@ def _stranger(request: Request) -> Response:
     return _json(401, {"detail": "Log in to the chat2api gateway first.", "login": "/login"})
 
 
+def _bearer_session(request: Request, path: str) -> Session | None:
+    """A one-request session for an API call that brings its own token (gateway chaining).
+
+    Another chat2api whose ``CHATGPT_BASE_URL`` is this gateway calls it as it
+    would call the upstream: ``Authorization: Bearer <AccessToken>`` (its own
+    pool account's, or its client's) and ``ChatGPT-Account-Id`` for a
+    workspace, no cookie. That token is used as given, as for a browser that
+    logged in with it (``ALLOW_CLIENT_TOKENS`` decides, as for the API); a
+    RefreshToken is exchanged (cached). Pages still need a login.
+    """
+    if not path.startswith(API_PREFIXES) or not _state(request).settings.allow_client_tokens:
+        return None
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    given = parse_token(value.strip()) if scheme.lower() == "bearer" else None
+    if given is None or given.kind == "other":
+        return None
+    workspace = request.headers.get("chatgpt-account-id") or given.workspace
+    return Session("", time.time(), token=given.token, token_kind=given.kind, workspace=workspace)
+
+
 def _expires(session: Session) -> str:
     moment = datetime.fromtimestamp(session.created + SESSION_TTL, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
@@ -132,8 +157,8 @@ class SeedBody(BaseModel):
 def _shown(seed: str, record: dict[str, Any]) -> dict[str, Any]:
     """A seed record without its secret: the account id, or the token's fingerprint."""
     out: dict[str, Any] = {"seed": seed, "created": record.get("created")}
-    if record.get("account_id") is not None:
-        out["account_id"] = record["account_id"]
+    if record.get("account_id") is not None or record.get("any_account"):
+        out["account_id"] = record.get("account_id")
     else:
         out["token"] = fingerprint(str(record.get("token", "")))
         out["workspace"] = record.get("workspace")
@@ -255,13 +280,13 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             if from_foreign_site(request):  # a link on another site: confirm here first
                 return _login_page(_CROSS_SITE_LINK, value=token)
             return await _login(request, token)
-        session = await _session(request)
+        session = await _session(request) or _bearer_session(request, url_path)
         if session is None:
             return _stranger(request)
         if request.method not in _SAFE and from_foreign_site(request):
             return _json(403, {"detail": "Cross-site requests are refused by the gateway."})
         rule = blocked(request.method, url_path)
-        if rule is not None:
+        if rule is not None and rule.body is not ACCOUNT_CHECK:
             return _json(rule.status, rule.body)
         state = _state(request)
         identities = Identities(state)
@@ -271,16 +296,21 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             await identities.logout(session.id)
             return _stranger(request)
 
+        if rule is not None and rule.body is ACCOUNT_CHECK:  # the real plan, nothing else
+            return json_response(await account_check(state, credentials))
+
         async def lease_for(model: str) -> PoolLease:
             assert account_id is not None
             return await identities.lease(account_id, model)
 
+        scope = SeedConversations(state.store, session.seed) if session.seed is not None else None
         return await Forwarder(state).forward(
-            request, url_path, credentials, lease_for if account_id is not None else None
+            request, url_path, credentials, lease_for if account_id is not None else None, scope
         )
 
     return [
         *prefixed(prefix, seed_routes),
+        *share_routes(prefix),
         methods("/login", {"GET": login_page, "POST": login_form}),
         Route("/auth/logout", logout, methods=["GET"]),
         Route("/api/auth/session", auth_session, methods=["GET"]),

@@ -35,3 +35,19 @@ def token_plan(token: str) -> str | None:
     auth = jwt_claims(token).get(_AUTH_CLAIM)
     plan = auth.get("chatgpt_plan_type") if isinstance(auth, dict) else None
     return str(plan) if plan else None
+
+
+def token_identity(token: str) -> str | None:
+    """``<chatgpt_account_id>:<user id>``: which ChatGPT account and user a token is for.
+
+    Two tokens with the same identity (a fresh login, a token from a refresh)
+    are one account of the pool.
+    """
+    auth = jwt_claims(token).get(_AUTH_CLAIM)
+    if not isinstance(auth, dict):
+        return None
+    account = auth.get("chatgpt_account_id")
+    user = auth.get("chatgpt_user_id") or auth.get("user_id")
+    if not isinstance(account, str) or not isinstance(user, str) or not account or not user:
+        return None
+    return f"{account}:{user}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from chat2api.errors import UpstreamError, UpstreamRateLimited
+from chat2api.errors import UpstreamError, UpstreamModelUnavailable, UpstreamRateLimited
 from chat2api.upstream.chatgpt import Credentials
 
 
@@ -50,8 +50,8 @@ class FixedLease:
         return None
 
     async def failed(self, exc: UpstreamError) -> bool:
-        # A rate limit belongs to the account: the same account will not do better.
-        return exc.retryable and not isinstance(exc, UpstreamRateLimited)
+        # A rate limit or a missing model belongs to the account: it will not do better.
+        return exc.retryable and not isinstance(exc, UpstreamRateLimited | UpstreamModelUnavailable)
 
     async def release(self) -> None:
         return None

@@ -31,11 +31,12 @@ from chat2api.errors import (
     PoolBusy,
     StoreUnavailable,
     UpstreamError,
+    UpstreamModelUnavailable,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnauthorized,
 )
-from chat2api.pool.jwt import token_expiry, token_plan
+from chat2api.pool.jwt import token_expiry, token_identity, token_plan
 from chat2api.pool.tokens import GivenToken
 from chat2api.settings import Settings
 from chat2api.store.base import Account, Store, account_key
@@ -149,12 +150,39 @@ class AccountPool:
     # ------------------------------------------------------------- accounts
 
     async def add_tokens(self, tokens: list[GivenToken]) -> list[str]:
-        """Store new accounts for the given tokens (one transaction); returns ids added."""
+        """Store new accounts for the given tokens (one transaction); returns ids added.
+
+        A token of an account already in the pool (same ChatGPT account and
+        user in its JWT) updates that account instead (``add_or_update``).
+        """
+        added, _ = await self.add_or_update(tokens)
+        return added
+
+    async def add_or_update(self, tokens: list[GivenToken]) -> tuple[list[str], list[str]]:
+        """(ids added, the account id of each given token in order).
+
+        An AccessToken whose identity (``chatgpt_account_id`` + user id) is
+        that of an account in the pool, or of an earlier token of the same
+        call, is not a new account: it gives that account its AccessToken
+        when it expires later than the one held (and brings a dead account
+        back, since a new login is what fixes one).
+        """
         now = self.clock.time()
-        accounts = []
+        by_identity = await self._identities(tokens)
+        accounts: dict[str, Account] = {}
+        ids: list[str] = []
         for given in tokens:
             if given.kind == "other":
                 raise ValueError("only AccessTokens and RefreshTokens can join the pool")
+            identity = token_identity(given.token) if given.kind == "access_token" else None
+            same = by_identity.get((identity, given.workspace)) if identity else None
+            if same is not None:
+                ids.append(same.id)
+                if same.id in accounts:  # an earlier token of this call: keep the fresher
+                    _take_fresher(same, given.token)
+                else:
+                    await self._update_access(same, given.token)
+                continue
             account = Account(
                 id=account_key(given.token, given.workspace),
                 kind=given.kind,
@@ -166,8 +194,41 @@ class AccountPool:
                 account.access_token = given.token
                 account.access_expires_at = token_expiry(given.token)
                 account.plan = token_plan(given.token)
-            accounts.append(account)
-        return await self.store.add_accounts(accounts)
+            ids.append(account.id)
+            accounts.setdefault(account.id, account)
+            if identity:
+                by_identity[(identity, given.workspace)] = accounts[account.id]
+        added = await self.store.add_accounts(list(accounts.values()))
+        return added, ids
+
+    async def _identities(
+        self, tokens: list[GivenToken]
+    ) -> dict[tuple[str | None, str | None], Account]:
+        """The pool's accounts by (identity, workspace), read only when a token needs it."""
+        if not any(t.kind == "access_token" and token_identity(t.token) for t in tokens):
+            return {}
+        out: dict[tuple[str | None, str | None], Account] = {}
+        for account in await self.store.list_accounts():
+            identity = token_identity(account.access_token) if account.access_token else None
+            if identity:
+                out.setdefault((identity, account.workspace), account)
+        return out
+
+    async def _update_access(self, account: Account, token: str) -> None:
+        expires = token_expiry(token)
+        held = account.access_expires_at
+        if expires is not None and held is not None and expires <= held:
+            return  # the account already holds a token that lasts as long
+        await self.store.set_tokens(
+            account.id,
+            access_token=token,
+            access_expires_at=expires,
+            secret=token if account.kind == "access_token" else None,
+            plan=token_plan(token),
+        )
+        if account.status == "dead":
+            await self.store.set_status(account.id, "active")
+        log.info("account %s: a newer AccessToken of the same account replaced its own", account.id)
 
     async def size(self) -> int:
         """How many accounts the pool has (dead ones included)."""
@@ -346,7 +407,7 @@ class AccountPool:
         if account.kind == "refresh_token" and not self._fresh(account):
             account = await self.refresh(account.id, stale=account.access_token)
         token = account.access_token or account.secret
-        return Credentials(token, account.workspace)
+        return Credentials(token, account.workspace, key=account.id)
 
     async def refresh(self, account_id: str, *, stale: str | None = None) -> Account:
         """A fresh AccessToken for a RefreshToken account, exchanged at most once.
@@ -370,7 +431,7 @@ class AccountPool:
                 if account.access_token != stale and self._fresh(account):
                     return account
                 try:
-                    grant = await self.oauth.refresh(account.secret)
+                    grant = await self.oauth.refresh(account.secret, key=account.id)
                 except RefreshRejected as exc:
                     await self.store.set_status(account_id, "dead", exc.message)
                     log.warning("account %s is dead: %s", account_id, exc.message)
@@ -422,6 +483,8 @@ class AccountPool:
         """Record what ``exc`` says about the account; True when retrying may help."""
         now = self.clock.time()
         account = lease.account
+        if isinstance(exc, UpstreamModelUnavailable):
+            return True  # not the account's fault: another account may have the model
         with _WriteOrLog("record_use"):
             await self.store.record_use(account.id, success=False, at=now)
         if isinstance(exc, UpstreamRateLimited):
@@ -447,6 +510,16 @@ class AccountPool:
         if isinstance(exc, ChallengeRequired | UpstreamRejected):
             return False
         return exc.retryable
+
+
+def _take_fresher(account: Account, token: str) -> None:
+    """Give a not yet stored AccessToken account ``token`` if it expires later."""
+    expires = token_expiry(token)
+    held = account.access_expires_at
+    if held is None or (expires is not None and expires > held):
+        account.access_token = account.secret = token
+        account.access_expires_at = expires
+        account.plan = token_plan(token)
 
 
 REFRESH_DUE = 5 * 86400.0  # scheduled refresh: AccessTokens with less than 5 days left

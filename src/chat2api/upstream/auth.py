@@ -8,6 +8,7 @@ working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import orjson
 
 from chat2api.errors import UpstreamError, UpstreamUnavailable
 from chat2api.upstream.errors import error_from_response
-from chat2api.upstream.http import SessionPool, json_body, map_transport_errors
+from chat2api.upstream.http import SessionPool, json_body, map_transport_errors, sticky_proxy
 
 CLIENT_ID = "app_LlGpXReQgckcGGUo2JrYvtJK"
 REDIRECT_URI = "com.openai.chat://auth.openai.com/ios/com.openai.chat/callback"
@@ -42,14 +43,19 @@ class TokenGrant:
 class OAuthClient:
     """Exchanges RefreshTokens through the pooled HTTP sessions."""
 
-    def __init__(self, sessions: SessionPool, base_url: str, proxy: str | None = None) -> None:
+    def __init__(self, sessions: SessionPool, base_url: str, proxies: Sequence[str] = ()) -> None:
         self._sessions = sessions
         self._base_url = base_url.rstrip("/")
-        self._proxy = proxy
+        self._proxies = list(proxies)
 
-    async def refresh(self, refresh_token: str) -> TokenGrant:
-        """Exchange ``refresh_token``; raises ``RefreshRejected`` when it is refused."""
-        session = self._sessions.session(self._base_url, self._proxy)
+    async def refresh(self, refresh_token: str, *, key: str | None = None) -> TokenGrant:
+        """Exchange ``refresh_token``; raises ``RefreshRejected`` when it is refused.
+
+        ``key`` (a pool account's id) sends it through that account's own proxy
+        (``sticky_proxy``); without one, through the RefreshToken's.
+        """
+        proxy = sticky_proxy(self._proxies, key or refresh_token) if self._proxies else None
+        session = self._sessions.session(self._base_url, proxy)
         body = {
             "client_id": CLIENT_ID,
             "grant_type": "refresh_token",

@@ -48,6 +48,7 @@ from chat2api.sentinel import BrowserProfile, PowSolver, build_config, parse_hom
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
 from chat2api.upstream.browser import document_headers, fetch_headers
+from chat2api.upstream.catalog import ModelCatalog
 from chat2api.upstream.e3 import conversation_body as e3_conversation_body
 from chat2api.upstream.e3 import prepare_body
 from chat2api.upstream.eras import Era, EraChoice
@@ -58,6 +59,8 @@ from chat2api.upstream.http import (
     json_body,
     map_transport_errors,
     open_stream,
+    sticky_choice,
+    sticky_proxy,
 )
 from chat2api.upstream.requirements import read_requirements
 from chat2api.upstream.transport import Reply, Session
@@ -97,6 +100,9 @@ class Credentials:
     # the conversation of one request agree), or a kept one to continue a
     # login-free conversation.
     device: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # A pool account's id: its device id and proxy stay the same for the
+    # account's life, across refreshed AccessTokens.
+    key: str | None = None
 
     @property
     def anonymous(self) -> bool:
@@ -107,7 +113,14 @@ class Credentials:
         """The device id: stable per token; per request (or as kept) when login-free."""
         if self.access_token is None:
             return self.device
-        return _token_device_id(self.access_token)
+        return _token_device_id(self.key or self.access_token)
+
+    @property
+    def sticky(self) -> str | None:
+        """What picks this account's proxy and proxy session: None when login-free."""
+        if self.access_token is None:
+            return None
+        return self.key or self.access_token
 
     def __repr__(self) -> str:  # never print the token itself
         who = "anonymous" if self.access_token is None else fingerprint(self.access_token)
@@ -129,6 +142,7 @@ class Target:
 
     base_url: str
     proxy: str | None
+    impersonate: str | None = None  # the account's own, of IMPERSONATE's list
 
 
 @dataclass(slots=True)
@@ -154,6 +168,9 @@ class OpenedConversation:
             await self.body.aclose()
 
 
+MAX_PROFILES = 10_000  # accounts whose browser profile is kept in memory
+
+
 class ChatGPTBackend:
     """Talks to the ChatGPT web backend for one app (see module docstring)."""
 
@@ -162,13 +179,16 @@ class ChatGPTBackend:
         self._sessions = sessions
         self._solver = solver
         self._profile = BrowserProfile.random()
+        self._profiles: dict[str, BrowserProfile] = {}  # per account (``profile_for``)
         self._home: dict[str, _HomeInfo] = {}
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
         self._proxies = itertools.cycle(settings.proxy_url) if settings.proxy_url else None
+        self._proxy_session = uuid.uuid4().hex[:16]  # `{}` of requests without an account
         self._eras = EraChoice(settings.upstream_protocol)
         self._session_id = str(uuid.uuid4())  # OAI-Session-Id: one per process, as per tab
         self._stopping: set[asyncio.Task[None]] = set()  # stop_conversation calls under way
+        self._catalog = ModelCatalog()
 
     @property
     def eras(self) -> EraChoice:
@@ -179,14 +199,46 @@ class ChatGPTBackend:
     def user_agent(self) -> str:
         return self._profile.user_agent
 
-    def next_target(self) -> Target:
-        """Round-robin over CHATGPT_BASE_URL and, independently, PROXY_URL."""
-        proxy = next(self._proxies) if self._proxies is not None else None
-        return Target(next(self._targets), proxy)
+    def next_target(self, creds: Credentials | None = None) -> Target:
+        """Round-robin over CHATGPT_BASE_URL; the proxy is the account's own (``sticky_proxy``).
+
+        Without an account (login-free, the home page) PROXY_URL is rotated.
+        """
+        base = next(self._targets)
+        sticky = creds.sticky if creds is not None else None
+        browsers = self._settings.impersonate_list
+        browser = (
+            sticky_choice(browsers, sticky, "impersonate") if sticky and len(browsers) > 1 else None
+        )
+        if self._proxies is None:
+            return Target(base, None, browser)
+        if sticky is None:
+            return Target(base, next(self._proxies).replace("{}", self._proxy_session))
+        return Target(base, sticky_proxy(self._settings.proxy_url, sticky), browser)
+
+    def profile_for(self, creds: Credentials | None) -> BrowserProfile:
+        """The browser an account shows for its life: user agent (of USER_AGENTS) and page."""
+        key = creds.sticky if creds is not None else None
+        if key is None:
+            return self._profile
+        profile = self._profiles.get(key)
+        if profile is None:
+            agents = self._settings.user_agents
+            agent = sticky_choice(agents, key, "user-agent") if agents else self._profile.user_agent
+            seed = int(hashlib.sha256(("chat2api-page:" + key).encode()).hexdigest()[:16], 16)
+            profile = BrowserProfile.random(random.Random(seed), user_agent=agent)
+            if len(self._profiles) >= MAX_PROFILES:
+                self._profiles.pop(next(iter(self._profiles)))
+            self._profiles[key] = profile
+        return profile
+
+    def user_agent_for(self, creds: Credentials | None) -> str:
+        """The user agent of ``creds``' account (the process's without one)."""
+        return self.profile_for(creds).user_agent
 
     def _headers(self, target: Target, creds: Credentials, *, stream: bool) -> dict[str, str]:
         headers = {
-            **fetch_headers(self._profile.user_agent),
+            **fetch_headers(self.profile_for(creds).user_agent),
             "Accept": "text/event-stream" if stream else "*/*",
             "Accept-Language": "en-US,en;q=0.9",
             "Content-Type": "application/json",
@@ -255,7 +307,7 @@ class ChatGPTBackend:
 
     def session(self, target: Target) -> Session:
         """The pooled session for ``target``."""
-        return self._sessions.session(target.base_url, target.proxy)
+        return self._sessions.session(target.base_url, target.proxy, target.impersonate)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -340,7 +392,7 @@ class ChatGPTBackend:
         """E2: the sentinel headers for one conversation, and any challenge left unsolved."""
         home = await self.home_info(target)
         profile = replace(
-            self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
+            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
         )
         config = build_config(profile)
         data = await self.request_json(
@@ -364,7 +416,7 @@ class ChatGPTBackend:
     ) -> tuple[dict[str, str], str | None]:
         """E3: prepare, the FNV proof, finalize; the sentinel headers and unsolved challenges."""
         profile = replace(
-            self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
+            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
         )
         config = build_config(profile, era="e3")
         prefix = self._prefix(creds) + "/sentinel/chat-requirements"
@@ -438,7 +490,9 @@ class ChatGPTBackend:
         ``auto`` mode an E3 base URL without the E3 endpoints is answered over
         E2, and an E2 one refused as "unusual activity" over E3 (``eras``).
         """
-        target = target or self.next_target()
+        target = target or self.next_target(creds)
+        if self._settings.check_model:
+            await self._catalog.check(self, target, creds, str(body.get("model", "auto")))
         base = target.base_url
         if self._eras.era(base) == "e3":
             try:

@@ -65,7 +65,7 @@ class Downloader:
 
     async def download_url(self, credentials: Credentials, item: Generated) -> str:
         """The signed URL of the bytes (waits for a pending image)."""
-        target = self._backend.next_target()
+        target = self._backend.next_target(credentials)
         pointer = item.asset_pointer or ""
         if item.sandbox_path is None and (item.pending or not pointer):
             pointer = await self._wait_for_image(credentials, item)
@@ -92,7 +92,7 @@ class Downloader:
 
     async def _wait_for_image(self, credentials: Credentials, item: Generated) -> str:
         """Poll the conversation until the image message finished; its pointer."""
-        target = self._backend.next_target()
+        target = self._backend.next_target(credentials)
         for _ in range(POLL_LIMIT):
             conversation = await self._backend.request_json(
                 target,

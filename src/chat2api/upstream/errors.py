@@ -11,6 +11,7 @@ from chat2api.errors import (
     CloudflareChallenge,
     UpstreamError,
     UpstreamForbidden,
+    UpstreamModelUnavailable,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamUnauthorized,
@@ -128,6 +129,8 @@ def error_from_response(
         return UpstreamRateLimited(
             f"The upstream rate-limited this account ({what}){suffix}", retry_after=retry_after
         )
+    if 400 <= status < 500 and detail.get("code") == "model_not_found":
+        return UpstreamModelUnavailable(f"The upstream has no such model for this account{suffix}")
     if 400 <= status < 500:
         return UpstreamRejected(f"The upstream rejected the request with HTTP {status}{suffix}")
     return UpstreamUnavailable(f"The upstream failed with HTTP {status} ({what}){suffix}")

@@ -98,7 +98,7 @@ class FileUploader:
                 param=attachment.param,
                 code="upload_needs_account",
             )
-        target = self._backend.next_target()
+        target = self._backend.next_target(credentials)
         kind = use_case(attachment.mime_type)
         body: dict[str, Any] = {
             "file_name": attachment.name,
@@ -112,7 +112,7 @@ class FileUploader:
         try:
             created = await self._json(target, credentials, "POST", "/backend-api/files", body)
             file_id, upload_url = str(created["file_id"]), str(created["upload_url"])
-            await self._put(target, upload_url, attachment)
+            await self._put(target, credentials, upload_url, attachment)
             await self._json(
                 target, credentials, "POST", f"/backend-api/files/{file_id}/uploaded", {}
             )
@@ -135,10 +135,12 @@ class FileUploader:
             target, method, path, credentials=credentials, body=body, what="file upload"
         )
 
-    async def _put(self, target: Target, url: str, attachment: Attachment) -> None:
+    async def _put(
+        self, target: Target, credentials: Credentials, url: str, attachment: Attachment
+    ) -> None:
         session = self._backend.session(target)
         headers = {
-            **fetch_headers(self._backend.user_agent, site="cross-site"),
+            **fetch_headers(self._backend.user_agent_for(credentials), site="cross-site"),
             "Content-Type": attachment.mime_type,
             "x-ms-blob-type": "BlockBlob",
             "x-ms-version": "2020-04-08",

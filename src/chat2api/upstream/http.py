@@ -42,8 +42,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hashlib
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal
 
@@ -109,6 +110,23 @@ class map_transport_errors:
         raise UpstreamUnavailable(f"The upstream connection failed ({what}).") from exc
 
 
+def sticky_choice(options: Sequence[str], key: str, what: str) -> str:
+    """One of ``options`` for the account ``key``: always the same one for that ``what``."""
+    digest = hashlib.sha256(f"chat2api-{what}:{key}".encode()).hexdigest()
+    return options[int(digest[:8], 16) % len(options)]
+
+
+def sticky_proxy(proxies: Sequence[str], key: str) -> str:
+    """The proxy of the account ``key``: always the same one of ``proxies``.
+
+    ``{}`` in it becomes the account's own session id (16 hex), for rotating
+    proxy providers that pin an exit address to a session name.
+    """
+    digest = hashlib.sha256(("chat2api-proxy:" + key).encode()).hexdigest()
+    proxy = proxies[int(digest[:8], 16) % len(proxies)]
+    return proxy.replace("{}", digest[8:24])
+
+
 class SessionPool:
     """Reusable sessions keyed by (base URL, proxy)."""
 
@@ -126,7 +144,7 @@ class SessionPool:
         self._max_clients = max_clients
         self.max_idle_connections = max_idle_connections
         self.max_idle_handles = max_idle_handles
-        self._sessions: dict[tuple[str, str | None], Session] = {}
+        self._sessions: dict[tuple[str, str | None, str | None], Session] = {}
         self._trimmer: asyncio.Task[None] | None = None
         self._reclaim = False  # handles or connections closed: memory to give back once quiet
         self._sheds = 0  # the sessions' connection sheds seen so far
@@ -136,13 +154,13 @@ class SessionPool:
         # included), however long the whole answer takes.
         self.stream_timeout = read_timeout
 
-    def session(self, base_url: str, proxy: str | None) -> Session:
-        """The shared session for this upstream and proxy."""
-        key = (base_url, proxy)
+    def session(self, base_url: str, proxy: str | None, impersonate: str | None = None) -> Session:
+        """The shared session for this upstream, proxy and browser (default: IMPERSONATE's)."""
+        key = (base_url, proxy, impersonate)
         session = self._sessions.get(key)
         if session is None:
             session = Session(
-                impersonate=self._impersonate,
+                impersonate=impersonate or self._impersonate,
                 proxy=proxy,
                 max_connections=self._max_clients,
                 max_idle_connections=self.max_idle_connections,
