@@ -28,6 +28,7 @@ class ServiceServer(ThreadedServer):
             self.app,
             loop="asyncio",
             http="httptools",
+            ws="none",  # as `chat2api serve`: a WebSocket upgrade reaches the app as HTTP
             lifespan="on",
             access_log=False,
             log_level="warning",
