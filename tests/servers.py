@@ -29,6 +29,7 @@ class ServiceServer(ThreadedServer):
             self.app,
             loop="asyncio",
             **server_options(self.settings),  # httptools with the connection guard, as served
+            ws="none",  # as `chat2api serve`: a WebSocket upgrade reaches the app as HTTP
             lifespan="on",
             access_log=False,
             log_level="warning",

@@ -54,6 +54,7 @@ from chat2api.upstream.files import FileUploader
 from chat2api.upstream.http import SessionPool
 
 log = logging.getLogger(__name__)
+_NO_WEBSOCKET = "This endpoint is served over HTTP (POST) only, not over a WebSocket."
 
 
 class BodyLimit:
@@ -152,6 +153,9 @@ class Chat2APIApp(Starlette):
         request = Request(scope, watched.receive, send)
         try:
             if request.method != "POST":
+                if request.headers.get("upgrade", "").lower() == "websocket":
+                    # 426, not 405: WebSocket clients (the Codex CLI) fall back to HTTP at once.
+                    raise HTTPException(426, detail=_NO_WEBSOCKET)
                 raise HTTPException(405, headers={"Allow": "POST"})
             response = await endpoint(request)
         except asyncio.CancelledError:

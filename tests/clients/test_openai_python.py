@@ -57,6 +57,15 @@ def test_chat_and_stream(client: openai.OpenAI, sim: SimServer) -> None:
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "three four"
 
 
+def test_responses_stream(client: openai.OpenAI, sim: SimServer) -> None:
+    """responses.stream() yields text deltas and a completed response with the same text."""
+    with client.responses.stream(model="gpt-4o", input="say exactly: five six seven") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == "five six seven" == final.output_text
+    assert final.status == "completed"
+
+
 def test_parse_with_pydantic(client: openai.OpenAI, sim: SimServer) -> None:
     """chat.completions.parse() and responses.parse() give the pydantic objects."""
     chat = client.chat.completions.parse(

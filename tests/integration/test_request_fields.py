@@ -8,6 +8,7 @@ import openai
 import pytest
 
 from chat2api.sim import SimServer
+from chat2api.sim.generated import CITE_TITLE, CITE_URL
 from servers import ServiceServer, sdk
 
 ASK = [{"role": "user", "content": "say exactly: hi"}]
@@ -128,3 +129,19 @@ def test_responses_unhonourable_asks(client: openai.OpenAI, field: str, value: o
         client.responses.create(model="gpt-4o", input="hi", extra_body={field: value})
     assert caught.value.code == "unsupported_parameter"
     assert caught.value.param == field
+
+
+def test_web_search_options(client: openai.OpenAI, sim: SimServer) -> None:
+    """web_search_options asks the web app to search; cited sources are message.annotations."""
+    result = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "what happened #sim:cite"}],
+        web_search_options={},
+    )
+    assert sim.state.last_conversation["system_hints"] == ["search"]  # type: ignore[index]
+    message = result.choices[0].message
+    (note,) = message.annotations or []
+    cited = note.url_citation
+    assert (cited.url, cited.title) == (CITE_URL, CITE_TITLE)
+    content = message.content or ""
+    assert content[cited.start_index : cited.end_index] == f"[{CITE_TITLE}]({CITE_URL})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx2 as httpx
 import openai
 import pytest
 
@@ -142,3 +143,11 @@ def test_web_search_is_the_web_apps_search(client: openai.OpenAI, sim: SimServer
     plain = client.responses.create(model="gpt-4o", input="what happened #sim:cite")
     assert sim.state.last_conversation["system_hints"] == []  # type: ignore[index]
     assert len(plain.output[0].content[0].annotations) == 1  # type: ignore[union-attr]
+
+
+def test_websocket_upgrade_is_426(service: ServiceServer) -> None:
+    """A WebSocket upgrade of /v1/responses is a 426, so clients fall back to HTTP at once."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13"}
+    got = httpx.get(f"{service.openai_base_url}/responses", headers=headers, timeout=10)
+    assert got.status_code == 426
+    assert "WebSocket" in got.json()["error"]["message"]

@@ -102,8 +102,6 @@ def refuse_unsupported(chat: ChatCompletionRequest) -> None:
         raise unsupported("modalities", "only text output is available.")
     if chat.audio is not None:
         raise unsupported("audio", "only text output is available.")
-    if chat.web_search_options is not None:
-        raise unsupported("web_search_options", "web search is not available on this endpoint.")
 
 
 def legacy_functions(chat: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, object]:
@@ -302,6 +300,8 @@ async def chat_completions(request: Request) -> Response:
 
     by_turn = {index + offset: items for index, items in attachments.items()}
     effort = chat.reasoning_effort  # the closure below outlives the request model
+    # web_search_options: the web app's own search, which decides by itself when to search.
+    hints = ["search"] if chat.web_search_options is not None else []
     stream, include_usage = chat.stream, chat.include_usage
     # Not kept while the upstream is asked: during a burst, most requests wait there.
     del chat, messages, attachments
@@ -316,6 +316,7 @@ async def chat_completions(request: Request) -> Response:
                 continues=continues,
                 reasoning_effort=effort,
                 files=files,
+                system_hints=hints,
             )
 
         body = upload_body(state, by_turn, make)

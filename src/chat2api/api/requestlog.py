@@ -142,8 +142,9 @@ class RequestLog:
             _current.reset(token)
             if record.status is None:
                 record.status = 500  # the app raised before answering: the server sends a 500
-            fields = record.fields((time.perf_counter() - started) * 1000)
-            log.info(_line(fields), extra={"fields": fields})
+            if log.isEnabledFor(logging.INFO):
+                fields = record.fields((time.perf_counter() - started) * 1000)
+                log.info(_line(fields), extra={"fields": fields})
 
 
 def _line(fields: dict[str, object]) -> str:

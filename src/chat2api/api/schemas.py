@@ -80,13 +80,13 @@ class ChatCompletionRequest(_Lenient):
     functions: list[dict[str, Any]] | None = None  # legacy, mapped onto tools
     function_call: str | dict[str, Any] | None = None  # legacy, mapped onto tool_choice
     response_format: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None  # the web app's own search
     # Asks that cannot be honoured are refused when made (``api.chat.refuse_unsupported``).
     logprobs: StrictBool | None = None
     top_logprobs: int | None = Field(None, ge=0, le=20)
     logit_bias: dict[str, float] | None = None
     modalities: list[str] | None = None
     audio: dict[str, Any] | None = None
-    web_search_options: dict[str, Any] | None = None
     seed: int | None = None
     # chat2api's extension: continue an upstream conversation kept in history
     # (the ids come back as extra fields of answers when HISTORY_DISABLED=false).

@@ -86,6 +86,7 @@ class Answer:
         self.links: Links | None = None  # set once the account is known (downloads)
         self._sandbox = SandboxRewriter()
         self.citations: dict[str, None] = {}  # a set; an empty set is 216 B
+        self.annotations: list[dict[str, Any]] = []  # url_citation of the message, as OpenAI
         self.id = completion_id()
         self.created = int(time.time())
         self.prompt = prompt
@@ -153,7 +154,16 @@ class Answer:
             link = _content(await self._add_text(citation_markdown(event)))
             if link and link[0]["content"] == citation_markdown(event):
                 # For Responses' url_citation annotations; chunks leave it out.
-                link[0][CITATION_KEY] = {"url": event.url, "title": event.title or event.url}
+                title = event.title or event.url
+                link[0][CITATION_KEY] = {"url": event.url, "title": title}
+                end = len(self.content)
+                span = {"start_index": end - len(link[0]["content"].lstrip()), "end_index": end}
+                self.annotations.append(
+                    {
+                        "type": "url_citation",
+                        "url_citation": {**span, "title": title, "url": event.url},
+                    }
+                )
             return link
         if isinstance(event, Metadata):
             self.conversation_id = event.conversation_id or self.conversation_id
@@ -315,6 +325,8 @@ class Answer:
             if self.legacy_functions:
                 message["function_call"] = message.pop("tool_calls")[0]["function"]
                 finish_reason = "function_call"
+        if self.annotations:
+            message["annotations"] = self.annotations
         if self.reasoning:
             message["reasoning_content"] = self.reasoning
         out: dict[str, Any] = {
