@@ -28,7 +28,7 @@ def test_e3_send_calls_and_headers(
     make_service: ServiceFactory, sim: SimServer, token: str
 ) -> None:
     """One E3 send: prepare, FNV proof, finalize, conduit (no-token first), /f/conversation."""
-    _era(sim, "e3-strict")
+    _era(sim, "e3-strict", require_client_headers=True)  # OAI-* headers or 403
     service = make_service(UPSTREAM_PROTOCOL="e3")
     client = sdk(service, token)
     for _ in range(2):
@@ -236,7 +236,7 @@ def test_resume_headers_and_offset(
     make_service: ServiceFactory, sim: SimServer, token: str
 ) -> None:
     """A resume names the conversation, the records read so far and the send's conduit token."""
-    _era(sim, "e3-strict", cut_after_events=12)
+    _era(sim, "e3-strict", cut_after_events=12, require_client_headers=True)
     service = make_service()
     sim.state.queue_faults("cut_resumable", 1)
     assert _answer(sdk(service, token), stream=True) == WORDS

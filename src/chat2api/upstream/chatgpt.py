@@ -539,7 +539,6 @@ class ChatGPTBackend:
             home = _HomeInfo(FALLBACK_BUILD, (FALLBACK_SCRIPT,), 0.0, FALLBACK_BUILD)
         else:
             home = await self.home_info(target)
-        payload = e3_conversation_body(body)
         for attempt in range(2):
             sentinel: dict[str, str] = {}
             challenge = None
@@ -549,7 +548,11 @@ class ChatGPTBackend:
             headers = self._e3_headers(target, creds, home, stream=True) | sentinel
             headers["X-Conduit-Token"] = conduit or "no-token"
             response = await self._open_stream(
-                target, self._prefix(creds) + "/f/conversation", payload, headers
+                # Reshaped only now: a burst's requests wait in the sentinel calls, not holding it.
+                target,
+                self._prefix(creds) + "/f/conversation",
+                e3_conversation_body(body),
+                headers,
             )
             if response.status_code == 200:
                 return OpenedConversation(
