@@ -3,8 +3,10 @@
 Starts the simulator and one chat2api process (subprocesses, loopback, ephemeral
 ports) and, at concurrency 1, 16 and 64, sends the same load two ways:
 
-* direct: a minimal client makes chat2api's upstream calls itself
-  (chat-requirements, proof of work, conversation read to ``[DONE]``);
+* direct: a minimal client makes chat2api's upstream calls itself (E3:
+  sentinel prepare, FNV proof of work, finalize, conduit prepare,
+  f/conversation; E2: chat-requirements, SHA3 proof, conversation; read to
+  ``[DONE]``);
 * chat2api: ``POST /v1/chat/completions`` (``stream: false``) to chat2api, which
   makes those calls for it.
 
@@ -19,6 +21,11 @@ client's comparable: otherwise the ratio is not measuring chat2api alone.
 Every answer is checked (direct: ends with ``[DONE]``; chat2api: equals the
 simulator's reply for the prompt); failures are counted, never timed.
 No absolute time is asserted.
+
+``--era e3`` (the default) benchmarks today's send path against a simulator
+that refuses E2's, ``--era e2`` the older one, ``--era both`` runs the two
+one after the other and adds the cost of E3 over E2 (p50 ratios, per path
+and level).
 """
 
 from __future__ import annotations
@@ -104,10 +111,28 @@ def prompt(level: int, index: int) -> str:
     return f"overhead benchmark, concurrency {level}, request {index}"
 
 
+Results = list[tuple[int, "PathStats", "PathStats"]]
+
+
 async def bench(args: argparse.Namespace) -> None:
     print(machine_line())
+    eras = ["e2", "e3"] if args.era == "both" else [args.era]
+    by_era = {}
+    for era in eras:
+        print(f"era {era}:", flush=True)
+        by_era[era] = await bench_era(args, era)
+        report(by_era[era])
+    if len(by_era) == 2:
+        print("\ncost of E3 over E2 (p50 latency, E3 / E2, separate runs):")
+        for (level, d2, c2), (_, d3, c3) in zip(by_era["e2"], by_era["e3"], strict=True):
+            direct = percentile(d3.latencies, 50) / percentile(d2.latencies, 50)
+            api = percentile(c3.latencies, 50) / percentile(c2.latencies, 50)
+            print(f"  c={level:<3} direct {direct:.2f}x, chat2api {api:.2f}x")
+
+
+async def bench_era(args: argparse.Namespace, era: str) -> Results:
     me = psutil.Process()
-    with running_servers() as servers:
+    with running_servers(era=era) as servers:
         sim, api = ProcessWatch(servers.sim), ProcessWatch(servers.api)
         max_clients = max(c for c, _ in LEVELS) * 2
         async with (
@@ -115,7 +140,7 @@ async def bench(args: argparse.Namespace) -> None:
             new_session(max_clients) as api_session,
         ):
             profile = await fetch_profile(direct_session, servers.sim_url)
-            direct = DirectClient(direct_session, servers.sim_url, servers.token, profile)
+            direct = DirectClient(direct_session, servers.sim_url, servers.token, profile, era)
             openai = OpenAIClient(api_session, servers.api_url, servers.token)
 
             def direct_call(level: int) -> Call:
@@ -138,7 +163,7 @@ async def bench(args: argparse.Namespace) -> None:
 
                 return call
 
-            results: list[tuple[int, PathStats, PathStats]] = []
+            results: Results = []
             for concurrency, count in LEVELS:
                 count = int(count * args.scale)
                 warm = PathStats()
@@ -162,7 +187,10 @@ async def bench(args: argparse.Namespace) -> None:
                     stats.api_cpu += api.cpu_seconds() - before[2]
                 results.append((concurrency, paths["direct"], paths["chat2api"]))
                 print(f"  concurrency {concurrency}: done", flush=True)
+    return results
 
+
+def report(results: Results) -> None:
     rows: list[list[str]] = []
     for concurrency, d, c in results:
         for name, s in (("direct", d), ("chat2api", c)):
@@ -206,6 +234,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=16, help="ABBA rounds per level, both paths")
     parser.add_argument("--level-seconds", type=float, default=40.0, help="time cap per level")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
+    parser.add_argument(
+        "--era", choices=["e3", "e2", "both"], default="e3", help="the send path benchmarked"
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -6,8 +6,11 @@ ephemeral ports). Each stream asks for 50 one-word chunks 20 ms apart
 of N concurrent streams run in ABBA order (direct, chat2api, chat2api,
 direct) so machine noise hits both paths alike:
 
-* direct: the minimal client does requirements + proof of work + conversation
-  itself; TTFB is from the first of those calls to the first answer text;
+* direct: the minimal client does the sentinel calls, the proof of work and
+  the conversation itself (``--era e3``, the default: prepare, FNV proof,
+  finalize, conduit prepare, f/conversation, against a simulator refusing
+  E2's send; ``--era e2``: chat-requirements, SHA3 proof, conversation);
+  TTFB is from the first of those calls to the first answer text;
 * chat2api: ``stream: true`` completions; TTFB is from sending the request
   to the first content chunk.
 
@@ -125,7 +128,9 @@ async def run_round(
     async with new_session(count + 64) as session:
         call: StreamCall
         if path == "direct":
-            call = DirectClient(session, servers.sim_url, servers.token, profile).stream
+            call = DirectClient(
+                session, servers.sim_url, servers.token, profile, servers.era
+            ).stream
         else:
             call = OpenAIClient(session, servers.api_url, servers.token).stream
         await run_streams(call, count, f"{out.path}-{path}", within, out)
@@ -135,7 +140,7 @@ async def bench(args: argparse.Namespace) -> None:
     """Warm up, measure idle memory, run the rounds, then print the report."""
     print(machine_line())
     me = psutil.Process()
-    with running_servers() as servers:
+    with running_servers(era=args.era) as servers:
         sim, api = ProcessWatch(servers.sim), ProcessWatch(servers.api)
         async with new_session(4) as session:
             profile = await fetch_profile(session, servers.sim_url)
@@ -205,7 +210,10 @@ def report(
                 f"{out.api_cpu * per_k:.2f}" if out.path == "chat2api" else "-",
             ]
         )
-    print(f"\n{args.streams} concurrent streams x {WORDS} chunks, {DELAY_MS} ms apart")
+    print(
+        f"\n{args.streams} concurrent streams x {WORDS} chunks, {DELAY_MS} ms apart "
+        f"(send path {args.era.upper()})"
+    )
     headers = ["round/path", "ok", "ttfb p50", "ttfb p99", "total p50", "total p99", "wall s"]
     headers += ["client cpu s/1k (of wall)", "sim cpu s/1k", "chat2api cpu s/1k"]
     print(table(headers, rows))
@@ -258,6 +266,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams per round")
+    parser.add_argument("--era", choices=["e3", "e2"], default="e3", help="the send path")
     parser.add_argument("--rounds", type=int, default=4, help="rounds, ABBA order")
     parser.add_argument("--warmup", type=int, default=50, help="warm-up streams per path")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before RSS after")

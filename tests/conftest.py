@@ -17,6 +17,34 @@ from chat2api.sim import SimServer, mint_access_token
 from secretgrep import SecretGrep
 from servers import ServiceFactory, ServiceServer, close_clients
 
+ERAS = ("e3-strict", "e2")
+"""The upstream eras a module with ``ALL_ERAS = True`` runs in, each test once per era.
+
+``e3-strict`` answers E2's conversation POST with 403 "unusual activity" (the
+2026 upstream); chat2api meets it with the default ``UPSTREAM_PROTOCOL=auto``.
+``e2`` has no E3 endpoint; chat2api is set to ``e2`` (the auto fallback has
+its own tests).
+"""
+PROTOCOL_FOR_ERA = {"e3-strict": "auto", "e2": "e2"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of ``ALL_ERAS`` modules that reach the simulator in every era."""
+    if "era" in metafunc.fixturenames and getattr(metafunc.module, "ALL_ERAS", False):
+        metafunc.parametrize("era", ERAS, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def era(request: pytest.FixtureRequest) -> str | None:
+    """The simulator's era for this module run, or ``None`` for its default (``e3``)."""
+    value: str | None = getattr(request, "param", None)
+    return value
+
+
+def era_env(era: str | None) -> dict[str, str]:
+    """The chat2api settings that go with the simulator's era."""
+    return {"UPSTREAM_PROTOCOL": PROTOCOL_FOR_ERA[era]} if era else {}
+
 
 @pytest.fixture(scope="session")
 def sim() -> Iterator[SimServer]:
@@ -57,6 +85,9 @@ def fresh_sim(request: pytest.FixtureRequest) -> Iterator[None]:
     server: SimServer = request.getfixturevalue("sim")
     config = server.state.config
     server.state.reset()
+    era = request.getfixturevalue("era") if "era" in request.fixturenames else None
+    if era is not None:
+        server.state.config = config.patched({"era": era})
     yield
     server.state.config = config
     server.state.reset()
@@ -64,13 +95,15 @@ def fresh_sim(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def make_service(
-    sim: SimServer, tmp_path_factory: pytest.TempPathFactory
+    sim: SimServer, era: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceFactory]:
     """Start chat2api against the simulator with extra env settings; stopped at teardown."""
     started: list[ServiceServer] = []
 
     def factory(**env: Any) -> ServiceServer:
-        merged = {"CHATGPT_BASE_URL": sim.base_url} | {k: str(v) for k, v in env.items()}
+        merged = (
+            {"CHATGPT_BASE_URL": sim.base_url} | era_env(era) | {k: str(v) for k, v in env.items()}
+        )
         server = ServiceServer(merged, tmp_path_factory.mktemp("data")).start()
         started.append(server)
         return server
@@ -82,12 +115,13 @@ def make_service(
 
 @pytest.fixture(scope="module")
 def services(
-    sim: SimServer, tmp_path_factory: pytest.TempPathFactory
+    sim: SimServer, era: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceServer]]:
     """chat2api asking the upstream for the v1 delta format, and for legacy snapshots."""
     out = {
         enc: ServiceServer(
-            {"CHATGPT_BASE_URL": sim.base_url, "UPSTREAM_ENCODING": enc, "RETRY_TIMES": "0"},
+            {"CHATGPT_BASE_URL": sim.base_url, "UPSTREAM_ENCODING": enc, "RETRY_TIMES": "0"}
+            | era_env(era),
             tmp_path_factory.mktemp(enc),
         ).start()
         for enc in ("v1", "legacy")

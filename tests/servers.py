@@ -93,14 +93,39 @@ def stored_accounts(settings: Settings) -> dict[str, Account]:
     return asyncio.run(run())
 
 
-def bearers(sim: SimServer, path_suffix: str) -> list[str]:
+SENTINEL_START = ("/chat-requirements", "/chat-requirements/prepare")
+"""Path ends of the first sentinel call of an attempt, E2 and E3."""
+
+
+def bearers(sim: SimServer, *path_suffixes: str) -> list[str]:
     """The bearer token of every simulator request whose path ends so, in order.
 
-    ``/chat-requirements`` gives every attempt, ``/conversation`` every one
-    that got past the sentinel.
+    ``*SENTINEL_START`` gives every attempt, ``/conversation`` every one
+    that got past the sentinel (``/f/conversation`` in E3).
     """
     return [
         r["headers"].get("authorization", "").removeprefix("Bearer ")
         for r in sim.state.requests
-        if r["path"].endswith(path_suffix)
+        if r["path"].endswith(path_suffixes)
     ]
+
+
+def speaks_e3(sim: SimServer) -> bool:
+    """Whether chat2api (auto or e3) sends over E3 to the simulator in its current era."""
+    return bool(sim.state.config.era != "e2")
+
+
+def send_path(sim: SimServer, prefix: str = "/backend-api") -> str:
+    """The conversation POST's path in the simulator's era."""
+    return prefix + ("/f/conversation" if speaks_e3(sim) else "/conversation")
+
+
+def sentinel_path(sim: SimServer, prefix: str = "/backend-api") -> str:
+    """The path of an attempt's first sentinel call in the simulator's era."""
+    return prefix + "/sentinel/chat-requirements" + ("/prepare" if speaks_e3(sim) else "")
+
+
+def sentinel_rounds(sim: SimServer) -> int:
+    """How many sentinel rounds (one per attempt) the simulator saw, either era."""
+    stats = sim.state.stats
+    return int(stats.requirements + stats.prepares)

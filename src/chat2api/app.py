@@ -33,10 +33,12 @@ from chat2api import __version__
 from chat2api.admin import api as admin_api
 from chat2api.api import chat, downloads, images, responses
 from chat2api.api.cors import Cors
-from chat2api.api.errors import install_error_handlers, response_for_error
+from chat2api.api.errors import error_response, install_error_handlers, response_for_error
+from chat2api.api.requestlog import RequestLog
 from chat2api.api.routing import Endpoint, prefixed
 from chat2api.api.streaming import DisconnectWatch
 from chat2api.convert.usage import TokenCounter
+from chat2api.errors import RequestTooLarge
 from chat2api.pool.pool import AccountPool, pool_options
 from chat2api.pool.schedule import scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
@@ -53,31 +55,91 @@ from chat2api.upstream.http import SessionPool
 log = logging.getLogger(__name__)
 
 
+class BodyLimit:
+    """``receive`` that raises ``RequestTooLarge`` once a chunked body passes ``limit``.
+
+    A body with a ``Content-Length`` is judged by it before anything is read
+    (the server never passes more than it announced).
+    """
+
+    __slots__ = ("_limit", "_receive", "_seen")
+
+    def __init__(self, receive: Receive, limit: int) -> None:
+        self._receive = receive
+        self._limit = limit
+        self._seen = 0
+
+    async def __call__(self) -> Message:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self._seen += len(message.get("body", b""))
+            if self._seen > self._limit:
+                raise too_large(self._limit)
+        return message
+
+
+def too_large(limit: int) -> RequestTooLarge:
+    return RequestTooLarge(
+        f"The request body is larger than this deployment accepts ({limit} bytes, "
+        "MAX_REQUEST_BYTES).",
+    )
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The request's ``Content-Length``; None when absent (a chunked body) or unreadable."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 class Chat2APIApp(Starlette):
     """Starlette, with a few ``POST`` endpoints served without its per-request layers."""
 
     def __init__(
-        self, *, direct: dict[str, Endpoint], cors: Cors | None = None, **options: Any
+        self,
+        *,
+        direct: dict[str, Endpoint],
+        cors: Cors | None = None,
+        max_body: int = 20 * 1024 * 1024,
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self.direct_routes = direct  # path -> endpoint, for POST
         self.cors = cors if cors is not None and cors.enabled else None
+        self.max_body = max_body
+        self.request_log = RequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self.cors is not None and (allow := self.cors.allowed(scope)) is not None:
-                if Cors.is_preflight(scope):
-                    await Cors.preflight(scope, send, allow)
-                    return
-                send = Cors.wrap(send, allow)
-            path: str = scope["path"]
-            root = scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
-            endpoint = self.direct_routes.get(path)
-            if endpoint is not None:
-                await self._serve_direct(endpoint, scope, receive, send)
+            await self.request_log(scope, receive, send, self._http)
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.cors is not None and (allow := self.cors.allowed(scope)) is not None:
+            if Cors.is_preflight(scope):
+                await Cors.preflight(scope, send, allow)
                 return
+            send = Cors.wrap(send, allow)
+        length = declared_length(scope)
+        if length is not None and length > self.max_body:
+            # Refused before a byte of it is read, whoever sent it.
+            await error_response(too_large(self.max_body))(scope, receive, send)
+            return
+        if length is None:
+            receive = BodyLimit(receive, self.max_body)
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]
+        endpoint = self.direct_routes.get(path)
+        if endpoint is not None:
+            await self._serve_direct(endpoint, scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
     async def _serve_direct(
@@ -227,6 +289,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             f"{prefix}/v1/responses": responses.create_response,
         },
         cors=Cors(settings.cors_allow_origins, prefix),
+        max_body=settings.max_request_bytes,
         routes=routes,
         lifespan=lifespan,
     )

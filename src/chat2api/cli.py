@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import logging
 import os
@@ -41,12 +42,10 @@ app = typer.Typer(
 )
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(level: str, fmt: str = "text") -> None:
+    from chat2api.logs import configure_logging
+
+    configure_logging(level, fmt)
 
 
 def _settings(env_file: Path, overrides: dict[str, Any]) -> Settings:
@@ -57,11 +56,27 @@ def _settings(env_file: Path, overrides: dict[str, Any]) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _start_simulator() -> str:
-    """Run the built-in simulator on a free loopback port in a thread; its base URL."""
-    from chat2api.sim import SimServer
+class Era(enum.StrEnum):
+    """Send paths the simulator serves (`SimConfig.era`, docs/simulator.md)."""
 
-    return SimServer().start().base_url
+    e2 = "e2"
+    e3 = "e3"
+    e3_strict = "e3-strict"
+
+
+EraOption = Annotated[
+    Era,
+    typer.Option(
+        help="Simulator era: e2 (no E3 endpoints), e3 (both paths), e3-strict (E2 send 403s)."
+    ),
+]
+
+
+def _start_simulator(era: Era) -> str:
+    """Run the built-in simulator on a free loopback port in a thread; its base URL."""
+    from chat2api.sim import SimConfig, SimServer
+
+    return SimServer(SimConfig(era=era.value)).start().base_url
 
 
 def _use_system_allocator() -> None:
@@ -110,6 +125,7 @@ def serve(
     workers_log_level: Annotated[
         str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
     ] = None,
+    era: EraOption = Era.e3,
 ) -> None:
     """Start the OpenAI-compatible API server."""
     _use_system_allocator()
@@ -118,9 +134,9 @@ def serve(
     HEAP.tune(os.environ)  # before any stream: what each keeps resident (chat2api.heap)
     overrides: dict[str, Any] = {"DATA_DIR": data_dir, "LOG_LEVEL": workers_log_level}
     if simulate:
-        overrides["CHATGPT_BASE_URL"] = _start_simulator()
+        overrides["CHATGPT_BASE_URL"] = _start_simulator(era)
     settings = _settings(env_file, overrides)
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format)
     _check_data_dir(settings)
     from chat2api.app import create_app
 
@@ -168,13 +184,15 @@ def serve(
 def sim(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5006,
+    era: EraOption = Era.e3,
 ) -> None:
     """Start the offline simulator of the ChatGPT web backend."""
+    from chat2api.sim import SimConfig
     from chat2api.sim import serve as serve_sim
 
     _configure_logging("INFO")
-    typer.echo(f"ChatGPT backend simulator at http://{host}:{port} (Ctrl+C to stop)")
-    serve_sim(host=host, port=port)
+    typer.echo(f"ChatGPT backend simulator ({era.value}) at http://{host}:{port} (Ctrl+C to stop)")
+    serve_sim(SimConfig(era=era.value), host=host, port=port)
 
 
 # ---------------------------------------------------------------- tokens

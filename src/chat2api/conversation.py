@@ -38,18 +38,89 @@ def stream_error(event: StreamFailed) -> UpstreamUnavailable:
     )
 
 
+MAX_RESUMES = 2
+"""How many times one answer's dropped E3 stream is resumed before it fails."""
+
+
+class AnswerBody:
+    """The body of one upstream answer, resumed where E3 allows when it drops.
+
+    When the connection breaks (or the body ends before the answer did) on
+    an E3 stream that gave a ``resume_conversation_token``, the same turn is
+    asked again from the records already decoded on (``f/conversation/resume``
+    with that offset: the records of the uncut stream, its ``delta_encoding``
+    included, but not the copy of it that heads a resumed body) and fed to
+    the same decoder: nothing is lost or said twice.
+    At most ``MAX_RESUMES`` times per answer; then the failure stands.
+    """
+
+    __slots__ = ("_backend", "_stopped", "decoder", "opened", "resumes")
+
+    def __init__(
+        self, backend: ChatGPTBackend, opened: OpenedConversation, decoder: ConversationDecoder
+    ) -> None:
+        self._backend = backend
+        self.opened = opened
+        self.decoder = decoder
+        self.resumes = 0
+        self._stopped = False
+
+    async def next_chunk(self) -> bytes | None:
+        """The next piece of the body, ``None`` at its end."""
+        while True:
+            try:
+                return await anext(self.opened.body)
+            except StopAsyncIteration:
+                if self.decoder.done or not await self._resume(None):
+                    return None
+            except UpstreamError as exc:
+                if not await self._resume(exc):
+                    raise
+
+    async def _resume(self, error: UpstreamError | None) -> bool:
+        decoder = self.decoder
+        conversation_id = decoder.conversation_id
+        # The stream's resume_conversation_token says the upstream offers a resume.
+        if self.opened.era != "e3" or conversation_id is None or decoder.resume_token is None:
+            return False
+        while self.resumes < MAX_RESUMES:
+            self.resumes += 1
+            offset = decoder.interrupted()
+            log.warning(
+                "upstream stream of conversation %s %s; resuming at record %d (%d/%d)",
+                conversation_id,
+                "ended early" if error is None else f"failed ({error.code})",
+                offset,
+                self.resumes,
+                MAX_RESUMES,
+            )
+            try:
+                resumed = await self._backend.resume(self.opened, conversation_id, offset)
+            except UpstreamError as exc:
+                error = exc
+                continue
+            await self.opened.aclose()
+            self.opened = resumed
+            return True
+        return False
+
+    async def aclose(self) -> None:
+        """Abort the transfer if still running; an E3 turn left unfinished is stopped upstream."""
+        await self.opened.aclose()
+        conversation_id = self.decoder.conversation_id
+        unfinished = self.opened.era == "e3" and not self.decoder.done
+        # Closed twice (by the turn and by its events): stopped once.
+        if unfinished and conversation_id is not None and not self._stopped:
+            self._stopped = True
+            self._backend.stop_soon(self.opened, conversation_id)
+
+
 class Turn:
     """An upstream answer in progress, its first events already decoded."""
 
-    def __init__(
-        self,
-        opened: OpenedConversation,
-        decoder: ConversationDecoder,
-        head: list[Event],
-        lease: Lease,
-    ) -> None:
-        self._opened = opened
-        self._decoder = decoder
+    def __init__(self, body: AnswerBody, head: list[Event], lease: Lease) -> None:
+        self._body = body
+        self._decoder = body.decoder
         self._lease = lease
         self.head = head
 
@@ -77,11 +148,10 @@ class Turn:
         try:
             for event in self.head:
                 yield event
-            async for chunk in self._opened.body:
-                for event in _decode(self._decoder.feed, chunk):
+            body, decoder = self._body, self._decoder
+            while not decoder.done and (chunk := await body.next_chunk()) is not None:
+                for event in _decode(decoder.feed, chunk):
                     yield event
-                if self._decoder.done:
-                    break
             for event in _decode(lambda _: self._decoder.close(), b""):
                 yield event
         except UpstreamError as exc:
@@ -93,7 +163,7 @@ class Turn:
     async def aclose(self) -> None:
         """Abort the upstream transfer if still running and give the account back."""
         try:
-            await self._opened.aclose()
+            await self._body.aclose()
         finally:
             await self._lease.release()
 
@@ -139,10 +209,11 @@ def coalesce_text(events: list[Event]) -> list[Event]:
     return out
 
 
-async def _read_head(opened: OpenedConversation, decoder: ConversationDecoder) -> list[Event]:
+async def _read_head(body: AnswerBody) -> list[Event]:
+    decoder = body.decoder
     head: list[Event] = []
     answered = False
-    async for chunk in opened.body:
+    while (chunk := await body.next_chunk()) is not None:
         for event in _decode(decoder.feed, chunk):  # the whole chunk: none of it is lost
             if isinstance(event, StreamFailed) and not answered:
                 raise stream_error(event)  # nothing answered yet: the turn may be retried
@@ -189,16 +260,16 @@ async def start_turn(
             if last is not None:  # every account tried: the upstream's answer says more
                 raise last from None
             raise
-        opened = None
+        answer: AnswerBody | None = None
         try:
             payload = body if isinstance(body, dict) else await body(lease.credentials)
             opened = await backend.open_conversation(lease.credentials, payload)
-            decoder = ConversationDecoder()
-            head = await _read_head(opened, decoder)
-            return Turn(opened, decoder, head, lease)
+            answer = AnswerBody(backend, opened, ConversationDecoder())
+            head = await _read_head(answer)
+            return Turn(answer, head, lease)
         except UpstreamError as exc:
-            if opened is not None:
-                await opened.aclose()
+            if answer is not None:
+                await answer.aclose()
             retry = await lease.failed(exc)
             await lease.release()
             if attempt >= retries or not retry:
@@ -218,7 +289,7 @@ async def start_turn(
             )
             await asyncio.sleep(delay)
         except BaseException:
-            if opened is not None:
-                await opened.aclose()
+            if answer is not None:
+                await answer.aclose()
             await lease.release()
             raise

@@ -8,13 +8,17 @@ any of them into the OpenAI error envelope ``{"error": {"message", "type",
 
     Chat2APIError
     ├── InvalidRequest                 400 invalid_request_error
-    │   └── ModelNotFound              404
+    │   ├── ModelNotFound              404
+    │   └── RequestTooLarge            413 body beyond MAX_REQUEST_BYTES
     ├── AuthenticationFailed           401 (the client's own key)
     ├── TooManyAttempts                429 failed logins from one address, for a while
     ├── PoolError                      the account pool cannot serve now
     │   ├── NoUsableAccount            503 empty pool, or every account dead
     │   └── PoolBusy                   503 every usable account at its limit
     ├── StoreUnavailable               503 the store (SQLite, Redis) cannot be used now
+    ├── ModelOutputError               502 the answer broke the request's contract
+    │                                      (response_format, tool_choice) after a
+    │                                      correction round
     └── UpstreamError                  failures of the ChatGPT backend
         ├── UpstreamUnauthorized       401 token invalid or expired
         ├── UpstreamRateLimited        429 (+ Retry-After when known)
@@ -83,6 +87,13 @@ class ModelNotFound(InvalidRequest):
     default_code = "model_not_found"
 
 
+class RequestTooLarge(InvalidRequest):
+    """The request body is larger than ``MAX_REQUEST_BYTES``."""
+
+    status_code = 413
+    default_code = "request_too_large"
+
+
 class AuthenticationFailed(Chat2APIError):
     """The key the client sent is not accepted by this deployment."""
 
@@ -134,6 +145,18 @@ class StoreUnavailable(Chat2APIError):
     def __init__(self, message: str, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.headers.setdefault("Retry-After", "5")
+
+
+class ModelOutputError(Chat2APIError):
+    """The model answered, but not as the request demanded, even when asked again.
+
+    Codes: ``invalid_structured_output`` (``response_format`` / ``text.format``),
+    ``tool_choice_not_followed`` (``tool_choice`` ``"required"`` or a named function).
+    """
+
+    status_code = 502
+    error_type = "server_error"
+    default_code = "invalid_structured_output"
 
 
 class UpstreamError(Chat2APIError):

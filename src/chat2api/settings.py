@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
     upstream_encoding: Literal["v1", "legacy"] = Field("v1", alias="UPSTREAM_ENCODING")
+    upstream_protocol: Literal["auto", "e3", "e2"] = Field(
+        "auto",
+        alias="UPSTREAM_PROTOCOL",
+        description=(
+            "How conversations are sent upstream: 'e3' (sentinel prepare/finalize, FNV proof "
+            "of work, conduit token, /f/conversation: today's web app), 'e2' (one "
+            "chat-requirements call, SHA3 proof, /conversation), or 'auto': E3, falling back "
+            "to E2 for a base URL whose E3 endpoints answer 404/405 (remembered per base URL "
+            "for an hour, then probed again), and moving a base URL back to E3 when its E2 "
+            "path answers 403 'unusual activity'."
+        ),
+    )
     upstream_timeout: float = Field(120.0, gt=0, alias="UPSTREAM_TIMEOUT")
     connect_timeout: float = Field(10.0, gt=0, alias="CONNECT_TIMEOUT")
     pow_time_budget: float = Field(20.0, gt=0, alias="POW_TIME_BUDGET")
@@ -77,6 +89,18 @@ class Settings(BaseSettings):
     build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
     impersonate: str = Field("chrome", alias="IMPERSONATE")
     log_level: str = Field("INFO", alias="LOG_LEVEL")
+    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+    max_request_bytes: int = Field(
+        20 * 1024 * 1024,
+        ge=1024,
+        alias="MAX_REQUEST_BYTES",
+        description="Largest request body accepted (413 beyond it), checked while reading.",
+    )
+    allow_client_tokens: bool = Field(
+        True,
+        alias="ALLOW_CLIENT_TOKENS",
+        description="Serve requests whose key is the client's own AccessToken or RefreshToken.",
+    )
 
     # --- what one client may hold (chat2api.connections) ---------------------
     # seconds a connection has to send a request's headers (after connecting or a response)
@@ -178,6 +202,11 @@ class Settings(BaseSettings):
             if not _HEX.match(value):
                 raise ValueError("must be a lowercase hex string such as 000032")
         return value
+
+    @field_validator("upstream_protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import re
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ import httpx2 as httpx
 import pytest
 
 from chat2api.gateway.blocked import RULES, blocked
+from chat2api.gateway.paths import BadPath, encoded, normalise
 from chat2api.gateway.proxy import Rewriter
 from chat2api.sentinel import DEFAULT_USER_AGENT
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
@@ -255,6 +257,79 @@ def test_blocked_endpoints_never_reach_the_upstream(
     paths = [r["path"] for r in sim.state.requests]
     assert paths == ["/backend-api/settings/user"]
     assert sim.state.hits == {"/backend-api/settings/user": 1}
+
+
+def _disguises(path: str) -> list[str]:
+    """Spellings of ``path`` that a server or libcurl would read as ``path`` itself."""
+    head, _, rest = path.lstrip("/").partition("/")
+    rest = rest or ""
+    return [
+        f"/{head}/x/../{rest}",
+        f"/{head}/./{rest}",
+        f"/{head}/x/%2e%2e/{rest}",
+        f"/{head}/x/%2E%2E/{rest}",
+        f"/{head}//{rest}",
+        f"//{head}/{rest}",
+        f"/{head}/{rest}/",
+        f"/{head}/{rest};x=1",
+        f"/{head}/{rest.upper()}",
+        f"/v1/../{head}/{rest}",
+        f"/{head}/x/..%2f{rest}",
+        f"/{head}/x%2f..%2f{rest}",
+        f"/{head}/{rest}%00",
+        f"/{head}/x/%252e%252e/{rest}",
+        f"/{head}/x/..%5c{rest}",
+        "/" + "".join(f"%{ord(c):02x}" if c.isalpha() else c for c in f"{head}/{rest}"),
+    ]
+
+
+def _raw(service: ServiceServer, method: str, target: str, cookie: str) -> tuple[int, bytes]:
+    """One request with ``target`` on the request line byte for byte (no client normalising)."""
+    connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=30)
+    try:
+        body = b"{}" if method != "GET" else None
+        headers = {"Cookie": cookie, "Content-Type": "application/json"}
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def test_blocked_endpoints_cannot_be_reached_through_the_path(
+    make_service: ServiceFactory, sim: SimServer
+) -> None:
+    """Dot segments, %2e, //, case, ;params, encoded slashes and NUL never unblock a path."""
+    service = gateway(make_service, sim)
+    tokens = pool_tokens(service, 1)
+    with browser(service) as client:
+        log_in(client, "seed-one")
+        cookie = f"chat2api_gateway={client.cookies['chat2api_gateway']}"
+    tried = 0
+    for method, path, status, _key, _value in BLOCKED_CASES:
+        for target in _disguises(path):
+            code, body = _raw(service, method, target, cookie)
+            assert code in (status, 400), (method, target, code)
+            assert tokens[0].encode() not in body
+            tried += 1
+    assert tried == len(BLOCKED_CASES) * 16
+    assert list(sim.state.requests) == []
+    # The same spellings of an allowed path do reach the simulator, as that one path.
+    for target in ("/backend-api/x/../settings/user", "/backend-api//settings/%75ser"):
+        assert _raw(service, "GET", target, cookie)[0] == 200
+    assert [r["path"] for r in sim.state.requests] == ["/backend-api/settings/user"] * 2
+
+
+def test_gateway_paths_normalise_once() -> None:
+    """``normalise`` decodes once, removes dot segments, collapses slashes, refuses the rest."""
+    assert normalise(b"/a/b/../c/./d//e") == "/a/c/d/e"
+    assert normalise(b"/a/%2e%2e/%2E/b/") == "/b/"
+    assert normalise(b"/../../x") == "/x"
+    assert normalise(b"/a/%c3%a9") == "/a/\u00e9"
+    assert encoded(normalise(b"/a/%c3%a9 b")) == "/a/%C3%A9%20b"
+    for bad in (b"/a%2fb", b"/a%5Cb", b"/a%00", b"/a/%252e", b"/a\\b", b"/a/%ff", b"/a%0a"):
+        with pytest.raises(BadPath):
+            normalise(bad)
 
 
 def test_blocked_table_is_in_the_readme() -> None:

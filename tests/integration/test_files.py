@@ -15,6 +15,8 @@ import pytest
 from chat2api.sim import SimServer
 from servers import ServiceFactory, ServiceServer, sdk
 
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
+
 
 def png(width: int, height: int) -> bytes:
     """A real (tiny) PNG of the given size."""
@@ -35,6 +37,7 @@ def png(width: int, height: int) -> bytes:
 
 IMAGE = png(3, 2)
 DATA_URL = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+BIG = b"0123456789abcdef" * (30 * 1024 * 1024 // 16)  # 30 MB: one fits a request, two do not
 
 
 class _Files(BaseHTTPRequestHandler):
@@ -45,6 +48,8 @@ class _Files(BaseHTTPRequestHandler):
             body, kind = IMAGE, "image/png"
         elif self.path == "/notes.txt":
             body, kind = b"meeting at noon\n", "text/plain"
+        elif self.path.startswith("/big"):
+            body, kind = BIG, "text/plain"
         elif self.path == "/redirect":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:9/secret")
@@ -130,6 +135,28 @@ def test_upload_by_url(
     (attachment,) = sim.state.last_attachments()
     assert attachment["name"] == "notes.txt" and attachment["size"] == 16
     assert sim.state.last_request_messages()[-1][1] == "say exactly: read it"
+
+
+def test_attachments_of_one_request_are_bounded_together(
+    make_service: ServiceFactory, sim: SimServer, token: str, file_server: str
+) -> None:
+    """Each URL may be up to the per-file limit, but all of one request share 50 MB."""
+    service = make_service(FETCH_ALLOWED_HOSTS="127.0.0.1", UPLOAD_BY_URL="true")
+    client = sdk(service, token)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": f"{file_server}/big1 {file_server}/big2 say: x"}],
+        )
+    assert isinstance(info.value.body, dict)
+    assert "MB" in info.value.body["message"]
+    assert info.value.body["param"] == "messages[0].content"
+    assert sim.state.stats.conversations == 0
+    one = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": f"{file_server}/big1 say exactly: one"}],
+    )
+    assert one.choices[0].message.content == "one"
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,8 @@ import pytest
 from chat2api.sim import SimServer, mint_access_token
 from servers import ServiceFactory, sdk
 
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
+
 FIRST = [{"role": "user", "content": "say exactly: Noted, the code is 42."}]
 
 

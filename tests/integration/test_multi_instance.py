@@ -21,7 +21,7 @@ from chat2api.settings import Settings, load_settings
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import Account
 from chat2api.store.redis import RedisStore
-from servers import add_tokens, bearers, stored_accounts
+from servers import SENTINEL_START, add_tokens, bearers, stored_accounts
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CODE = "shared-code"
@@ -128,7 +128,7 @@ def _get(prefix: str, account_id: str) -> Account:
 
 
 def _tried(sim: SimServer) -> list[str]:
-    return bearers(sim, "/chat-requirements")
+    return bearers(sim, *SENTINEL_START)
 
 
 @pytest.mark.slow

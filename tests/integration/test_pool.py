@@ -14,8 +14,19 @@ import pytest
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import Account, open_store
-from servers import ServiceFactory, ServiceServer, bearers, sdk, stored_accounts
+from servers import (
+    SENTINEL_START,
+    ServiceFactory,
+    ServiceServer,
+    bearers,
+    sdk,
+    send_path,
+    sentinel_rounds,
+    stored_accounts,
+)
 from servers import add_tokens as add_tokens_to
+
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
 
 CODE = "pool-code-1"
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -37,8 +48,8 @@ def served_by(sim: SimServer) -> list[str]:
 
 
 def tried(sim: SimServer) -> list[str]:
-    """The bearer token of every attempt (each starts with chat-requirements), in order."""
-    return bearers(sim, "/chat-requirements")
+    """The bearer token of every attempt (each starts with a sentinel call), in order."""
+    return bearers(sim, *SENTINEL_START)
 
 
 def pooled(make_service: ServiceFactory, sim: SimServer, **env: Any) -> ServiceServer:
@@ -162,7 +173,7 @@ def test_empty_pool_code_uses_login_free(make_service: ServiceFactory, sim: SimS
     service = pooled(make_service, sim)
     assert sdk(service, CODE).chat.completions.create(model="auto", messages=USER).choices
     assert [r["path"] for r in sim.state.requests if r["path"].endswith("/conversation")] == [
-        "/backend-anon/conversation"
+        send_path(sim, "/backend-anon")
     ]
 
 
@@ -284,7 +295,7 @@ def test_401_refreshes_once_then_retries(make_service: ServiceFactory, sim: SimS
     result = sdk(service, CODE).chat.completions.create(model="gpt-4o", messages=USER)
     assert result.choices[0].message.content == "ok"
     assert sim.state.stats.refreshes == 1
-    assert sim.state.stats.requirements == 2  # the refused token's attempt, then the fresh one
+    assert sentinel_rounds(sim) == 2  # the refused token's attempt, then the fresh one
     assert accounts(service)[account_id].status == "active"
 
 

@@ -165,7 +165,14 @@ def test_max_output_tokens_is_incomplete(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {
+                "input": "x",
+                "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}],
+                "tool_choice": {"type": "file_search"},
+            },
+            "tool_choice",
+        ),
         ({"input": "x", "previous_response_id": "resp_nope"}, "previous_response_id"),
         (
             {"input": [{"role": "user", "content": [{"type": "input_image"}]}]},

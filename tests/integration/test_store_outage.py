@@ -19,7 +19,7 @@ import httpx2 as httpx
 import pytest
 
 from chat2api.sim import SimServer, mint_access_token
-from servers import ServiceFactory, ServiceServer, add_tokens
+from servers import ServiceFactory, ServiceServer, add_tokens, send_path
 
 CODE = "pool-code-outage"
 BODY = {"model": "gpt-4o", "messages": [{"role": "user", "content": "say exactly: ok"}]}
@@ -137,7 +137,7 @@ def test_redis_back_empty_never_goes_login_free(
     add_tokens(service.settings, mint_access_token(account_id="outage-acct-2"))
     again = _chat(service)
     assert again.status_code == 200, again.text
-    assert sim.state.requests[-1]["path"] == "/backend-api/conversation"
+    assert sim.state.requests[-1]["path"] == send_path(sim)
 
 
 def test_stream_outlives_a_redis_outage(
@@ -184,7 +184,7 @@ def test_sqlite_unwritable_still_serves(
         used = [
             r["headers"]["authorization"].removeprefix("Bearer ")
             for r in sim.state.requests
-            if r["path"] == "/backend-api/conversation"
+            if r["path"] == send_path(sim)
         ]
         assert sorted(used) == sorted(tokens * 2), "the rotation stopped without its counter"
         added = httpx.post(

@@ -10,6 +10,8 @@ import pytest
 from chat2api.sim import SimServer
 from servers import ServiceServer, sdk
 
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
+
 WEATHER = {
     "type": "function",
     "function": {

@@ -15,13 +15,24 @@ import pytest
 from chat2api.sentinel import DEFAULT_USER_AGENT
 from chat2api.sim import SimServer, mint_access_token
 from chat2api.upstream.browser import document_headers, fetch_headers
-from servers import ServiceFactory, ServiceServer, sdk
+from servers import (
+    SENTINEL_START,
+    ServiceFactory,
+    ServiceServer,
+    sdk,
+    send_path,
+    sentinel_path,
+    sentinel_rounds,
+    speaks_e3,
+)
+
+ALL_ERAS = True  # each test runs against the simulator in every era (conftest.ERAS)
 
 USER = [{"role": "user", "content": "say exactly: ok"}]
 
 
-def _requests(sim: SimServer, suffix: str) -> list[dict]:
-    return [r for r in sim.state.requests if r["path"].endswith(suffix)]
+def _requests(sim: SimServer, *suffixes: str) -> list[dict]:
+    return [r for r in sim.state.requests if r["path"].endswith(suffixes)]
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +49,18 @@ def test_login_free_without_authorization(v1: ServiceServer, sim: SimServer) -> 
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "ok"
     (conv,) = _requests(sim, "/conversation")
-    assert conv["path"] == "/backend-anon/conversation"
+    assert conv["path"] == send_path(sim, "/backend-anon")
     assert "authorization" not in conv["headers"]
     assert len(conv["headers"]["oai-device-id"]) == 36
-    (req,) = _requests(sim, "/chat-requirements")
-    assert req["path"] == "/backend-anon/sentinel/chat-requirements"
+    (req,) = _requests(sim, *SENTINEL_START)
+    assert req["path"] == sentinel_path(sim, "/backend-anon")
 
 
 def test_sdk_key_that_is_not_a_token_is_login_free(v1: ServiceServer, sim: SimServer) -> None:
     """An SDK key that is not an AccessToken (e.g. sk-…) also uses the login-free flow."""
     result = sdk(v1, "sk-anything").chat.completions.create(model="auto", messages=USER)
     assert result.choices[0].message.content == "ok"
-    assert [r["path"] for r in _requests(sim, "/conversation")] == ["/backend-anon/conversation"]
+    assert [r["path"] for r in _requests(sim, "/conversation")] == [send_path(sim, "/backend-anon")]
 
 
 def test_access_token_uses_account_flow(v1: ServiceServer, sim: SimServer, token: str) -> None:
@@ -58,7 +69,7 @@ def test_access_token_uses_account_flow(v1: ServiceServer, sim: SimServer, token
     client.chat.completions.create(model="gpt-4o", messages=USER)
     client.chat.completions.create(model="gpt-4o", messages=USER)
     convs = _requests(sim, "/conversation")
-    assert [c["path"] for c in convs] == ["/backend-api/conversation"] * 2
+    assert [c["path"] for c in convs] == [send_path(sim)] * 2
     assert all(c["headers"]["authorization"] == f"Bearer {token}" for c in convs)
     assert convs[0]["headers"]["oai-device-id"] == convs[1]["headers"]["oai-device-id"]
     assert all("chatgpt-account-id" not in c["headers"] for c in convs)
@@ -72,7 +83,7 @@ def test_backend_calls_carry_a_browser_fetch_s_headers(
 ) -> None:
     """Requirements and conversation go up as the web app's fetch(), not as page loads."""
     sdk(v1, token).chat.completions.create(model="gpt-4o", messages=USER)
-    (req,) = _requests(sim, "/chat-requirements")
+    (req,) = _requests(sim, *SENTINEL_START)
     (conv,) = _requests(sim, "/conversation")
     fetch = fetch_headers(DEFAULT_USER_AGENT)  # its values: tests/unit/test_browser_headers.py
     for headers in (req["headers"], conv["headers"]):
@@ -168,7 +179,7 @@ def test_home_page_fetched_once_and_sessions_reused(
     for _ in range(5):
         client.chat.completions.create(model="gpt-4o", messages=USER)
     assert sim.state.stats.home == 1
-    assert sim.state.stats.requirements == 5
+    assert sentinel_rounds(sim) == 5
     assert sim.state.stats.conversations == 5
     assert service.app.state.chat2api.sessions.size == 1
 
@@ -236,7 +247,8 @@ def test_required_turnstile_gives_challenge_error(
     assert isinstance(info.value.body, dict)
     assert info.value.body["code"] == "upstream_challenge_required"
     assert "CONVERSATION_ONLY" in info.value.body["message"]
-    assert sim.state.stats.conversations == 1
+    assert "turnstile" in info.value.body["message"]
+    assert sentinel_rounds(sim) == 1  # not retried
 
 
 def _open_stream(port: int, token: str, content: str, events: int) -> socket.socket:
@@ -268,12 +280,23 @@ def _wait_cancelled(sim: SimServer, within: float) -> float:
 
 
 def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, token: str) -> None:
-    """Closing the client connection mid-stream aborts the upstream stream."""
+    """Closing the client connection mid-stream aborts the upstream stream (E3: and stops it)."""
     with _open_stream(v1.port, token, "long #sim:words=400 #sim:delay_ms=20", events=5):
         pass
     _wait_cancelled(sim, within=10)
     assert sim.state.stats.streams_cancelled == 1
     assert sim.state.stats.streams_completed == 0
+    deadline = time.monotonic() + 5
+    while speaks_e3(sim) and sim.state.stats.turns_stopped < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)  # stop_conversation is sent in the background
+    stopped = [r["body"] for r in _requests(sim, "/stop_conversation")]
+    if speaks_e3(sim):
+        assert sim.state.stats.turns_stopped == 1
+        (body,) = stopped
+        assert body == {"conversation_id": body["conversation_id"], "exclude_async_types": []}
+        assert body["conversation_id"]
+    else:
+        assert stopped == []
 
 
 def test_client_disconnect_during_upstream_silence(

@@ -28,9 +28,8 @@ from chat2api.sim.generated import (
 )
 from chat2api.sim.replies import parse_directives
 
-from .conftest import DEVICE, Client, Reply, sse_records
+from .conftest import DEVICE, Client, Reply, apply_v1, sse_records
 from .test_files import raw
-from .test_streams import _apply_v1
 
 BOTH = pytest.mark.parametrize("v1", [False, True], ids=["legacy", "v1"])
 
@@ -39,7 +38,7 @@ def final_messages(reply: Reply, v1: bool) -> list[dict[str, Any]]:
     """Every message of the stream in its last state, in stream order (v1 hidden root dropped)."""
     records = sse_records(reply.body)
     if v1:
-        roots = _apply_v1(records)
+        roots = apply_v1(records)
         return [r["message"] for _, r in sorted(roots.items()) if r.get("message")][1:]
     out: dict[str, dict[str, Any]] = {}
     for event, data in records:

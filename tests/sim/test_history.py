@@ -12,8 +12,7 @@ import pytest
 
 from chat2api.sim import mint_access_token, reasoning_text, reply_text
 
-from .conftest import DEVICE, Client, Reply, sse_records
-from .test_streams import _apply_v1
+from .conftest import DEVICE, Client, Reply, apply_v1, sse_records
 
 NOT_FOUND = {
     "detail": {
@@ -84,7 +83,7 @@ def answered(reply: Reply, v1: bool) -> Turned:
     assert reply.status == 200, reply.body
     recs = sse_records(reply.body)
     if v1:
-        roots = _apply_v1(recs)
+        roots = apply_v1(recs)
         answer = roots[max(roots)]["message"]
         cid = roots[max(roots)]["conversation_id"]
     else:
@@ -161,7 +160,7 @@ def test_v1_follow_up_echoes_the_parent_answer(client: Client) -> None:
     follow = send(
         client, [msg("user", "three")], cid=first.conversation_id, parent=first.answer_id, v1=True
     )
-    roots = _apply_v1(sse_records(follow.body))
+    roots = apply_v1(sse_records(follow.body))
     echo = roots[1]["message"]
     assert (echo["id"], echo["author"]["role"], echo["status"], echo["end_turn"]) == (
         first.answer_id,

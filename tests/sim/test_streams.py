@@ -3,49 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from chat2api.sim import reasoning_text, reply_text
 
-from .conftest import DEVICE, Client, sse_records
+from .conftest import DEVICE, Client, apply_v1, sse_records
 
 USER_ID = "8b9d5c3e-77a1-4f0e-b2d4-6e5f1a3c2b99"
-
-
-def _apply_v1(records: list[tuple[str | None, str]]) -> dict[int, dict[str, Any]]:
-    """A minimal reference decoder: carry-forward p/o/c, add/append/replace/patch."""
-    roots: dict[int, dict[str, Any]] = {}
-    p = o = None
-    c = 0
-
-    def apply(root: dict[str, Any], path: str, op: str, value: Any) -> None:
-        keys = path.split("/")[1:]
-        parent: Any = root
-        for k in keys[:-1]:
-            parent = parent[int(k)] if isinstance(parent, list) else parent[k]
-        last: Any = int(keys[-1]) if isinstance(parent, list) else keys[-1]
-        if op == "append":
-            if isinstance(parent[last], dict):
-                parent[last].update(value)
-            else:
-                parent[last] += value
-        else:
-            parent[last] = value
-
-    for event, data in records:
-        if event != "delta":
-            continue
-        rec = json.loads(data)
-        p, o, c = rec.get("p", p), rec.get("o", o), rec.get("c", c)
-        if o == "add" and p == "":
-            roots[c] = rec["v"]
-        elif o == "patch":
-            for sub in rec["v"]:
-                apply(roots[c], sub["p"], sub["o"], sub["v"])
-        else:
-            assert p is not None and o is not None
-            apply(roots[c], p, o, rec["v"])
-    return roots
 
 
 def test_v1_exact_record_sequence(client: Client) -> None:
@@ -103,7 +66,7 @@ def test_v1_exact_record_sequence(client: Client) -> None:
     assert ste["metadata"]["model_slug"] == "gpt-5-3" and ste["metadata"]["plan_type"] == "plus"
     cid = json.loads(recs[1][1])["conversation_id"]
     assert all(json.loads(d).get("conversation_id", cid) == cid for _, d in recs[1:-1])
-    answer = _apply_v1(recs)[2]["message"]
+    answer = apply_v1(recs)[2]["message"]
     assert answer["content"]["parts"] == [text] and answer["end_turn"] is True
 
 
@@ -156,7 +119,7 @@ def test_follow_up_has_no_title_and_keeps_conversation_id(client: Client) -> Non
 def test_v1_reasoning_stream(client: Client) -> None:
     """A thinking model streams thoughts (analysis), a recap, then the final answer."""
     reply = client.converse("why? #sim:words=3", v1=True, model="gpt-5-4-thinking")
-    roots = _apply_v1(sse_records(reply.body))
+    roots = apply_v1(sse_records(reply.body))
     thoughts, recap, answer = roots[2]["message"], roots[3]["message"], roots[4]["message"]
     assert thoughts["channel"] == "analysis" and thoughts["content"]["content_type"] == "thoughts"
     assert thoughts["content"]["thoughts"] == [

@@ -9,16 +9,24 @@
 | none / anything else, AUTHORIZATION set    | 401                                 |
 
 A ``ChatGPT-Account-ID`` header also selects a Team workspace.
+
+The key is judged before the request's body is read, and a client's own
+token before any work is done for it: an AccessToken must be a readable,
+unexpired JWT (``fk-`` keys of share sites pass as they are), a
+RefreshToken is exchanged (or its refusal remembered) right here. With
+``ALLOW_CLIENT_TOKENS=false`` only the ``AUTHORIZATION`` codes are served.
 """
 
 from __future__ import annotations
 
 import hmac
+import time
 from functools import lru_cache
 
 from starlette.requests import Request
 
 from chat2api.errors import AuthenticationFailed
+from chat2api.pool.jwt import jwt_claims
 from chat2api.pool.lease import AccountSource, FixedAccount
 from chat2api.pool.sources import ClientRefreshToken
 from chat2api.pool.tokens import GivenToken, parse_token
@@ -44,7 +52,22 @@ def _is_code(key: str, codes: list[str]) -> bool:
     return found
 
 
-def account_source(request: Request, state: AppState) -> AccountSource:
+def _check_access_token(token: str) -> None:
+    """Refuse an AccessToken that cannot work: not a JWT, or expired."""
+    if not token.startswith("eyJ"):
+        return  # an fk- key: only its issuer can judge it
+    claims = jwt_claims(token)
+    if not claims:
+        raise AuthenticationFailed("The key looks like an AccessToken but is not a readable JWT.")
+    exp = claims.get("exp")
+    if isinstance(exp, int | float) and exp <= time.time():
+        raise AuthenticationFailed(
+            "The AccessToken has expired: get a fresh one, or send the RefreshToken instead.",
+            code="token_expired",
+        )
+
+
+async def account_source(request: Request, state: AppState) -> AccountSource:
     """The ``AccountSource`` for this request (see the module docstring)."""
     settings = state.settings
     header = request.headers.get("authorization", "")
@@ -55,10 +78,18 @@ def account_source(request: Request, state: AppState) -> AccountSource:
     if given.token and _is_code(given.token, settings.authorization):
         return state.pool_accounts
     workspace = given.workspace or request.headers.get("chatgpt-account-id", "").strip() or None
+    if given.kind != "other" and not settings.allow_client_tokens:
+        raise AuthenticationFailed(
+            "This deployment serves its AUTHORIZATION codes only, not clients' own tokens "
+            "(ALLOW_CLIENT_TOKENS=false)."
+        )
     if given.kind == "access_token":
+        _check_access_token(given.token)
         return FixedAccount(Credentials(given.token, workspace))
     if given.kind == "refresh_token":
-        return ClientRefreshToken(state.refresh_cache, given.token, workspace)
+        source = ClientRefreshToken(state.refresh_cache, given.token, workspace)
+        await source.ready()  # a refused token fails here, before any work
+        return source
     if settings.authorization:
         raise AuthenticationFailed(
             "Incorrect API key provided: use one of this deployment's AUTHORIZATION codes, "

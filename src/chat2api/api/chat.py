@@ -17,10 +17,12 @@ from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
 from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
-from chat2api.api.schemas import ChatCompletionRequest, ChatMessage
+from chat2api.api.requestlog import note, note_error
+from chat2api.api.schemas import ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn, stream_error
 from chat2api.convert.attachments import (
+    REQUEST_TOTAL,
     Attachment,
     Fetch,
     Limits,
@@ -35,14 +37,21 @@ from chat2api.convert.messages import (
     conversation_body,
     prompt_turns,
 )
-from chat2api.convert.models import listed_models, resolve_model
+from chat2api.convert.models import listed_models, model_card, resolve_model
+from chat2api.convert.stop import StopCut
+from chat2api.convert.structured import (
+    StructuredAnswer,
+    chat_response_format,
+    format_instructions,
+)
 from chat2api.convert.toolcalls import ToolCalls
-from chat2api.convert.tools import parse_tools, resolve_tool_choice
-from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
+from chat2api.convert.tools import parse_tools, require_schema, resolve_tool_choice
+from chat2api.errors import Chat2APIError, InvalidRequest, ModelNotFound, StoreUnavailable
 from chat2api.net.fetch import Fetched, fetch_url
+from chat2api.pool.lease import Lease
 from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.upstream.chatgpt import Credentials, fingerprint
 from chat2api.upstream.files import UploadedFile
 
 log = logging.getLogger(__name__)
@@ -70,6 +79,55 @@ def _parse(raw: bytes) -> ChatCompletionRequest:
         raise invalid_from_validation(exc.errors()) from exc
 
 
+def unsupported(param: str, why: str) -> InvalidRequest:
+    """A 400 for an ask chat2api cannot honour (rather than silently ignoring it)."""
+    return InvalidRequest(
+        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
+    )
+
+
+def refuse_unsupported(chat: ChatCompletionRequest) -> None:
+    """Refuse fields whose explicit ask cannot be honoured (docs/api.md lists every field)."""
+    if chat.logprobs:
+        raise unsupported(
+            "logprobs", "the ChatGPT web backend does not expose token probabilities."
+        )
+    if chat.top_logprobs:
+        raise unsupported(
+            "top_logprobs", "the ChatGPT web backend does not expose token probabilities."
+        )
+    if chat.logit_bias:
+        raise unsupported("logit_bias", "the ChatGPT web backend takes no token biases.")
+    if chat.modalities and any(m != "text" for m in chat.modalities):
+        raise unsupported("modalities", "only text output is available.")
+    if chat.audio is not None:
+        raise unsupported("audio", "only text output is available.")
+    if chat.web_search_options is not None:
+        raise unsupported("web_search_options", "web search is not available on this endpoint.")
+
+
+def legacy_functions(chat: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, object]:
+    """``tools`` and ``tool_choice``, from the legacy ``functions`` / ``function_call`` if sent."""
+    if chat.functions is None or chat.tools is not None:
+        return chat.tools, chat.tool_choice
+    tools = [{"type": "function", "function": f} for f in chat.functions]
+    choice: object = chat.function_call
+    if isinstance(choice, dict):
+        choice = {"type": "function", "function": {"name": choice.get("name")}}
+    return tools, choice
+
+
+def legacy_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """Assistant messages with a legacy ``function_call``, given it as a tool call."""
+    out = list(messages)
+    for i, message in enumerate(messages):
+        call: FunctionCall | None = message.function_call
+        if message.role == "assistant" and call is not None and not message.tool_calls:
+            tool_call = ToolCall(id=f"call_legacy_{i}", function=call)
+            out[i] = message.model_copy(update={"tool_calls": [tool_call]})
+    return out
+
+
 async def gather_attachments(
     state: AppState, messages: Sequence[ChatMessage]
 ) -> tuple[list[ChatMessage], dict[int, list[Attachment]]]:
@@ -85,13 +143,16 @@ async def gather_attachments(
     if not settings.upload_by_url:
         return list(messages), found
     out = list(messages)
+    left = REQUEST_TOTAL - sum(len(a.data) for items in found.values() for a in items)
     for index, message in enumerate(messages):
         if message.role != "user" or not isinstance(message.content, str):
             continue
         urls, rest = upload_by_url_split(message.content)
         for url in urls:
             param = f"messages[{index}].content"
-            fetched = await fetch(url, max_bytes=Limits().file_bytes, param=param)
+            limit = Limits().within(left, param).file_bytes
+            fetched = await fetch(url, max_bytes=limit, param=param)
+            left -= len(fetched.data)
             found.setdefault(index, []).append(
                 as_file(fetched.data, fetched.filename, fetched.content_type, param)
             )
@@ -118,8 +179,12 @@ async def load_attachments(
     """``(index, param, part)`` image and file parts, loaded and checked, by index."""
     fetch = client_fetch(state)
     found: dict[int, list[Attachment]] = {}
+    left = REQUEST_TOTAL
     for index, param, part in parts:
-        found.setdefault(index, []).append(await load_part(part, param=param, fetch=fetch))
+        limits = Limits().within(left, param)
+        attachment = await load_part(part, param=param, fetch=fetch, limits=limits)
+        left -= len(attachment.data)
+        found.setdefault(index, []).append(attachment)
     return found
 
 
@@ -136,6 +201,12 @@ def upload_body(
         return make(files)
 
     return body
+
+
+def account_fingerprint(lease: Lease) -> str:
+    """The account of ``lease`` as the log shows it: a fingerprint, or ``anonymous``."""
+    token = lease.credentials.access_token
+    return "anonymous" if token is None else fingerprint(token)
 
 
 def public_base(request: Request, state: AppState) -> str:
@@ -156,11 +227,17 @@ def sse_data(payload: dict[str, Any]) -> bytes:
 async def list_models(request: Request) -> Response:
     """The models this deployment maps (see ``chat2api.convert.models``)."""
     created = int(time.time())
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "chat2api"}
-        for name in listed_models()
-    ]
+    data = [model_card(name, created) for name in listed_models()]
     return Response(orjson.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+async def retrieve_model(request: Request) -> Response:
+    """``GET /v1/models/{model}``: one model of the table; 404 ``model_not_found`` otherwise."""
+    name: str = request.path_params["model"]
+    card = model_card(name, int(time.time()))
+    if card is None:
+        raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+    return Response(orjson.dumps(card), media_type="application/json")
 
 
 async def chat_completions(request: Request) -> Response:
@@ -169,9 +246,17 @@ async def chat_completions(request: Request) -> Response:
     Served by ``chat2api.app.Chat2APIApp`` directly, not through ``routes``.
     """
     state: AppState = request.app.state.chat2api
+    accounts = await account_source(request, state)  # the key before the body
     chat = _parse(await request.body())
+    note(model=chat.model)
+    refuse_unsupported(chat)
     route = resolve_model(chat.model)
-    accounts = account_source(request, state)
+    legacy = chat.functions is not None and chat.tools is None
+    raw_tools, tool_choice = legacy_functions(chat)
+    fmt = chat_response_format(chat.response_format)
+    if fmt is not None and fmt.kind == "json_schema":
+        await require_schema(fmt.schema, "response_format.json_schema.schema")
+    tools = await parse_tools(raw_tools) if raw_tools else []  # before any fetch
     history = not state.settings.history_disabled
     owner = owner_of(request)
     messages, continues = chat.messages, None
@@ -194,14 +279,25 @@ async def chat_completions(request: Request) -> Response:
         if chat.message_id:
             continues = (continues[0], chat.message_id)
         messages = new_messages(chat.messages)
-    messages, attachments = await gather_attachments(state, messages)
-    tools = parse_tools(chat.tools) if chat.tools else []
-    turns = prompt_turns(messages, tools, chat.tool_choice, chat.parallel_tool_calls)
-    offset = len(turns) - len(messages)  # an instruction turn may come first
+    messages, attachments = await gather_attachments(state, legacy_messages(messages))
+    parallel = chat.parallel_tool_calls and not legacy  # a legacy answer holds one call
+    turns = prompt_turns(messages, tools, tool_choice, parallel)
+    if fmt is not None:
+        turns.insert(0, ("system", format_instructions(fmt), None))
+    offset = len(turns) - len(messages)  # instruction turns may come first
     calls = None
-    if tools and resolve_tool_choice(chat.tool_choice, tools) != "none":
-        calls = ToolCalls(tools, parallel=chat.parallel_tool_calls)
-    answer = Answer(route, turns, chat.token_limit, request.app.state.tokens, calls)
+    if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
+        calls = ToolCalls(tools, parallel=parallel, choice=choice)
+    answer = Answer(
+        route,
+        turns,
+        chat.token_limit,
+        request.app.state.tokens,
+        calls,
+        structured=StructuredAnswer(fmt, live=chat.stream) if fmt is not None else None,
+        stop=StopCut(chat.stop_sequences) if chat.stop_sequences else None,
+    )
+    answer.legacy_functions = legacy
 
     by_turn = {index + offset: items for index, items in attachments.items()}
     effort = chat.reasoning_effort  # the closure below outlives the request model
@@ -227,6 +323,7 @@ async def chat_completions(request: Request) -> Response:
         )
 
     turn = await start()
+    note(account=account_fingerprint(turn.lease))
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
 
     async def remember() -> None:
@@ -237,7 +334,8 @@ async def chat_completions(request: Request) -> Response:
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
-    deltas = answer_deltas(turn, answer, start if calls is not None else None)
+    correctable = calls is not None or fmt is not None
+    deltas = answer_deltas(turn, answer, start if correctable else None)
     if stream:
         return EventStream(
             _stream(deltas, answer, remember, include_usage=include_usage, history=history),
@@ -258,9 +356,11 @@ async def chat_completions(request: Request) -> Response:
 async def answer_deltas(
     turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]] | None
 ) -> AsyncGenerator[dict[str, Any], None]:
-    """The chunk deltas of an answer, across the one tool-call correction round if needed.
+    """The chunk deltas of an answer, across the one correction round if needed.
 
-    ``start`` opens that round; without tools there is none, and ``None``
+    ``start`` opens that round (for an unusable tool call, a forced
+    ``tool_choice`` not followed, or an answer off the response format);
+    without tools or a format there is none, and ``None``
     keeps the request's turns and attachments out of a long stream's memory.
     Raises ``Chat2APIError`` when the upstream fails; the account's use counts
     as a success once the model's answer ended normally.
@@ -279,11 +379,9 @@ async def answer_deltas(
         finally:
             await events.aclose()  # left at the answer's end: not for the loop's hook
             await turn.aclose()
-        if start is None or answer.done or answer.tools is None:
+        if start is None or not answer.wants_correction:
             return
-        if not answer.tools.wants_correction:
-            return
-        turn = await start(answer.tools.correction_turns())
+        turn = await start(answer.correction_turns())
 
 
 async def _stream(
@@ -306,7 +404,7 @@ async def _stream(
         async for delta in deltas:
             yield chunk(delta)
     except Chat2APIError as exc:
-        log.warning("stream %s failed mid-way: %s (%s)", answer.id, exc.code, exc.message)
+        note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         yield sse_data(exc.to_dict())
         return
     finally:
@@ -322,4 +420,7 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
-routes = [Route("/v1/models", list_models, methods=["GET"])]
+routes = [
+    Route("/v1/models", list_models, methods=["GET"]),
+    Route("/v1/models/{model:path}", retrieve_model, methods=["GET"]),
+]

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from chat2api.api.requestlog import note_error
 from chat2api.errors import Chat2APIError, InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -102,19 +103,29 @@ def _internal_error(exc: Exception) -> Response:
 
 
 def response_for_error(request: Request, exc: Exception) -> Response:
-    """The OpenAI-envelope response for any exception a handler raised."""
+    """The OpenAI-envelope response for any exception a handler raised.
+
+    What the client is told is noted for the request's log line
+    (``api.requestlog``): the one place the reason of a 4xx/5xx is logged.
+    """
     if isinstance(exc, ClientDisconnect):
         # Nobody is left to answer: one line, not an error with a traceback.
         log.info(
             "client left before sending the whole body: %s %s", request.method, request.url.path
         )
         return Response(status_code=400)
-    if isinstance(exc, Chat2APIError):
-        return error_response(exc)
     if isinstance(exc, ValidationError):
-        return error_response(invalid_from_validation(exc.errors()))
+        exc = invalid_from_validation(exc.errors())
+    if isinstance(exc, Chat2APIError):
+        note_error(exc.code, exc.message)
+        return error_response(exc)
     if isinstance(exc, HTTPException):
+        if exc.status_code == 404:
+            note_error("unknown_url", f"Unknown request URL: {request.method} (path above).")
+        else:
+            note_error(None, str(exc.detail))
         return _http_error(request, exc)
+    note_error("internal_error", f"{type(exc).__name__} (traceback logged)")
     return _internal_error(exc)
 
 

@@ -29,6 +29,7 @@ from chat2api.conversation import start_turn
 from chat2api.convert.messages import conversation_body
 from chat2api.convert.models import resolve_model
 from chat2api.errors import InvalidRequest, UpstreamUnavailable
+from chat2api.pool.lease import AccountSource
 from chat2api.protocol.events import ImageGenerated, Metadata
 from chat2api.state import AppState
 from chat2api.upstream.downloads import Generated
@@ -54,9 +55,8 @@ def _size(size: str | None) -> str | None:
 
 
 async def _one_image(
-    request: Request, state: AppState, prompt: str
+    request: Request, state: AppState, accounts: AccountSource, prompt: str
 ) -> tuple[ImageGenerated, str | None, DownloadLinks, Any]:
-    accounts = account_source(request, state)
     route = resolve_model(IMAGE_MODEL)
     body = conversation_body(
         [("user", prompt, None)],
@@ -91,6 +91,7 @@ async def _one_image(
 async def generate_images(request: Request) -> Response:
     """Create images from a prompt (the OpenAI images API)."""
     state: AppState = request.app.state.chat2api
+    accounts = await account_source(request, state)  # the key before the body
     try:
         data = orjson.loads(await request.body())
         wanted = ImageRequest.model_validate(data)
@@ -100,7 +101,9 @@ async def generate_images(request: Request) -> Response:
         raise invalid_from_validation(exc.errors()) from exc
     size = _size(wanted.size)
     prompt = wanted.prompt if size is None else f"{wanted.prompt} size={size}"
-    results = await asyncio.gather(*(_one_image(request, state, prompt) for _ in range(wanted.n)))
+    results = await asyncio.gather(
+        *(_one_image(request, state, accounts, prompt) for _ in range(wanted.n))
+    )
     out: list[dict[str, Any]] = []
     for image, conversation_id, links, lease in results:
         item: dict[str, Any] = {"revised_prompt": wanted.prompt}

@@ -34,6 +34,7 @@ from chat2api.api.bindings import (
     save_binding,
 )
 from chat2api.api.chat import (
+    account_fingerprint,
     answer_deltas,
     load_attachments,
     public_base,
@@ -41,6 +42,7 @@ from chat2api.api.chat import (
     upload_body,
 )
 from chat2api.api.downloads import DownloadLinks
+from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import methods
 from chat2api.api.streaming import EventStream
 from chat2api.conversation import Turn, start_turn
@@ -49,13 +51,22 @@ from chat2api.convert.messages import PromptTurn, conversation_body
 from chat2api.convert.models import resolve_model
 from chat2api.convert.responses import (
     ResponseBuilder,
-    chat_tool_choice,
-    chat_tools,
     input_turns,
     responses_usage,
 )
+from chat2api.convert.structured import (
+    StructuredAnswer,
+    format_instructions,
+    responses_text_format,
+)
 from chat2api.convert.toolcalls import ToolCalls
-from chat2api.convert.tools import parse_tools, resolve_tool_choice, tool_instructions
+from chat2api.convert.tools import (
+    parse_tools,
+    require_schema,
+    resolve_tool_choice,
+    tool_instructions,
+)
+from chat2api.convert.tools_responses import ToolTable
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
@@ -64,6 +75,7 @@ from chat2api.upstream.files import UploadedFile
 log = logging.getLogger(__name__)
 
 RESPONSE = "response"
+WARNING_HEADER = "X-Chat2API-Warning"
 RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
 
 
@@ -75,6 +87,12 @@ def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise InvalidRequest(f"Invalid type for '{name}': expected {kind.__name__}.", param=name)
     return value
+
+
+def _unsupported(param: str, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
+    )
 
 
 def _parse(raw: bytes) -> dict[str, Any]:
@@ -98,6 +116,13 @@ def _parse(raw: bytes) -> dict[str, Any]:
     limit = _field(data, "max_output_tokens", int)
     if limit is not None and limit < 1:
         raise InvalidRequest("max_output_tokens must be at least 1.", param="max_output_tokens")
+    if _field(data, "top_logprobs", int):
+        raise _unsupported("top_logprobs", "token probabilities are not available upstream.")
+    if _field(data, "background", bool):
+        raise _unsupported("background", "responses are answered while the request waits.")
+    include = _field(data, "include", list) or []
+    if any(isinstance(i, str) and i.endswith("logprobs") for i in include):
+        raise _unsupported("include", "token probabilities are not available upstream.")
     reasoning = _field(data, "reasoning", dict) or {}
     effort = reasoning.get("effort")
     if effort not in (None, "none", "minimal", "low", "medium", "high", "xhigh"):
@@ -111,22 +136,31 @@ async def create_response(request: Request) -> Response:
     Served by ``chat2api.app.Chat2APIApp`` directly, not through ``router``.
     """
     state: AppState = request.app.state.chat2api
+    accounts: AccountSource = await account_source(request, state)  # the key before the body
     data = _parse(await request.body())
+    note(model=data["model"])
     route = resolve_model(data["model"])
     store = data.get("store", True) is not False
     owner = owner_of(request)
-    tools = parse_tools(chat_tools(data.get("tools"))) or []
-    tool_choice = chat_tool_choice(data.get("tool_choice"))
+    table = ToolTable()
+    table.add_tools(data.get("tools"), "tools")
     parallel = data.get("parallel_tool_calls", True) is not False
-    turns, parts = input_turns(data["input"], data.get("instructions"))
+    fmt = responses_text_format(data.get("text"))
+    if fmt is not None and fmt.kind == "json_schema":
+        await require_schema(fmt.schema, "text.format.schema")
+    turns, parts = input_turns(data["input"], data.get("instructions"), table)
+    tool_choice = table.check_choice(data.get("tool_choice"))
+    tools = await parse_tools(table.functions) or []  # before any fetch
     attachments = await load_attachments(state, parts)
     calls = None
-    if tools and resolve_tool_choice(tool_choice, tools) != "none":
-        calls = ToolCalls(tools, parallel=parallel)
+    if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
+        calls = ToolCalls(tools, parallel=parallel, choice=choice)
         turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
         attachments = {index + 1: items for index, items in attachments.items()}
+    if fmt is not None:
+        turns.insert(0, ("system", format_instructions(fmt), None))
+        attachments = {index + 1: items for index, items in attachments.items()}
 
-    accounts: AccountSource = account_source(request, state)
     continues: tuple[str, str] | None = None
     if previous := data.get("previous_response_id"):
         found = await find_continuation(
@@ -139,8 +173,18 @@ async def create_response(request: Request) -> Response:
         )
         accounts, continues = found.accounts, found.continues
 
-    answer = Answer(route, turns, data.get("max_output_tokens"), request.app.state.tokens, calls)
+    answer = Answer(
+        route,
+        turns,
+        data.get("max_output_tokens"),
+        request.app.state.tokens,
+        calls,
+        structured=StructuredAnswer(fmt, live=bool(data.get("stream")))
+        if fmt is not None
+        else None,
+    )
     effort = (data.get("reasoning") or {}).get("effort")
+    hints = ["search"] if table.search and tool_choice != "none" else []
 
     async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
         def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
@@ -152,6 +196,7 @@ async def create_response(request: Request) -> Response:
                 continues=continues,
                 reasoning_effort=effort,
                 files=files,
+                system_hints=hints,
             )
 
         body = upload_body(state, attachments, make)
@@ -160,8 +205,14 @@ async def create_response(request: Request) -> Response:
         )
 
     turn = await start()
+    note(account=account_fingerprint(turn.lease))
     answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
-    builder = ResponseBuilder(data)
+    builder = ResponseBuilder(
+        data, text_format=fmt.echo() if fmt is not None else None, tools=table
+    )
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if warning := table.warning():
+        headers[WARNING_HEADER] = warning
 
     async def save() -> None:
         if not store:
@@ -171,17 +222,16 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    deltas = answer_deltas(turn, answer, start if calls is not None else None)
+    correctable = calls is not None or fmt is not None
+    deltas = answer_deltas(turn, answer, start if correctable else None)
     if data.get("stream"):
-        return EventStream(
-            _events(builder, deltas, answer, save),
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return EventStream(_events(builder, deltas, answer, save), headers=headers)
     async for delta in deltas:
         builder.feed(delta)
     builder.finish(responses_usage(await answer.usage()), finish_reason=answer.finish_reason)
     await save()
-    return Response(orjson.dumps(builder.response), media_type="application/json")
+    del headers["Cache-Control"], headers["X-Accel-Buffering"]
+    return Response(orjson.dumps(builder.response), media_type="application/json", headers=headers)
 
 
 def _event(event: dict[str, Any]) -> bytes:
@@ -203,7 +253,7 @@ async def _events(
             for event in builder.feed(delta):
                 yield _event(event)
     except Chat2APIError as exc:
-        log.warning("response %s failed mid-way: %s (%s)", builder.id, exc.code, exc.message)
+        note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         for event in builder.fail(exc.code, exc.message):
             yield _event(event)
         return

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+
+MAX_STOP = 4  # as OpenAI
 
 
 class _Lenient(BaseModel):
@@ -44,6 +46,7 @@ class ChatMessage(_Lenient):
     name: str | None = None
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
+    function_call: FunctionCall | None = None  # legacy assistant call (before tool_calls)
 
     @model_validator(mode="after")
     def _content_present(self) -> ChatMessage:
@@ -74,10 +77,35 @@ class ChatCompletionRequest(_Lenient):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool = True
+    functions: list[dict[str, Any]] | None = None  # legacy, mapped onto tools
+    function_call: str | dict[str, Any] | None = None  # legacy, mapped onto tool_choice
+    response_format: dict[str, Any] | None = None
+    # Asks that cannot be honoured are refused when made (``api.chat.refuse_unsupported``).
+    logprobs: StrictBool | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    logit_bias: dict[str, float] | None = None
+    modalities: list[str] | None = None
+    audio: dict[str, Any] | None = None
+    web_search_options: dict[str, Any] | None = None
+    seed: int | None = None
     # chat2api's extension: continue an upstream conversation kept in history
     # (the ids come back as extra fields of answers when HISTORY_DISABLED=false).
     conversation_id: str | None = Field(None, min_length=1, max_length=100)
     message_id: str | None = Field(None, min_length=1, max_length=100)
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list) and len(value) > MAX_STOP:
+            raise ValueError(f"at most {MAX_STOP} stop sequences are allowed, got {len(value)}")
+        return value
+
+    @property
+    def stop_sequences(self) -> list[str]:
+        """``stop`` as a list (one string is one sequence)."""
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
 
     @property
     def token_limit(self) -> int | None:

@@ -104,6 +104,21 @@ class Limits:
     image_bytes: int = 20 * MB
     file_bytes: int = 50 * MB
 
+    def within(self, left: int, param: str) -> Limits:
+        """These limits cut to ``left`` bytes of a request's total (``REQUEST_TOTAL``)."""
+        if left <= 0:
+            raise InvalidRequest(
+                f"The attachments of one request may hold at most {REQUEST_TOTAL // MB} MB "
+                "together.",
+                code="attachments_too_large",
+                param=param,
+            )
+        return Limits(min(self.image_bytes, left), min(self.file_bytes, left))
+
+
+# All attachments of one request together: each is held in memory until sent.
+REQUEST_TOTAL = 50 * MB
+
 
 @dataclass
 class Attachment:

@@ -1,7 +1,8 @@
 """Upstream events → OpenAI chat completion chunks and completions (pure).
 
 ``Answer`` folds the typed event stream into what the client sees, applying
-``max_tokens`` on the way. Streaming asks it for one chunk per event;
+the tool-call engine, the response format, ``stop`` and ``max_tokens`` on
+the way. Streaming asks it for one chunk per event;
 non-streaming folds the same events and asks for one completion at the end,
 so the two can never disagree. Token counts come from a ``TokenCounter``
 (a worker process, see ``convert.usage``), asked only when needed.
@@ -22,7 +23,10 @@ from chat2api.convert.generated import (
     image_markdown,
     output_block,
 )
+from chat2api.convert.messages import PromptTurn
 from chat2api.convert.models import ModelRoute
+from chat2api.convert.stop import StopCut
+from chat2api.convert.structured import StructuredAnswer
 from chat2api.convert.toolcalls import ToolCalls
 from chat2api.convert.usage import TokenCounter, Turns, prompt_texts, prompt_tokens
 from chat2api.protocol.events import (
@@ -42,6 +46,7 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 29
 _ID_SPACE = len(_ID_ALPHABET) ** _ID_LENGTH
 MODERATION_REFUSAL = "I'm sorry, but I can't help with that request."
+CITATION_KEY = "_citation"  # on the delta that adds a citation's link: its url and title
 
 
 def _content(text: str) -> list[dict[str, Any]]:
@@ -70,9 +75,14 @@ class Answer:
         token_limit: int | None,
         tokens: TokenCounter,
         tools: ToolCalls | None = None,
+        *,
+        structured: StructuredAnswer | None = None,
+        stop: StopCut | None = None,
     ) -> None:
         self.route = route
         self.tools = tools
+        self.structured = structured
+        self.stop = stop
         self.links: Links | None = None  # set once the account is known (downloads)
         self._sandbox = SandboxRewriter()
         self.citations: dict[str, None] = {}  # a set; an empty set is 216 B
@@ -87,11 +97,30 @@ class Answer:
         self.conversation_id: str | None = None
         self.message_id: str | None = None
         self.model_slug: str | None = None
+        self.legacy_functions = False  # asked with ``functions``: answer ``function_call``
 
     @property
     def done(self) -> bool:
         """True once the answer has a finish reason; later events are ignored."""
         return self.finish_reason is not None
+
+    @property
+    def wants_correction(self) -> bool:
+        """The attempt just ended was unusable; the caller asks the model once more."""
+        if self.done:
+            return False
+        if self.tools is not None and self.tools.wants_correction:
+            return True
+        return self.structured is not None and self.structured.wants_correction
+
+    def correction_turns(self) -> list[PromptTurn]:
+        """The model's answer and the request to correct it (see ``wants_correction``)."""
+        if self.tools is not None and self.tools.wants_correction:
+            return self.tools.correction_turns()
+        assert self.structured is not None
+        if self.tools is not None:
+            self.tools.restart()
+        return self.structured.correction_turns()
 
     async def apply(self, event: Event) -> list[dict[str, Any]]:
         """Fold one event; returns the chunk deltas it adds (content, reasoning, tool calls)."""
@@ -99,9 +128,9 @@ class Answer:
             return []
         if isinstance(event, TextDelta):
             if self.tools is None:
-                return _content(await self._add_text(event.text))
+                return _content(await self._add_text(self._shaped(event.text)))
             text, calls = self.tools.feed(event.text)
-            return _content(await self._add_text(text)) + calls
+            return _content(await self._add_text(self._shaped(text))) + calls
         if isinstance(event, ReasoningDelta):
             self.reasoning += event.text
             return [{"reasoning_content": event.text}]
@@ -121,7 +150,11 @@ class Answer:
             if event.url in self.citations:
                 return []
             self.citations[event.url] = None
-            return _content(await self._add_text(citation_markdown(event)))
+            link = _content(await self._add_text(citation_markdown(event)))
+            if link and link[0]["content"] == citation_markdown(event):
+                # For Responses' url_citation annotations; chunks leave it out.
+                link[0][CITATION_KEY] = {"url": event.url, "title": event.title or event.url}
+            return link
         if isinstance(event, Metadata):
             self.conversation_id = event.conversation_id or self.conversation_id
             self.message_id = event.message_id or self.message_id
@@ -131,14 +164,21 @@ class Answer:
             deltas: list[dict[str, Any]] = _content(await self._add_visible(held))
             if self.tools is not None:
                 text, calls = self.tools.close()
-                deltas += _content(await self._add_text(text)) + calls
+                deltas += _content(await self._add_text(self._shaped(text))) + calls
                 if self.tools.wants_correction:
                     return deltas  # not done: the caller asks the model once more
                 if self.tools.invalid:  # the correction did not help: show what it wrote
                     deltas += _content(await self._add_text(self.tools.give_up()))
                 if self.tools.calls:
+                    deltas += _content(await self._end_stop())
                     self.finish_reason = "tool_calls"
                     return deltas
+            if self.structured is not None and not self.done:
+                rest = self.structured.close()  # raises when it cannot be used
+                if self.structured.wants_correction:
+                    return deltas
+                deltas += _content(await self._add_text(rest))
+            deltas += _content(await self._end_stop())
             if self.finish_reason is None:
                 self.finish_reason = "length" if event.finish_type == "max_tokens" else "stop"
             return deltas
@@ -166,7 +206,28 @@ class Answer:
                 out.append(piece)
         return "".join(out)
 
+    def _shaped(self, text: str) -> str:
+        """What the response format lets out of ``text`` now (all of it without one)."""
+        return text if self.structured is None else self.structured.feed(text)
+
+    async def _end_stop(self) -> str:
+        """Text held back as a possible start of a stop sequence, at the answer's end."""
+        if self.stop is None or self.done:
+            return ""
+        return await self._add_limited(self.stop.flush())
+
     async def _add_visible(self, text: str) -> str:
+        stopped = False
+        if self.stop is not None:
+            if self.done:
+                return ""
+            text, stopped = self.stop.feed(text)
+        added = await self._add_limited(text)
+        if stopped and self.finish_reason is None:
+            self.finish_reason = "stop"
+        return added
+
+    async def _add_limited(self, text: str) -> str:
         if self.token_limit is None:
             self.content += text
             return text
@@ -225,6 +286,10 @@ class Answer:
         history: bool = False,
     ) -> dict[str, Any]:
         """One ``chat.completion.chunk``."""
+        if CITATION_KEY in delta:
+            delta = {k: v for k, v in delta.items() if k != CITATION_KEY}
+        if self.legacy_functions:
+            delta, finish_reason = _legacy_delta(delta), _legacy_finish(finish_reason)
         out = self._chunk_head()
         out["choices"] = [
             {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -243,9 +308,13 @@ class Answer:
     def completion(self, usage: dict[str, Any], *, history: bool = False) -> dict[str, Any]:
         """The non-stream ``chat.completion`` (``usage`` from :meth:`usage`)."""
         message: dict[str, Any] = {"role": "assistant", "content": self.content, "refusal": None}
+        finish_reason = self.finish_reason or "stop"
         if self.tools is not None and self.tools.calls:
             message["tool_calls"] = self.tools.calls
             message["content"] = self.content.strip() or None
+            if self.legacy_functions:
+                message["function_call"] = message.pop("tool_calls")[0]["function"]
+                finish_reason = "function_call"
         if self.reasoning:
             message["reasoning_content"] = self.reasoning
         out: dict[str, Any] = {
@@ -259,9 +328,23 @@ class Answer:
                     "index": 0,
                     "message": message,
                     "logprobs": None,
-                    "finish_reason": self.finish_reason or "stop",
+                    "finish_reason": finish_reason,
                 }
             ],
             "usage": usage,
         }
         return self._extra(out) if history else out
+
+
+def _legacy_delta(delta: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_calls`` delta in the legacy ``function_call`` shape (one call only)."""
+    calls = delta.get("tool_calls")
+    if not calls:
+        return delta
+    out = {k: v for k, v in delta.items() if k != "tool_calls"}
+    out["function_call"] = dict(calls[0].get("function") or {})
+    return out
+
+
+def _legacy_finish(finish_reason: str | None) -> str | None:
+    return "function_call" if finish_reason == "tool_calls" else finish_reason

@@ -105,3 +105,19 @@ def resolve_model(name: str) -> ModelRoute:
 def listed_models() -> list[str]:
     """Names shown by ``GET /v1/models``."""
     return [name for name, _ in MODEL_TABLE]
+
+
+def known_model(name: str) -> bool:
+    """Whether ``name`` is in the table: exactly, as a GPT, or as a dated family member."""
+    if name in _EXACT:
+        return True
+    if name.startswith(GIZMO_PREFIX):
+        return bool(_GIZMO_ID.match(name[len(GIZMO_PREFIX) :]))
+    return any(name.startswith(alias + "-") for alias in _BY_LENGTH)
+
+
+def model_card(name: str, created: int = 0) -> dict[str, object] | None:
+    """The ``model`` object of ``GET /v1/models/{name}``; None for a name not in the table."""
+    if not known_model(name):
+        return None
+    return {"id": name, "object": "model", "created": created, "owned_by": "chat2api"}

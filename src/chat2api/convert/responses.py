@@ -15,8 +15,15 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from chat2api.convert.completion import CITATION_KEY
 from chat2api.convert.messages import PromptTurn
 from chat2api.convert.tools import render_assistant_tool_calls, render_tool_result
+from chat2api.convert.tools_responses import (
+    ToolTable,
+    call_item_fields,
+    history_call,
+    output_text_of,
+)
 from chat2api.errors import InvalidRequest
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -54,11 +61,21 @@ def _text(
     return "\n".join(texts)
 
 
+_IGNORED_ITEMS = frozenset({"reasoning", "configuration_update"})
+_CALLS = ("function_call", "custom_tool_call")
+_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+
+
 def input_turns(
-    input_: object, instructions: str | None
+    input_: object, instructions: str | None, tools: ToolTable | None = None
 ) -> tuple[list[PromptTurn], list[AttachmentPart]]:
     """Prompt turns for a Responses ``input`` (and ``instructions``, first), and the
-    image and file parts of its messages by turn index."""
+    image and file parts of its messages by turn index.
+
+    Tools sent as an ``additional_tools`` item go to ``tools``; earlier calls
+    are written back under the names the model was offered.
+    """
+    table = tools if tools is not None else ToolTable()
     turns: list[PromptTurn] = []
     parts: list[AttachmentPart] = []
     if instructions:
@@ -81,17 +98,13 @@ def input_turns(
         if not isinstance(item, Mapping):
             raise InvalidRequest("Each input item must be an object.", param=param)
         kind = item.get("type", "message")
-        if kind == "function_call":
-            call_id, name = str(item.get("call_id", "")), str(item.get("name", ""))
-            names[call_id] = name
-            arguments = item.get("arguments", "{}")
-            pending_calls.append(
-                {
-                    "id": call_id,
-                    "type": "function",
-                    "function": {"name": name, "arguments": arguments},
-                }
-            )
+        if kind in _CALLS:
+            call = history_call(table, item)
+            names[call["id"]] = call["function"]["name"]
+            pending_calls.append(call)
+            continue
+        if kind == "additional_tools":
+            table.add_tools(item.get("tools"), f"{param}.tools")
             continue
         flush_calls()
         if kind == "message":
@@ -102,49 +115,20 @@ def input_turns(
             text = _text(item.get("content", ""), f"{param}.content", found)
             parts.extend((len(turns), where, part) for where, part in found)
             turns.append((role, text, None))
-        elif kind == "function_call_output":
+        elif kind in _OUTPUTS:
             call_id = str(item.get("call_id", ""))
-            output = item.get("output", "")
-            text = output if isinstance(output, str) else _text(output, f"{param}.output")
-            turns.append(("user", render_tool_result(call_id, names.get(call_id, ""), text), None))
-        elif kind == "reasoning":
-            continue  # summaries of earlier turns: the model does not need them back
+            result = output_text_of(item.get("output", ""))
+            if result is None:
+                raise InvalidRequest("A tool output must be text.", param=f"{param}.output")
+            turns.append(
+                ("user", render_tool_result(call_id, names.get(call_id, ""), result), None)
+            )
+        elif kind in _IGNORED_ITEMS:
+            continue  # earlier reasoning, per-turn settings: nothing the model reads
         else:
             raise InvalidRequest(f"Input items of type {kind!r} are not supported.", param=param)
     flush_calls()
     return turns, parts
-
-
-def chat_tools(tools: object) -> list[dict[str, Any]]:
-    """Responses function tools (flat) in the chat-completions shape; others refused."""
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise InvalidRequest("tools must be a list.", param="tools")
-    out: list[dict[str, Any]] = []
-    for i, tool in enumerate(tools):
-        kind = tool.get("type") if isinstance(tool, Mapping) else None
-        if kind != "function":
-            raise InvalidRequest(
-                f"tools[{i}].type {kind!r} is not supported: chat2api can only offer "
-                "'function' tools (hosted tools such as web_search or file_search "
-                "are not available).",
-                param=f"tools[{i}].type",
-                code="unsupported_tool",
-            )
-        assert isinstance(tool, Mapping)
-        function = {
-            k: tool[k] for k in ("name", "description", "parameters", "strict") if k in tool
-        }
-        out.append({"type": "function", "function": function})
-    return out
-
-
-def chat_tool_choice(tool_choice: object) -> object:
-    """A Responses ``tool_choice`` in the chat-completions shape."""
-    if isinstance(tool_choice, Mapping) and tool_choice.get("type") == "function":
-        return {"type": "function", "function": {"name": tool_choice.get("name")}}
-    return tool_choice
 
 
 class ResponseBuilder:
@@ -155,8 +139,17 @@ class ResponseBuilder:
     final events; ``response`` is the response object at any time.
     """
 
-    def __init__(self, request: Mapping[str, Any], *, response_id: str | None = None) -> None:
+    def __init__(
+        self,
+        request: Mapping[str, Any],
+        *,
+        response_id: str | None = None,
+        text_format: dict[str, Any] | None = None,
+        tools: ToolTable | None = None,
+    ) -> None:
+        self._tools = tools if tools is not None else ToolTable()
         self.id = response_id or new_id("resp")
+        self._text_format = text_format or {"type": "text"}  # echoed as asked
         self.created_at = int(time.time())
         self._request = request
         self.output: list[dict[str, Any]] = []
@@ -166,7 +159,9 @@ class ResponseBuilder:
         self.usage: dict[str, Any] | None = None
         self._seq = 0
         self._open: dict[str, Any] | None = None  # the item being streamed
-        self._calls: dict[int, dict[str, Any]] = {}  # tool call index → function_call item
+        self._calls: dict[int, dict[str, Any]] = {}  # tool call index → call item
+        self._offered: dict[int, str] = {}  # tool call index → the name the model called
+        self._custom_args: dict[int, str] = {}  # custom calls: their JSON arguments so far
 
     # ------------------------------------------------------------- objects
 
@@ -193,7 +188,7 @@ class ResponseBuilder:
             "reasoning": req.get("reasoning") or {"effort": None, "summary": None},
             "store": req.get("store", True),
             "temperature": req.get("temperature"),
-            "text": {"format": {"type": "text"}},
+            "text": self._text(),
             "tool_choice": req.get("tool_choice", "auto"),
             "tools": req.get("tools") or [],
             "top_p": req.get("top_p"),
@@ -202,6 +197,12 @@ class ResponseBuilder:
             "user": req.get("user"),
             "metadata": req.get("metadata") or {},
         }
+
+    def _text(self) -> dict[str, Any]:
+        asked = self._request.get("text")
+        out = dict(asked) if isinstance(asked, Mapping) else {}
+        out["format"] = self._text_format
+        return out
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
         event = {"type": kind, "sequence_number": self._seq, **fields}
@@ -224,6 +225,8 @@ class ResponseBuilder:
             events += self._text_into("reasoning", reasoning)
         if content := delta.get("content"):
             events += self._text_into("message", content)
+            if cited := delta.get(CITATION_KEY):
+                events += self._annotate(content, cited)
         for call in delta.get("tool_calls") or []:
             events += self._call(call)
         return events
@@ -260,6 +263,31 @@ class ResponseBuilder:
                 )
             )
         return events
+
+    def _annotate(self, link: str, cited: Mapping[str, str]) -> list[dict[str, Any]]:
+        """A ``url_citation`` over the link just added (`` [title](url)``) to the open text."""
+        item = self._open
+        assert item is not None
+        part = item["content"][0]
+        end = len(part["text"])
+        annotation = {
+            "type": "url_citation",
+            "start_index": end - len(link.lstrip()),
+            "end_index": end,
+            "url": cited["url"],
+            "title": cited["title"],
+        }
+        part["annotations"].append(annotation)
+        return [
+            self._event(
+                "response.output_text.annotation.added",
+                item_id=item["id"],
+                output_index=self.output.index(item),
+                content_index=0,
+                annotation_index=len(part["annotations"]) - 1,
+                annotation=annotation,
+            )
+        ]
 
     def _open_item(self, kind: str) -> list[dict[str, Any]]:
         if kind == "reasoning":
@@ -356,15 +384,17 @@ class ResponseBuilder:
         item = self._calls.get(call["index"])
         if item is None:
             events += self._close_open()
+            fields = call_item_fields(self._tools, function.get("name", ""), "")
+            custom = fields["type"] == "custom_tool_call"
             item = {
-                "id": new_id("fc"),
-                "type": "function_call",
+                "id": new_id("ctc" if custom else "fc"),
+                "type": fields["type"],
                 "call_id": call.get("id", ""),
-                "name": function.get("name", ""),
-                "arguments": "",
+                **{k: v for k, v in fields.items() if k != "type"},
                 "status": "in_progress",
             }
             self._calls[call["index"]] = item
+            self._offered[call["index"]] = function.get("name", "")
             self.output.append(item)
             events.append(
                 self._event(
@@ -373,7 +403,9 @@ class ResponseBuilder:
                     item=dict(item),
                 )
             )
-        if piece := function.get("arguments"):
+        if (piece := function.get("arguments")) and item["type"] == "custom_tool_call":
+            self._custom_args[call["index"]] = self._custom_args.get(call["index"], "") + piece
+        elif piece:
             item["arguments"] += piece
             events.append(
                 self._event(
@@ -390,17 +422,29 @@ class ResponseBuilder:
     def finish(self, usage: dict[str, Any], *, finish_reason: str | None) -> list[dict[str, Any]]:
         """Close every item and end with ``response.completed`` (or ``.incomplete``)."""
         events = self._close_open()
-        for item in self._calls.values():
+        for key, item in self._calls.items():
             item["status"] = "completed"
             index = self.output.index(item)
-            events.append(
-                self._event(
-                    "response.function_call_arguments.done",
-                    item_id=item["id"],
-                    output_index=index,
-                    arguments=item["arguments"],
+            if item["type"] == "custom_tool_call":
+                args = self._custom_args.get(key, "{}")
+                item["input"] = call_item_fields(self._tools, self._offered[key], args)["input"]
+                events.append(
+                    self._event(
+                        "response.custom_tool_call_input.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        input=item["input"],
+                    )
                 )
-            )
+            else:
+                events.append(
+                    self._event(
+                        "response.function_call_arguments.done",
+                        item_id=item["id"],
+                        output_index=index,
+                        arguments=item["arguments"],
+                    )
+                )
             events.append(
                 self._event("response.output_item.done", output_index=index, item=dict(item))
             )

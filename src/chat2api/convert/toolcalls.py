@@ -13,11 +13,18 @@ what the client sees:
   model its own answer and ``correction_turns``; the corrected calls take
   the next indices. If the correction fails too, the unusable call's text
   becomes part of the answer's content.
-* with ``parallel_tool_calls: false`` only the first valid call is kept.
+* with ``parallel_tool_calls: false`` only the first valid call is kept;
+* ``tool_choice`` ``"required"`` or a named function (``choice``): visible
+  text is held until the answer ends; an answer without a (fitting) call,
+  or a call to another function, asks for the correction round too, and
+  when the second answer still does not call, ``close`` raises
+  ``ModelOutputError`` (``tool_choice_not_followed``) instead of passing
+  prose off as the forced call.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,16 +40,24 @@ from chat2api.convert.tools import (
     TextOut,
     ToolCallParser,
     ToolEvent,
+    call_syntax,
     correction_message,
 )
+from chat2api.errors import ModelOutputError
 
 
 class ToolCalls:
     """Recognises, holds, numbers and (once) corrects the calls of one answer."""
 
-    def __init__(self, tools: Sequence[FunctionTool], *, parallel: bool = True) -> None:
+    def __init__(
+        self, tools: Sequence[FunctionTool], *, parallel: bool = True, choice: str = "auto"
+    ) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._parallel = parallel
+        self._choice = choice  # "auto", "required" or the one function's name
+        self._forced = choice not in ("auto", "none")
+        self._held_text: list[str] = []  # forced: visible text waits for the call
+        self.missing: str | None = None  # forced: why the answer was not the call asked for
         self.calls: list[dict[str, Any]] = []  # OpenAI ``tool_calls``, final
         self.invalid: list[tuple[CallInvalid, str | None]] = []  # with the name, if known
         self.corrected = False
@@ -53,11 +68,17 @@ class ToolCalls:
         self._parser = ToolCallParser(list(self._tools.values()), parallel=self._parallel)
         self._held: dict[int, list[ToolEvent]] = {}
         self._round_text = ""
+        self._held_text = []
+        self.missing = None
+
+    def restart(self) -> None:
+        """A new attempt asked for by something else (the response format's correction)."""
+        self._new_round()
 
     @property
     def wants_correction(self) -> bool:
-        """An unusable call was seen and the one correction round is still unused."""
-        return bool(self.invalid) and not self.corrected
+        """An unusable or missing call was seen and the one correction round is unused."""
+        return (bool(self.invalid) or self.missing is not None) and not self.corrected
 
     def feed(self, text: str) -> tuple[str, list[dict[str, Any]]]:
         """Visible text and tool-call deltas decided by more answer text."""
@@ -65,15 +86,35 @@ class ToolCalls:
         return self._handle(self._parser.feed(text))
 
     def close(self) -> tuple[str, list[dict[str, Any]]]:
-        """The same, at the end of the answer."""
-        return self._handle(self._parser.close())
+        """The same, at the end of the answer.
+
+        Raises ``ModelOutputError`` when a forced ``tool_choice`` was still not
+        followed after the correction round.
+        """
+        text, deltas = self._handle(self._parser.close())
+        if not self._forced:
+            return text, deltas
+        if self.calls:
+            return "".join(self._held_text), deltas
+        if self.invalid and not self.corrected:
+            return "", deltas  # corrected as any unusable call
+        wanted = "a function" if self._choice == "required" else f"the function {self._choice}"
+        if self.corrected:
+            raise ModelOutputError(
+                f"The model did not call {wanted} as tool_choice requires, even after it "
+                "was asked again.",
+                code="tool_choice_not_followed",
+                param="tool_choice",
+            )
+        self.missing = f"tool_choice requires calling {wanted}, and the answer made no call"
+        return "", deltas
 
     def _handle(self, events: list[ToolEvent]) -> tuple[str, list[dict[str, Any]]]:
         text: list[str] = []
         deltas: list[dict[str, Any]] = []
         for event in events:
             if isinstance(event, TextOut):
-                text.append(event.text)
+                (self._held_text if self._forced else text).append(event.text)
             elif isinstance(event, CallStarted | CallArgumentsDelta):
                 self._held.setdefault(event.index, []).append(event)
             elif isinstance(event, CallDone):
@@ -87,6 +128,11 @@ class ToolCalls:
         held = self._held.pop(done.index, [])
         started = next((e for e in held if isinstance(e, CallStarted)), None)
         if started is None or (self.calls and not self._parallel):
+            return []
+        if self._forced and self._choice != "required" and started.name != self._choice:
+            raw = f'{{"name": {json.dumps(started.name)}, "arguments": {done.arguments}}}'
+            reason = f"tool_choice requires calling {self._choice}, not {started.name}"
+            self.invalid.append((CallInvalid(done.index, raw, reason), self._choice))
             return []
         index = len(self.calls)
         self.calls.append(
@@ -120,11 +166,16 @@ class ToolCalls:
 
     def correction_turns(self) -> list[PromptTurn]:
         """The model's own answer and the request to redo its first unusable call."""
-        invalid, name = self.invalid[0]
-        tool = self._tools.get(name) if name else None
+        if self.invalid:
+            invalid, name = self.invalid[0]
+            tool = self._tools.get(name) if name else None
+            message = correction_message(invalid, tool)
+        else:
+            tool = self._tools.get(self._choice)
+            message = call_syntax(self.missing or "", tool)
         turns: list[PromptTurn] = [
             ("assistant", self._round_text, None),
-            ("user", correction_message(invalid, tool), None),
+            ("user", message, None),
         ]
         self.corrected = True
         self.invalid = []

@@ -31,7 +31,12 @@ from chat2api.convert.tools_parser import (
     ToolEvent,
     new_call_id,
 )
-from chat2api.convert.tools_schema import FunctionTool, parse_tools, validate_arguments
+from chat2api.convert.tools_schema import (
+    FunctionTool,
+    parse_tools,
+    require_schema,
+    validate_arguments,
+)
 from chat2api.errors import InvalidRequest
 
 __all__ = [
@@ -47,12 +52,14 @@ __all__ = [
     "TextOut",
     "ToolCallParser",
     "ToolEvent",
+    "call_syntax",
     "correction_message",
     "new_call_id",
     "parse_tools",
     "render_assistant_tool_calls",
     "render_tool_result",
     "repair_arguments",
+    "require_schema",
     "resolve_tool_choice",
     "tool_instructions",
     "validate_arguments",
@@ -174,9 +181,14 @@ def render_tool_result(tool_call_id: str, name: str, content: str) -> str:
 
 def correction_message(invalid: CallInvalid, tool: FunctionTool | None) -> str:
     """The user turn asking the model to write an unusable call again, correctly."""
+    return call_syntax(f"Your function call could not be used: {invalid.reason}", tool)
+
+
+def call_syntax(reason: str, tool: FunctionTool | None) -> str:
+    """The user turn asking for one call (to ``tool`` when given), after ``reason``."""
     lines = [
-        f"Your function call could not be used: {invalid.reason}.",
-        "Write the call again, correctly, as exactly one block:",
+        f"{reason}.",
+        "Write the call now, correctly, as exactly one block:",
         _SYNTAX,
     ]
     if tool is not None:

@@ -107,7 +107,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {}
 def _compiled(pattern: str) -> re.Pattern[str]:
     compiled = _PATTERNS.get(pattern)
     if compiled is None:
-        compiled = _PATTERNS[pattern] = re.compile(pattern)
+        compiled = _PATTERNS[pattern] = re.compile(pattern, re.IGNORECASE)
     return compiled
 
 
@@ -156,8 +156,14 @@ RULES: tuple[Rule, ...] = (
 
 
 def blocked(method: str, path: str) -> Rule | None:
-    """The rule answering ``method path`` instead of the upstream, if any."""
+    """The rule answering ``method path`` instead of the upstream, if any.
+
+    ``path`` is normalised (``gateway.paths``). Matching ignores case, a
+    trailing slash and ``;`` parameters, which some servers ignore too: when
+    in doubt, a path is blocked.
+    """
     method = method.upper()
+    path = path.split(";", 1)[0].rstrip("/") or "/"
     for rule in RULES:
         if rule.matches(method, path):
             return rule

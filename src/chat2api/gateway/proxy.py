@@ -32,6 +32,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from chat2api.errors import UpstreamRateLimited, UpstreamUnauthorized
+from chat2api.gateway.paths import encoded
 from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
 from chat2api.upstream.browser import client_hints
@@ -177,18 +178,22 @@ class Forwarder:
     async def forward(
         self,
         request: Request,
+        path: str,
         credentials: Credentials,
         lease_for: Callable[[str], Awaitable[PoolLease]] | None,
     ) -> Response:
-        """Proxy ``request``; ``lease_for(model)`` holds a pool account for a conversation."""
+        """Proxy ``request`` to ``path`` (normalised, ``gateway.paths``).
+
+        ``lease_for(model)`` holds a pool account for a conversation.
+        """
         body = await request.body()
         method = request.method.upper()
         lease: PoolLease | None = None
-        if lease_for is not None and method == "POST" and CONVERSATION.fullmatch(request.url.path):
+        if lease_for is not None and method == "POST" and CONVERSATION.fullmatch(path.rstrip("/")):
             lease = await lease_for(_model(body))
             credentials = lease.credentials
         try:
-            return await self._forward(request, method, body, credentials, lease)
+            return await self._forward(request, path, method, body, credentials, lease)
         except BaseException:
             if lease is not None:
                 await lease.release()
@@ -197,6 +202,7 @@ class Forwarder:
     async def _forward(
         self,
         request: Request,
+        path: str,
         method: str,
         body: bytes,
         credentials: Credentials,
@@ -204,7 +210,7 @@ class Forwarder:
     ) -> Response:
         target = self.state.backend.next_target()
         session = self.state.sessions.session(target.base_url, target.proxy)
-        url = target.base_url + request.url.path
+        url = target.base_url + encoded(path)  # exactly the path that was checked
         if request.url.query:
             url += "?" + request.url.query
         timeout = self.settings.upstream_timeout

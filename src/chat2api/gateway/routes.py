@@ -26,6 +26,7 @@ from chat2api.errors import InvalidRequest, TooManyAttempts
 from chat2api.gateway.blocked import blocked
 from chat2api.gateway.identity import SESSION_TTL, Identities, LoginRefused, Session
 from chat2api.gateway.page import page_headers, render_login
+from chat2api.gateway.paths import BadPath, request_path
 from chat2api.gateway.proxy import Forwarder
 from chat2api.pool.pool import PoolLease
 from chat2api.settings import Settings
@@ -243,7 +244,10 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
 
     async def proxy(request: Request) -> Response:
         """Everything else: the upstream web app, as the session's account."""
-        url_path = request.url.path
+        try:
+            url_path = request_path(request.scope["path"], request.scope.get("raw_path"))
+        except BadPath as exc:
+            return _json(400, {"detail": str(exc)})
         if url_path.startswith(reserved):
             raise HTTPException(404)  # chat2api's own namespaces: never the upstream
         token = request.query_params.get("token")
@@ -272,7 +276,7 @@ def gateway_routes(settings: Settings) -> list[BaseRoute]:
             return await identities.lease(account_id, model)
 
         return await Forwarder(state).forward(
-            request, credentials, lease_for if account_id is not None else None
+            request, url_path, credentials, lease_for if account_id is not None else None
         )
 
     return [

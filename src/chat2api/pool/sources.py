@@ -10,7 +10,7 @@ import time
 from chat2api.errors import NoUsableAccount
 from chat2api.pool.lease import FixedLease, Lease
 from chat2api.pool.pool import REFRESH_MARGIN, AccountPool
-from chat2api.upstream.auth import OAuthClient
+from chat2api.upstream.auth import OAuthClient, RefreshRejected
 from chat2api.upstream.chatgpt import Credentials
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,27 @@ class RefreshCache:
     """AccessTokens for client-supplied RefreshTokens, kept until they expire.
 
     Keyed by a hash of the RefreshToken (the token itself is not kept as a
-    key); one exchange per RefreshToken however many requests need it.
+    key); one exchange per RefreshToken however many requests need it. A
+    refusal is remembered for ``REFUSAL_SECONDS``: a client repeating a bad
+    key does not make the OAuth endpoint answer it again each time.
     """
+
+    REFUSAL_SECONDS = 300.0
 
     def __init__(self, oauth: OAuthClient, max_entries: int = 10_000) -> None:
         self._oauth = oauth
         self._max = max_entries
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._refused: dict[str, tuple[RefreshRejected, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def access_token(self, refresh_token: str) -> str:
         key = hashlib.sha256(refresh_token.encode()).hexdigest()
+        refused = self._refused.get(key)
+        if refused is not None:
+            if refused[1] > time.monotonic():
+                raise refused[0]
+            del self._refused[key]
         cached = self._tokens.get(key)
         if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
             return cached[0]
@@ -79,7 +89,14 @@ class RefreshCache:
             cached = self._tokens.get(key)
             if cached is not None and cached[1] - REFRESH_MARGIN > time.time():
                 return cached[0]
-            grant = await self._oauth.refresh(refresh_token)
+            try:
+                grant = await self._oauth.refresh(refresh_token)
+            except RefreshRejected as exc:
+                if len(self._refused) >= self._max:
+                    self._refused.pop(next(iter(self._refused)))
+                self._refused[key] = (exc, time.monotonic() + self.REFUSAL_SECONDS)
+                self._locks.pop(key, None)
+                raise
             if len(self._tokens) >= self._max:
                 self._tokens.pop(next(iter(self._tokens)))
             self._tokens[key] = (grant.access_token, time.time() + grant.expires_in)
@@ -94,6 +111,10 @@ class ClientRefreshToken:
         self._cache = cache
         self._refresh_token = refresh_token
         self._workspace = workspace
+
+    async def ready(self) -> None:
+        """Exchange the token now (cached): a refused one raises ``RefreshRejected`` (401)."""
+        await self._cache.access_token(self._refresh_token)
 
     async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
         token = await self._cache.access_token(self._refresh_token)

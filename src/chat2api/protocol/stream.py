@@ -308,11 +308,32 @@ class ConversationDecoder:
         # the message (``_text_appended``).
         self._fast: tuple[list[Any], _Msg] | None = None
         self._streaming: _Msg | None = None  # set by _answer for an answer in progress
+        self._records = 0  # SSE records of the turn decoded so far: a resume's offset
+        self._resume_token: str | None = None
 
     @property
     def format(self) -> Format:
         """``"v1"`` once a ``delta_encoding`` record announced it, else ``"legacy"``."""
         return self._format
+
+    @property
+    def conversation_id(self) -> str | None:
+        """The upstream conversation's id, once the stream named it."""
+        return self._conversation_id
+
+    @property
+    def resume_token(self) -> str | None:
+        """The ``resume_conversation_token`` of the stream (E3), if it sent one. Secret."""
+        return self._resume_token
+
+    def interrupted(self) -> int:
+        """The body broke off: drop its unfinished record; the records decoded so far.
+
+        That count is the ``offset`` of ``/f/conversation/resume`` (spec 1.5):
+        the resumed body goes on with the next record, into this same state.
+        """
+        self._sse.flush()
+        return self._records
 
     @property
     def done(self) -> bool:
@@ -331,6 +352,9 @@ class ConversationDecoder:
         out: list[Event] = []
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
+                # The first body's encoding record counts; the copy heading a resumed one not.
+                if name != "delta_encoding" or self._format != "v1":
+                    self._records += 1
                 self._record(name, data, out)
         except ProtocolError as exc:
             if not out:
@@ -406,7 +430,11 @@ class ConversationDecoder:
         if isinstance(conversation_id, str):
             self._conversation_id = conversation_id
         kind = obj.get("type")
-        if kind == "moderation":
+        if kind == "resume_conversation_token":
+            token = obj.get("token")
+            if isinstance(token, str) and token:
+                self._resume_token = token
+        elif kind == "moderation":
             verdict = _dict(obj.get("moderation_response"))
             blocked = verdict.get("blocked") is True
             if (blocked or verdict.get("flagged") is True) and not self._moderated:

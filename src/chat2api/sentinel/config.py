@@ -3,7 +3,7 @@
 A :class:`BrowserProfile` is one simulated page load: what ``navigator``,
 ``screen`` and ``performance`` would report, plus the script URL and build id
 harvested from the home page (spec 1.2). :func:`build_config` turns it into
-the 18-element E2 config array at a given moment. Keep one profile per
+the 18-element E2 config array at a given moment, or the 25-element E3 one. Keep one profile per
 account for a while rather than a fresh random one per request: a real
 browser's values do not change between sends.
 
@@ -20,10 +20,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_USER_AGENT",
+    "E3_HEAP_LIMIT",
+    "E3_PROBES",
     "IMPERSONATE_TARGET",
     "SDK_SCRIPT_FALLBACK",
     "BrowserProfile",
@@ -40,6 +42,11 @@ DEFAULT_USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
     "(KHTML, like Gecko) Chrome/152.0.0.0 Safari/537.36"
 )
+
+E3_HEAP_LIMIT = 4294967296
+"""``performance.memory.jsHeapSizeLimit`` of the 2026 browsers (config index 2)."""
+E3_PROBES = 7
+"""Trailing ``Number("X" in window)`` probes of the 25-element E3 config."""
 
 SDK_SCRIPT_FALLBACK = "https://chatgpt.com/backend-api/sentinel/sdk.js"
 """Script URL used when the home page yields none (what later forks do)."""
@@ -67,11 +74,20 @@ class PageAssets:
 
     scripts: tuple[str, ...] = ()
     build_id: str | None = None
+    # E3 headers: ``OAI-Client-Version`` (the ``data-build`` value, ``prod-<sha>``)
+    # and ``OAI-Client-Build-Number`` (an integer string), when the page shows them.
+    client_version: str | None = None
+    build_number: str | None = None
 
 
 _SCRIPT_SRC = re.compile(r"""<script\b[^>]*?\bsrc\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
 _NEXT_BUILD = re.compile(r"c/[^/]*/_")
 _DATA_BUILD = re.compile(r"""<html\b[^>]*?\bdata-build\s*=\s*["']([^"']+)["']""", re.IGNORECASE)
+# Where a page may name its build number: an attribute, or a key of embedded JSON.
+_BUILD_NUMBER = re.compile(
+    r"""data-build-number\s*=\s*["'](\d{1,12})["']|"(?:buildNumber|build_number)"\s*:\s*"?(\d{1,12})""",
+    re.IGNORECASE,
+)
 
 
 def parse_home_page(html: str) -> PageAssets:
@@ -87,10 +103,15 @@ def parse_home_page(html: str) -> PageAssets:
         if match:
             build_id = match.group()
             break
+    data_build = _DATA_BUILD.search(html)
+    client_version = data_build.group(1) if data_build else None
     if build_id is None:
-        match = _DATA_BUILD.search(html)
-        build_id = match.group(1) if match else None
-    return PageAssets(scripts=scripts, build_id=build_id)
+        build_id = client_version
+    number = _BUILD_NUMBER.search(html)
+    build_number = (number.group(1) or number.group(2)) if number else None
+    return PageAssets(
+        scripts=scripts, build_id=build_id, client_version=client_version, build_number=build_number
+    )
 
 
 def _now_ms() -> float:
@@ -174,8 +195,12 @@ def build_config(
     now: float | None = None,
     nonce: int = 1,
     elapsed_ms: int = 0,
+    era: Literal["e2", "e3"] = "e2",
 ) -> list[Any]:
-    """The 18-element E2 config array of spec 3.1 for ``profile`` at ``now``.
+    """The config array of spec 3.1 for ``profile`` at ``now``.
+
+    E2: 18 elements. E3: the 2026 browser's 25 (heap limit ``4294967296`` at
+    index 2, then seven ``"X" in window`` probes, all ``0``).
 
     ``now`` is epoch seconds (default: the current time). Index 3 (nonce) and
     index 9 (elapsed ms) get ``nonce`` and ``elapsed_ms``; the solver
@@ -185,10 +210,10 @@ def build_config(
     if now is None:
         now = time.time()
     performance_now = max(0.0, round(now * 1000 - profile.time_origin, 1))
-    return [
+    config = [
         profile.screen_sum,
         js_date_string(now, profile.utc_offset_minutes, profile.timezone_name),
-        profile.heap_limit,
+        E3_HEAP_LIMIT if era == "e3" else profile.heap_limit,
         nonce,
         profile.user_agent,
         profile.script_src,
@@ -205,3 +230,6 @@ def build_config(
         profile.hardware_concurrency,
         profile.time_origin,
     ]
+    if era == "e3":
+        config.extend([0] * E3_PROBES)
+    return config

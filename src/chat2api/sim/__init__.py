@@ -1,4 +1,4 @@
-"""An offline simulator of the ChatGPT web backend (E2 era), independent of the client code.
+"""An offline simulator of the ChatGPT web backend (eras E2 and E3), independent of the client.
 
 Public surface: `create_sim_app`, `serve`, `SimServer`, `SimConfig`,
 `mint_access_token`, `mint_refresh_token`, `reply_text`, `reasoning_text`, and the generated

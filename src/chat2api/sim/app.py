@@ -1,16 +1,23 @@
-"""The simulated ChatGPT web backend as a Starlette app (E2 era, spec sections 1–7).
+"""The simulated ChatGPT web backend as a Starlette app (spec sections 1–7).
+
+The E2 send path lives here; the E3 endpoints are in e3.py, and the E3
+`f/conversation` shares this module's conversation handler (`_send`), which
+differs between eras only in the sentinel gate and in keeping the turn for
+resume. `SimConfig.era` decides which paths are served.
 
 It also serves the OAuth refresh endpoint (`POST /oauth/token`, spec 7.2), so
 one sim base URL stands in for both chatgpt.com and auth.openai.com.
 
-Request flow of a conversation POST, in order: record it; take a fault (from a
-`#sim:fault=` directive or the admin queue); edge faults (reset, cloudflare,
-slow); authentication; body check; sentinel verification (requirements token,
-proof of work, challenges); account state and account-level faults; the
-conversation history checks (a follow-up's conversation and parent); keeping
-the turn; then the SSE stream in the encoding the body asked for. A queued script (`POST
-/_sim/script`) is taken only at that last step, so a request that ends in an
-error (or the `moderation` fault) leaves it for the next one.
+Request flow of a conversation POST, in order: record it (era `e3-strict`
+refuses the E2 path here); take a fault (from a `#sim:fault=` directive or
+the admin queue); edge faults (reset, cloudflare, slow); authentication; body
+check; sentinel verification (requirements token, proof of work, challenges;
+on E3 the conduit and finalized tokens); account state and account-level
+faults; the conversation history checks (a follow-up's conversation and
+parent); keeping the turn; then the SSE stream in the encoding the body asked
+for. A queued script (`POST /_sim/script`) is taken only at that last step, so
+a request that ends in an error (or the `moderation` fault) leaves it for the
+next one.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from chat2api.sim import faults, webapp
+from chat2api.sim import e3, faults, webapp
 from chat2api.sim import file_routes as files
 from chat2api.sim.common import headers_of as _headers
 from chat2api.sim.common import identify as _identify
@@ -41,13 +48,14 @@ from chat2api.sim.common import sim_state
 from chat2api.sim.config import SimConfig
 from chat2api.sim.file_routes import check_attachments, poll_image_tasks, record_received
 from chat2api.sim.history import ROOT_ID, Conversation
-from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
+from chat2api.sim.proofs import REQUIREMENTS_PREFIX
 from chat2api.sim.records import (
     EchoMessage,
     Turn,
     finished_messages,
     render_legacy,
     render_v1,
+    resume_token,
 )
 from chat2api.sim.replies import (
     content_text,
@@ -57,6 +65,7 @@ from chat2api.sim.replies import (
     split_chunks,
     title_text,
 )
+from chat2api.sim.shaped import shaped_script
 from chat2api.sim.state import FAULTS, Requirements, Script, SimState
 from chat2api.sim.streaming import EXTENSION, ConnectionReset, EventStream
 from chat2api.sim.tokens import (
@@ -78,6 +87,7 @@ STREAM_FAULTS = {"truncated": "close", "cut": "abort"}
 STREAM_SHAPING_FAULTS = frozenset({"truncated", "cut", "malformed", "stream_error", "moderation"})
 SCRIPT_FIELDS = frozenset({"reply", "reasoning", "chunks", "model_slug", "finish"})
 MAX_LIST_LIMIT = 100
+THINKING_EFFORTS = frozenset({"standard", "extended", "max"})
 
 
 class SimApp(Starlette):
@@ -244,21 +254,19 @@ def _dx() -> str:
 
 
 def _check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None:
-    """Spec 3.4: the requirements token must be known and its proof must pass."""
+    """Spec 3.4: the requirements token must be a known E2 one and its proof must pass."""
     issued = state.lookup(headers.get("openai-sentinel-chat-requirements-token"))
-    if issued is None:
+    if issued is None or issued.era != "e2":
         return faults.sentinel_rejected()
-    if issued.pow_required:
-        proof = headers.get("openai-sentinel-proof-token")
-        verdict = verify_proof(proof, issued.seed, issued.difficulty, issued.algorithm)
-        if verdict is Verdict.GIVEN_UP and not state.config.reject_given_up_proof:
-            verdict = Verdict.OK
-        if verdict is Verdict.OK and proof and state.config.reject_reused_proof:
-            # Keyed with the seed: two sends may well find the same nonce for different seeds.
-            fresh = state.spend_proof(issued.seed + "\n" + proof)
-            verdict = Verdict.OK if fresh else Verdict.REUSED
-        if verdict is not Verdict.OK:
-            return faults.sentinel_rejected()
+    if issued.pow_required and not e3.check_proof(
+        state,
+        headers.get("openai-sentinel-proof-token"),
+        issued.seed,
+        issued.difficulty,
+        issued.algorithm,
+        spend=True,
+    ):
+        return faults.sentinel_rejected()
     if issued.turnstile_required and not headers.get("openai-sentinel-turnstile-token"):
         return faults.challenge_required("turnstile")
     if issued.arkose_required and not headers.get("openai-sentinel-arkose-token"):
@@ -298,13 +306,29 @@ def is_reasoning(model: str, system_hints: object) -> bool:
 
 
 async def conversation(request: Request) -> Response | EventStream | ConnectionReset:
-    """POST .../conversation — verify the send and stream the answer."""
+    """POST .../conversation — the E2 send: verify it and stream the answer."""
+    return await _send(request, e3_path=False)
+
+
+async def f_conversation(request: Request) -> Response | EventStream | ConnectionReset:
+    """POST .../f/conversation — the E3 send (conduit token, finalized requirements)."""
+    return await _send(request, e3_path=True)
+
+
+async def _send(request: Request, *, e3_path: bool) -> Response | EventStream | ConnectionReset:
+    """Both eras' conversation POST; they differ in the sentinel gate and in resumability."""
     state = sim_state(request)
     cfg = state.config
     state.stats.conversations += 1
+    state.stats.e3_conversations += e3_path
     headers = _headers(request)
     body = _parse_json(await request.body())
     state.record(request.url.path, "POST", headers, body)
+    if e3_path and cfg.era == "e2":
+        return faults.not_found()
+    if cfg.era == "e3-strict" and not e3_path:
+        # 2026 captures: the legacy path is refused before anything else is looked at.
+        return faults.unusual_activity()
     echoes = _echoes(body) if isinstance(body, dict) else []
     users = [e for e in echoes if e.role == "user"]
     directives = parse_directives(content_text(users[-1].content) if users else "")
@@ -329,8 +353,20 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     action = body.get("action", "next")
     if action not in ("next", "variant", "continue") or (action == "next" and not users):
         return faults.json_response(422, {"detail": "Invalid conversation body"})
+    if body.get("thinking_effort", "standard") not in THINKING_EFFORTS:
+        return faults.json_response(422, {"detail": "Invalid conversation body"})
 
-    if cfg.require_sentinel:
+    conduit_token = ""
+    if e3_path:
+        gate = e3.check_send(state, headers, _owner(who, headers), fault)
+        if isinstance(gate, Response):
+            state.stats.rejected_sentinel += 1
+            return gate
+        conduit_token = gate
+    elif fault == "conduit_rejected":  # on E2: refused as a bad sentinel token would be
+        state.stats.rejected_sentinel += 1
+        return faults.sentinel_rejected()
+    elif cfg.require_sentinel:
         refusal = _check_sentinel(state, headers)
         if refusal is not None:
             state.stats.rejected_sentinel += 1
@@ -393,6 +429,8 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     script = None if fault == "moderation" or kind is not None else state.next_script()
     if script is not None:
         state.stats.scripted += 1
+    elif fault != "moderation" and kind is None:
+        script = shaped_script(state.last_prompt())  # `#sim:json=`, `#sim:call=`
     turn = _turn(cfg, body, echoes, prompt, directives.words, who, fault, script, kept)
     if kind is not None:
         turn = generate(state, turn, kind, prompt, owner, messages)
@@ -406,6 +444,20 @@ async def conversation(request: Request) -> Response | EventStream | ConnectionR
     v1 = isinstance(encodings, list) and "v1" in encodings
     rendered = render_v1(turn) if v1 else render_legacy(turn)
     delay = cfg.chunk_delay if directives.delay_ms is None else directives.delay_ms / 1000
+    if rendered.complete and (e3_path or fault in e3.RESUMABLE_CUTS):
+        live = e3.live_turn(
+            state,
+            conversation_id=turn.conversation_id,
+            owner=owner,
+            conduit_token=conduit_token,
+            resume_token=resume_token(turn),
+            records=rendered.records,
+            delay=delay,
+            fault=fault,
+        )
+        if e3_path:
+            state.turns.add(live, cfg.resume_window)
+        return e3.turn_stream(state, live, 0, first=True)
     ending = "complete" if rendered.complete else STREAM_FAULTS.get(fault or "", "close")
     return EventStream(rendered.records, state.stats, delay=delay, ending=ending)
 
@@ -735,7 +787,7 @@ async def admin_faults(request: Request) -> Response:
         state.queue_faults(name, count)
     except ValueError as exc:
         return faults.json_response(400, {"detail": str(exc)})
-    return faults.json_response(200, {"queued": list(state.faults) + list(state.refresh_faults)})
+    return faults.json_response(200, {"queued": state.queued_faults()})
 
 
 async def admin_accounts(request: Request) -> Response:
@@ -829,6 +881,9 @@ def create_sim_app(config: SimConfig | None = None) -> SimApp:
         Route("/backend-anon/sentinel/chat-requirements", chat_requirements, methods=["POST"]),
         Route("/backend-api/conversation", conversation, methods=["POST"]),
         Route("/backend-anon/conversation", conversation, methods=["POST"]),
+        Route("/backend-api/f/conversation", f_conversation, methods=["POST"]),
+        Route("/backend-anon/f/conversation", f_conversation, methods=["POST"]),
+        *e3.routes(),
         Route("/backend-api/conversation/{id}", get_conversation, methods=["GET"]),
         Route(
             "/backend-api/conversation/{cid}/attachment/{file_id}/download",

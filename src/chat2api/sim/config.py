@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+ERAS = ("e2", "e3", "e3-strict")
 DEFAULT_MODELS: tuple[str, ...] = (
     "auto",
     "gpt-5-3",
@@ -27,6 +28,9 @@ DEFAULT_MODELS: tuple[str, ...] = (
 class SimConfig:
     """Every knob of the simulator; see docs/simulator.md for the meaning of each."""
 
+    # which send paths are served: "e2" (E3 endpoints 404), "e3" (both paths),
+    # "e3-strict" (the E2 conversation POST answers 403 unusual activity)
+    era: str = "e3"
     # sentinel / proof of work
     pow_required: bool = True
     pow_difficulty: str = "0fffff"
@@ -38,6 +42,20 @@ class SimConfig:
     turnstile_required: bool = False
     arkose_required: bool = False
     requirements_expire_after: int = 540
+    # E3 sentinel (prepare/finalize) and conduit
+    so_required: bool = False
+    force_login: bool = False
+    issue_so_token: bool = False
+    conduit_expire_after: int = 300
+    # E3 calls must carry the web client's headers (OAI-Device-Id, OAI-Language,
+    # OAI-Session-Id, OAI-Client-Version = build_id), else 403 unusual activity
+    require_client_headers: bool = False
+    # E3 resume: events before a `cut_resumable`/`truncated_resumable` stream breaks,
+    # how many resumed streams of that turn break again, how long a finished turn
+    # can still be resumed (seconds)
+    cut_after_events: int = 8
+    resume_cuts: int = 0
+    resume_window: float = 60.0
     # replies and streaming
     reply_words: int = 30
     chunk_words: int = 1
@@ -79,6 +97,14 @@ class SimConfig:
 
     def validate(self) -> None:
         """Raise ValueError when a knob holds an impossible value."""
+        if self.era not in ERAS:
+            raise ValueError("era must be 'e2', 'e3' or 'e3-strict'")
+        if self.era != "e2" and len(self.pow_difficulty) > 8:
+            raise ValueError("E3 proofs are FNV: pow_difficulty has at most 8 hex digits")
+        if min(self.cut_after_events, self.resume_cuts, self.conduit_expire_after) < 0:
+            raise ValueError("cut_after_events, resume_cuts, conduit_expire_after must be >= 0")
+        if self.resume_window < 0:
+            raise ValueError("resume_window must be >= 0")
         if self.pow_hash not in ("sha3", "fnv"):
             raise ValueError("pow_hash must be 'sha3' or 'fnv'")
         if not self.pow_difficulty or any(c not in "0123456789abcdef" for c in self.pow_difficulty):

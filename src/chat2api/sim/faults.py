@@ -44,6 +44,25 @@ ARKOSE_REQUIRED = {
         "message": "Human verification (Arkose) is required for this request.",
     }
 }
+SO_REQUIRED = {
+    "detail": {
+        "code": "so_required",
+        "message": "Session observer verification is required for this request.",
+    }
+}
+FORCE_LOGIN = {
+    "detail": {
+        "code": "force_login",
+        "message": "Please log in again to continue.",
+    }
+}
+CHALLENGES = {
+    "turnstile": TURNSTILE_REQUIRED,
+    "arkose": ARKOSE_REQUIRED,
+    "so": SO_REQUIRED,
+    "force_login": FORCE_LOGIN,
+}
+NOT_FOUND = {"detail": "Not Found"}
 CLOUDFLARE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
 <meta http-equiv="Content-Type" content="text/html; charset=UTF-8">
 <meta name="robots" content="noindex,nofollow"></head><body>
@@ -100,8 +119,13 @@ def sentinel_rejected() -> Response:
 
 
 def challenge_required(kind: str) -> Response:
-    """403 when a required Turnstile or Arkose token is missing."""
-    return json_response(403, TURNSTILE_REQUIRED if kind == "turnstile" else ARKOSE_REQUIRED)
+    """403 when a required challenge (`turnstile`, `arkose`, `so`, `force_login`) is unmet."""
+    return json_response(403, CHALLENGES[kind])
+
+
+def not_found() -> Response:
+    """404 of an endpoint this deployment does not serve (E3 paths in era `e2`)."""
+    return json_response(404, NOT_FOUND)
 
 
 def cloudflare() -> Response:

@@ -9,10 +9,12 @@ simulator is the independent check of that solver. A proof is
 
 from __future__ import annotations
 
+import array
 import base64
 import binascii
 import enum
 import hashlib
+import sys
 
 import orjson
 
@@ -41,10 +43,11 @@ def sha3_hex(text: str) -> str:
 def fnv_hex(text: str) -> str:
     """32-bit FNV-1a over UTF-16 code units plus the SDK's finaliser (the E3 hash)."""
     h = 2166136261
-    raw = text.encode("utf-16-le")
-    for i in range(0, len(raw), 2):
-        h ^= raw[i] | (raw[i + 1] << 8)
-        h = (h * 16777619) & 0xFFFFFFFF
+    units = array.array("H", text.encode("utf-16-le"))
+    if sys.byteorder == "big":
+        units.byteswap()
+    for unit in units:
+        h = ((h ^ unit) * 16777619) & 0xFFFFFFFF
     h ^= h >> 16
     h = (h * 2246822507) & 0xFFFFFFFF
     h ^= h >> 13

@@ -516,7 +516,7 @@ def render_v1(turn: Turn) -> Rendered:
             {
                 "type": "resume_conversation_token",
                 "kind": "topic",
-                "token": _resume_token(cid),
+                "token": resume_token(turn),
                 "conversation_id": cid,
             }
         )
@@ -743,7 +743,7 @@ def _marker(cid: str, message_id: str, marker: str, event: str) -> dict[str, Any
     }
 
 
-def _resume_token(conversation_id: str) -> str:
-    # Opaque to clients; shaped like a JWT because the real one is.
-    body = orjson.dumps({"conversation_id": conversation_id, "kind": "topic"}).hex()
-    return "eyJhbGciOiJIUzI1NiJ9." + body + ".sim"
+def resume_token(turn: Turn) -> str:
+    """The turn's `resume_conversation_token`: opaque, JWT-shaped like the real one, per turn."""
+    claims = {"conversation_id": turn.conversation_id, "kind": "topic", "turn": turn.request_id}
+    return "eyJhbGciOiJIUzI1NiJ9." + orjson.dumps(claims).hex() + ".sim"

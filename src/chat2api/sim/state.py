@@ -21,6 +21,7 @@ from chat2api.sim.files import (
 )
 from chat2api.sim.history import ConversationStore
 from chat2api.sim.replies import content_text
+from chat2api.sim.turns import TurnBook
 
 FAULTS = frozenset(
     {
@@ -38,9 +39,36 @@ FAULTS = frozenset(
         "reset",
         "max_tokens",
         "moderation",
+        "conduit_rejected",
+        "cut_resumable",
+        "truncated_resumable",
     }
 )
 REFRESH_FAULTS = frozenset({"refresh_error"})
+# E3 faults that only one step takes, each from its own queue (step names: e3.py).
+STEP_FAULTS = {
+    "prepare_404": "prepare",
+    "so_required": "prepare",
+    "force_login": "prepare",
+    "finalize_403": "finalize",
+    "conduit_prepare_404": "conduit",
+    "resume_404": "resume",
+}
+# `<step>:<fault>` (e.g. `finalize:server_error`): one of these answers at an E3 step.
+E3_STEPS = ("prepare", "finalize", "conduit", "resume", "stop")
+EDGE_FAULTS = frozenset(
+    {"server_error", "rate_limited", "expired", "unusual_activity", "cloudflare", "reset", "slow"}
+)
+
+
+def step_of(fault: str) -> str | None:
+    """The E3 step a fault is queued for, or None when it is not a step fault."""
+    if fault in STEP_FAULTS:
+        return STEP_FAULTS[fault]
+    step, sep, kind = fault.partition(":")
+    return step if sep and step in E3_STEPS and kind in EDGE_FAULTS else None
+
+
 MAX_BINDINGS = 200_000
 FINISH_TYPES = ("stop", "max_tokens")
 Finish = Literal["stop", "max_tokens"]
@@ -104,6 +132,35 @@ class Requirements:
     arkose_required: bool
     persona: str
     expires_at: float
+    # E3: the owner the token was finalized for, the era that issued it, the so_token
+    # given, and the proof finalize accepted (the send may carry it without a re-hash).
+    owner: str | None = None
+    era: str = "e2"
+    so_token: str | None = None
+    proof: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What an E3 prepare token was issued with; finalize spends it (single use)."""
+
+    owner: str
+    seed: str
+    difficulty: str
+    pow_required: bool
+    turnstile_required: bool
+    so_required: bool
+    force_login: bool
+    persona: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Conduit:
+    """An issued conduit token: usable once, by its owner, before it expires."""
+
+    owner: str
+    expires_at: float
 
 
 @dataclass
@@ -132,6 +189,14 @@ class Stats:
     blob_gets: int = 0
     images_generated: int = 0
     image_polls: int = 0
+    prepares: int = 0
+    finalizes: int = 0
+    conduits: int = 0
+    e3_conversations: int = 0
+    resumes: int = 0
+    stops: int = 0
+    turns_stopped: int = 0
+    stream_status: int = 0
 
 
 @dataclass
@@ -147,6 +212,12 @@ class SimState:
     used_proofs: collections.OrderedDict[str, None] = field(default_factory=collections.OrderedDict)
     faults: collections.deque[str] = field(default_factory=collections.deque)
     refresh_faults: collections.deque[str] = field(default_factory=collections.deque)
+    step_faults: dict[str, collections.deque[str]] = field(default_factory=dict)
+    prepared: collections.OrderedDict[str, Prepared] = field(
+        default_factory=collections.OrderedDict
+    )
+    conduits: collections.OrderedDict[str, Conduit] = field(default_factory=collections.OrderedDict)
+    turns: TurnBook = field(default_factory=TurnBook)
     used_refresh_tokens: collections.OrderedDict[str, None] = field(
         default_factory=collections.OrderedDict
     )
@@ -200,6 +271,41 @@ class SimState:
             return None
         return found
 
+    def spend(self, token: str | None) -> Requirements | None:
+        """Look a requirements token up and retire it (E3 tokens are single use)."""
+        found = self.lookup(token)
+        if found is not None and token is not None:
+            del self.issued[token]
+        return found
+
+    def prepare(self, token: str, prepared: Prepared) -> None:
+        """Remember what an E3 prepare token was issued with."""
+        self.prepared[token] = prepared
+        while len(self.prepared) > MAX_BINDINGS:
+            self.prepared.popitem(last=False)
+
+    def take_prepared(self, token: object) -> Prepared | None:
+        """Spend a prepare token: its binding if it was live, None otherwise (single use)."""
+        if not isinstance(token, str):
+            return None
+        found = self.prepared.pop(token, None)
+        if found is None or found.expires_at < time.time():
+            return None
+        return found
+
+    def issue_conduit(self, token: str, conduit: Conduit) -> None:
+        """Remember a conduit token."""
+        self.conduits[token] = conduit
+        while len(self.conduits) > MAX_BINDINGS:
+            self.conduits.popitem(last=False)
+
+    def conduit_of(self, token: str | None, owner: str) -> Conduit | None:
+        """The live conduit token `token` of `owner`, or None (not spent by this call)."""
+        found = self.conduits.get(token) if token else None
+        if found is None or found.owner != owner or found.expires_at < time.time():
+            return None
+        return found
+
     def spend_proof(self, proof: str) -> bool:
         """Mark a proof as used; False when it had been used before."""
         if proof in self.used_proofs:
@@ -223,6 +329,10 @@ class SimState:
         if fault in REFRESH_FAULTS:
             self.refresh_faults.extend([fault] * count)
             return
+        step = step_of(fault)
+        if step is not None:
+            self.step_faults.setdefault(step, collections.deque()).extend([fault] * count)
+            return
         if fault not in FAULTS:
             raise ValueError(f"unknown fault: {fault}")
         self.faults.extend([fault] * count)
@@ -230,6 +340,16 @@ class SimState:
     def next_fault(self) -> str | None:
         """Take the next queued conversation fault, if any."""
         return self.faults.popleft() if self.faults else None
+
+    def next_step_fault(self, step: str) -> str | None:
+        """Take the next queued fault of one E3 step (`prepare`, `finalize`, …), if any."""
+        queue = self.step_faults.get(step)
+        return queue.popleft() if queue else None
+
+    def queued_faults(self) -> list[str]:
+        """Every queued fault: conversation, refresh, then E3 step queues."""
+        steps = [f for q in self.step_faults.values() for f in q]
+        return [*self.faults, *self.refresh_faults, *steps]
 
     def next_refresh_fault(self) -> str | None:
         """Take the next queued refresh fault, if any."""
@@ -341,6 +461,10 @@ class SimState:
         self.used_proofs.clear()
         self.faults.clear()
         self.refresh_faults.clear()
+        self.step_faults.clear()
+        self.prepared.clear()
+        self.conduits.clear()
+        self.turns.clear()
         self.used_refresh_tokens.clear()
         self.scripts.clear()
         self.last_conversation = None

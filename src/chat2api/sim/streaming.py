@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import Receive, Scope, Send
@@ -20,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from chat2api.sim.state import Stats
 
 EXTENSION = "chat2api.sim"
+DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -72,12 +74,22 @@ class EventStream:
         *,
         delay: float = 0.0,
         ending: str = "complete",
+        stop: asyncio.Event | None = None,
+        on_end: Callable[[str], None] | None = None,
     ) -> None:
-        """`ending` is "complete", "close" (clean EOF without [DONE]) or "abort" (TCP reset)."""
+        """`ending` is "complete", "close" (clean EOF without [DONE]) or "abort" (TCP reset).
+
+        `stop`, when set, ends the stream at the next record boundary with
+        `data: [DONE]` (E3 `stop_conversation`). `on_end` is told how the stream
+        ended: "completed", "broken" (the planned close/abort), "cancelled"
+        (the client went away) or "stopped".
+        """
         self.records = records
         self.stats = stats
         self.delay = delay
         self.ending = ending
+        self.stop = stop
+        self.on_end = on_end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Write the records, watching for the client going away."""
@@ -96,28 +108,43 @@ class EventStream:
 
         self.stats.streams_started += 1
         watcher = asyncio.ensure_future(watch())
+        stopper = asyncio.ensure_future(self.stop.wait()) if self.stop is not None else None
+        waits = (watcher,) if stopper is None else (watcher, stopper)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             sent = 0
             for record in self.records:
-                if gone:
+                if gone or (self.stop is not None and self.stop.is_set()):
                     break
                 await send({"type": "http.response.body", "body": record, "more_body": True})
                 sent += 1
-                if self.delay:  # a client leaving ends the wait at once
-                    await asyncio.wait((watcher,), timeout=self.delay)
+                if self.delay:  # a client leaving (or a stop) ends the wait at once
+                    await asyncio.wait(waits, timeout=self.delay)
             if sent < len(self.records):
                 # Gone before the last record: a client that hangs up right after
                 # [DONE] still counts as completed.
                 self.stats.streams_cancelled += 1
+                if not gone and self.stop is not None and self.stop.is_set():
+                    self._ended("stopped")
+                    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+                    return
+                self._ended("cancelled")
                 return
             # Count before the last write: a client that sees EOF may read the stats at once.
             if self.ending == "complete":
                 self.stats.streams_completed += 1
+                self._ended("completed")
             else:
                 self.stats.streams_truncated += 1
+                self._ended("broken")
             if self.ending == "abort" and await abort_connection(scope):
                 return
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.cancel()
+            if stopper is not None:
+                stopper.cancel()
+
+    def _ended(self, outcome: str) -> None:
+        if self.on_end is not None:
+            self.on_end(outcome)

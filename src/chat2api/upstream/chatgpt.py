@@ -1,17 +1,25 @@
-"""The ChatGPT web backend client: bootstrap, sentinel, conversation.
+"""The ChatGPT web backend client: bootstrap, sentinel, conversation, in two eras.
 
-One ``ChatGPTBackend`` per app. A conversation takes three upstream calls
-(spec sections 1.2, 3 and 4):
+One ``ChatGPTBackend`` per app. Both eras start with ``GET /`` once per base
+URL and ``BUILD_CACHE_SECONDS`` (the build id and script URLs feed the
+browser config of the sentinel tokens; E3 also sends the build as
+``OAI-Client-Version``). Then (spec sections 1, 3 and 4):
 
-1. ``GET /`` once per base URL and ``BUILD_CACHE_SECONDS`` (the build id and
-   script URLs feed the browser config of the sentinel tokens);
-2. ``POST …/sentinel/chat-requirements`` with the requirements token ``p``;
-   the answer may ask for a proof of work (solved off the event loop) or a
-   human-verification challenge (not solved: a clear error instead);
-3. ``POST …/conversation`` with the sentinel headers; the SSE body is handed
-   back as raw bytes for ``chat2api.protocol`` to decode.
+* E2: ``POST …/sentinel/chat-requirements`` with the requirements token
+  ``p`` (the answer may ask for a SHA3 proof of work, solved off the event
+  loop), then ``POST …/conversation`` with the sentinel headers.
+* E3: ``POST …/sentinel/chat-requirements/prepare`` → ``prepare_token`` and
+  an FNV proof of work (``~S``) → ``…/finalize`` → the requirements token
+  (and ``so_token``); ``POST …/f/conversation/prepare`` (``X-Conduit-Token:
+  no-token``) → the conduit token; ``POST …/f/conversation`` with both. An
+  empty 403 there (a proof or conduit token refused) gets one fresh round.
+  A dropped stream is resumed (``resume``) and an abandoned one stopped
+  (``stop``).
 
-``CONVERSATION_ONLY`` skips 1–2, for gateways that do the sentinel themselves.
+Which era a base URL gets is ``UPSTREAM_PROTOCOL`` (``eras.EraChoice``). A
+human-verification challenge is never solved (``requirements``). The SSE
+body is handed back as raw bytes for ``chat2api.protocol`` to decode.
+``CONVERSATION_ONLY`` skips the sentinel calls, for gateways that do them.
 """
 
 from __future__ import annotations
@@ -22,7 +30,6 @@ import hashlib
 import itertools
 import logging
 import random
-import re
 import time
 import uuid
 from collections.abc import AsyncGenerator
@@ -32,21 +39,18 @@ from typing import Any
 import orjson
 
 from chat2api.errors import (
-    ChallengeRequired,
-    ProofOfWorkTooHard,
-    UpstreamUnauthorized,
+    UpstreamError,
+    UpstreamForbidden,
+    UpstreamRejected,
     UpstreamUnavailable,
 )
-from chat2api.sentinel import (
-    BrowserProfile,
-    PowSolver,
-    build_config,
-    is_too_hard,
-    parse_home_page,
-)
+from chat2api.sentinel import BrowserProfile, PowSolver, build_config, parse_home_page
 from chat2api.sentinel import requirements_token as make_requirements_token
 from chat2api.settings import Settings
 from chat2api.upstream.browser import document_headers, fetch_headers
+from chat2api.upstream.e3 import conversation_body as e3_conversation_body
+from chat2api.upstream.e3 import prepare_body
+from chat2api.upstream.eras import Era, EraChoice
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import (
     SessionPool,
@@ -55,6 +59,7 @@ from chat2api.upstream.http import (
     map_transport_errors,
     open_stream,
 )
+from chat2api.upstream.requirements import read_requirements
 from chat2api.upstream.transport import Reply, Session
 
 log = logging.getLogger(__name__)
@@ -114,6 +119,8 @@ class _HomeInfo:
     build_id: str
     scripts: tuple[str, ...]
     fetched_at: float
+    client_version: str = "prod-0000000000000000000000000000000000000000"
+    build_number: str | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +139,9 @@ class OpenedConversation:
     response: Reply
     target: Target
     credentials: Credentials
+    era: Era = "e2"
+    home: _HomeInfo | None = None  # E3: what its resume and stop calls send again
+    conduit: str = "no-token"  # E3: the conduit token of the send, which a resume shows
 
     async def aclose(self) -> None:
         """Abort the upstream transfer if it is still running, and close ``body``.
@@ -156,6 +166,14 @@ class ChatGPTBackend:
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
         self._proxies = itertools.cycle(settings.proxy_url) if settings.proxy_url else None
+        self._eras = EraChoice(settings.upstream_protocol)
+        self._session_id = str(uuid.uuid4())  # OAI-Session-Id: one per process, as per tab
+        self._stopping: set[asyncio.Task[None]] = set()  # stop_conversation calls under way
+
+    @property
+    def eras(self) -> EraChoice:
+        """The era each base URL is spoken to in."""
+        return self._eras
 
     @property
     def user_agent(self) -> str:
@@ -229,8 +247,11 @@ class ChatGPTBackend:
             )
             # Cache the fallback briefly so a broken page is not fetched per request.
             fallback_age = time.monotonic() - max(0.0, self._settings.build_cache_seconds - 60)
-            return _HomeInfo(FALLBACK_BUILD, scripts, fallback_age)
-        return _HomeInfo(assets.build_id, scripts, time.monotonic())
+            return _HomeInfo(FALLBACK_BUILD, scripts, fallback_age, FALLBACK_BUILD)
+        version = assets.client_version or (
+            assets.build_id if assets.build_id.startswith("prod-") else FALLBACK_BUILD
+        )
+        return _HomeInfo(assets.build_id, scripts, time.monotonic(), version, assets.build_number)
 
     def session(self, target: Target) -> Session:
         """The pooled session for ``target``."""
@@ -240,6 +261,25 @@ class ChatGPTBackend:
     def timeout(self) -> tuple[float, float]:
         """(connect, read) seconds for plain upstream requests."""
         return self._sessions.timeout
+
+    async def _call(
+        self,
+        target: Target,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str],
+        body: Any,
+        what: str,
+    ) -> tuple[Reply, bytes]:
+        with map_transport_errors(what):
+            return await self.session(target).fetch(
+                method,
+                target.base_url + path,
+                data=json_body(body) if body is not None else None,
+                headers=headers,
+                timeout=self._sessions.timeout,
+            )
 
     async def request_json(
         self,
@@ -252,33 +292,52 @@ class ChatGPTBackend:
         what: str,
     ) -> dict[str, Any]:
         """One JSON call to the backend as ``credentials``; errors mapped, JSON object back."""
-        with map_transport_errors(what):
-            response, content = await self.session(target).fetch(
-                method,
-                target.base_url + path,
-                data=json_body(body) if body is not None else None,
-                headers=self._headers(target, credentials, stream=False),
-                timeout=self._sessions.timeout,
-            )
-        if response.status_code not in (200, 201):
-            raise error_from_response(
-                response.status_code,
-                response.headers.lower(),
-                content,
-                what=what,
-            )
-        try:
-            data = orjson.loads(content)
-        except orjson.JSONDecodeError as exc:
-            raise UpstreamUnavailable(f"The upstream sent invalid JSON ({what}).") from exc
-        if not isinstance(data, dict):
-            raise UpstreamUnavailable(f"The upstream sent an unexpected answer ({what}).")
-        return data
+        headers = self._headers(target, credentials, stream=False)
+        response, content = await self._call(
+            target, method, path, headers=headers, body=body, what=what
+        )
+        return _json_object(response, content, what)
+
+    def _e3_headers(
+        self, target: Target, creds: Credentials, home: _HomeInfo, *, stream: bool
+    ) -> dict[str, str]:
+        headers = self._headers(target, creds, stream=stream)
+        headers["OAI-Client-Version"] = home.client_version
+        if home.build_number is not None:
+            headers["OAI-Client-Build-Number"] = home.build_number
+        headers["OAI-Session-Id"] = self._session_id
+        return headers
+
+    async def _e3_json(
+        self,
+        target: Target,
+        creds: Credentials,
+        home: _HomeInfo,
+        path: str,
+        body: Any,
+        *,
+        what: str,
+        extra: dict[str, str] | None = None,
+        challenge: str | None = None,
+        tolerate: tuple[int, ...] = (),
+    ) -> tuple[int, dict[str, Any]]:
+        """POST ``body`` to an E3 endpoint; (status, JSON object). 404/405 raise ``E3Missing``."""
+        headers = self._e3_headers(target, creds, home, stream=False)
+        if extra:
+            headers.update(extra)
+        response, content = await self._call(
+            target, "POST", path, headers=headers, body=body, what=what
+        )
+        if _endpoint_missing(response.status_code, content):
+            raise E3Missing(what, response.status_code)
+        if response.status_code in tolerate:
+            return response.status_code, {}
+        return response.status_code, _json_object(response, content, what, challenge)
 
     async def sentinel_headers(
         self, target: Target, creds: Credentials
     ) -> tuple[dict[str, str], str | None]:
-        """The sentinel headers for one conversation, and any challenge left unsolved."""
+        """E2: the sentinel headers for one conversation, and any challenge left unsolved."""
         home = await self.home_info(target)
         profile = replace(
             self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
@@ -292,64 +351,298 @@ class ChatGPTBackend:
             body={"p": make_requirements_token(config)},
             what="sentinel chat-requirements",
         )
-        if data.get("force_login"):
-            raise UpstreamUnauthorized("The upstream requires a login for this device or account.")
+        needs = read_requirements(data, token_key="token", pow_limit=self._settings.pow_difficulty)
+        out = {"OpenAI-Sentinel-Chat-Requirements-Token": needs.token}
+        if needs.pow_seed is not None and needs.pow_difficulty is not None:
+            out["OpenAI-Sentinel-Proof-Token"] = await self._solver.solve(
+                needs.pow_seed, needs.pow_difficulty, config, "sha3"
+            )
+        return out, needs.challenge
+
+    async def e3_sentinel_headers(
+        self, target: Target, creds: Credentials, home: _HomeInfo
+    ) -> tuple[dict[str, str], str | None]:
+        """E3: prepare, the FNV proof, finalize; the sentinel headers and unsolved challenges."""
+        profile = replace(
+            self._profile, script_src=random.choice(home.scripts), build_id=home.build_id
+        )
+        config = build_config(profile, era="e3")
+        prefix = self._prefix(creds) + "/sentinel/chat-requirements"
+        _, data = await self._e3_json(
+            target,
+            creds,
+            home,
+            prefix + "/prepare",
+            {"p": make_requirements_token(config, suffix="~S")},
+            what="sentinel prepare",
+        )
+        needs = read_requirements(
+            data, token_key="prepare_token", pow_limit=self._settings.pow_difficulty
+        )
+        finalize: dict[str, str] = {"prepare_token": needs.token}
+        if needs.pow_seed is not None and needs.pow_difficulty is not None:
+            finalize["proofofwork"] = await self._solver.solve(
+                needs.pow_seed, needs.pow_difficulty, config, "fnv"
+            )
+        _, data = await self._e3_json(
+            target,
+            creds,
+            home,
+            prefix + "/finalize",
+            finalize,
+            what="sentinel finalize",
+            challenge=needs.challenge,
+        )
         token = data.get("token")
         if not isinstance(token, str) or not token:
-            raise UpstreamUnavailable("The upstream's chat-requirements answer had no token.")
+            raise UpstreamUnavailable("The upstream's sentinel finalize answer had no token.")
         out = {"OpenAI-Sentinel-Chat-Requirements-Token": token}
-        arkose = data.get("arkose") or {}
-        if isinstance(arkose, dict) and arkose.get("required"):
-            raise ChallengeRequired(
-                "The upstream requires an Arkose captcha, which chat2api does not solve. Use a "
-                "CHATGPT_BASE_URL gateway that handles challenges, with CONVERSATION_ONLY=true."
-            )
-        turnstile = data.get("turnstile") or {}
-        challenge = (
-            "turnstile" if isinstance(turnstile, dict) and turnstile.get("required") else None
+        if "proofofwork" in finalize:
+            out["OpenAI-Sentinel-Proof-Token"] = finalize["proofofwork"]
+        so_token = data.get("so_token")
+        if isinstance(so_token, str) and so_token:
+            out["OpenAI-Sentinel-SO-Token"] = so_token
+        return out, needs.challenge
+
+    async def _conduit(
+        self,
+        target: Target,
+        creds: Credentials,
+        home: _HomeInfo,
+        body: dict[str, Any],
+        sentinel: dict[str, str],
+        challenge: str | None,
+    ) -> str | None:
+        """``f/conversation/prepare``: the conduit token (``None`` when none was given)."""
+        extra = {"X-Conduit-Token": "no-token"} | sentinel
+        status, data = await self._e3_json(
+            target,
+            creds,
+            home,
+            self._prefix(creds) + "/f/conversation/prepare",
+            prepare_body(body),
+            what="conversation prepare",
+            extra=extra,
+            challenge=challenge,
+            tolerate=(409, 422),  # tolerated by the 2026 web app: send without a conduit
         )
-        pow_ = data.get("proofofwork") or {}
-        if isinstance(pow_, dict) and pow_.get("required"):
-            seed, difficulty = str(pow_.get("seed", "")), str(pow_.get("difficulty", "")).lower()
-            if not seed or not re.fullmatch(r"[0-9a-f]{1,64}", difficulty):
-                raise UpstreamUnavailable("The upstream asked for a malformed proof of work.")
-            if is_too_hard(difficulty, self._settings.pow_difficulty):
-                raise ProofOfWorkTooHard(
-                    f"Proof of work difficulty too high: {difficulty} (this deployment solves "
-                    f"down to POW_DIFFICULTY={self._settings.pow_difficulty})."
-                )
-            out["OpenAI-Sentinel-Proof-Token"] = await self._solver.solve(seed, difficulty, config)
-        return out, challenge
+        token = data.get("conduit_token") if status in (200, 201) else None
+        return token if isinstance(token, str) and token else None
 
     async def open_conversation(
         self, creds: Credentials, body: dict[str, Any], target: Target | None = None
     ) -> OpenedConversation:
-        """Start a conversation; returns once the upstream answered 200."""
+        """Start a conversation in the base URL's era; returns once the upstream answered 200.
+
+        ``body`` is E2-shaped (``convert.messages``); E3 reshapes it. In
+        ``auto`` mode an E3 base URL without the E3 endpoints is answered over
+        E2, and an E2 one refused as "unusual activity" over E3 (``eras``).
+        """
         target = target or self.next_target()
+        base = target.base_url
+        if self._eras.era(base) == "e3":
+            try:
+                return await self._open_e3(target, creds, body)
+            except E3Missing as exc:
+                if not self._eras.may_fall_back(base):
+                    raise exc.error() from None
+                self._eras.e3_missing(base, exc.what, exc.status)
+        try:
+            return await self._open_e2(target, creds, body)
+        except UpstreamForbidden as exc:
+            if "unusual activity" not in exc.message.lower() or not self._eras.e2_refused(base):
+                raise
+            refused = exc
+        try:
+            return await self._open_e3(target, creds, body)
+        except E3Missing as exc:
+            # Neither era works here: E2 it stays (logged), and E2's refusal is the answer.
+            self._eras.e3_missing(base, exc.what, exc.status, force=True)
+            raise refused from None
+
+    async def _open_e2(
+        self, target: Target, creds: Credentials, body: dict[str, Any]
+    ) -> OpenedConversation:
         sentinel: dict[str, str] = {}
         challenge = None
         if not self._settings.conversation_only:
             sentinel, challenge = await self.sentinel_headers(target, creds)
         headers = self._headers(target, creds, stream=True) | sentinel
-        session = self._sessions.session(target.base_url, target.proxy)
-        response = await open_stream(
-            session,
-            target.base_url + self._prefix(creds) + "/conversation",
+        response = await self._open_stream(
+            target, self._prefix(creds) + "/conversation", body, headers
+        )
+        if response.status_code != 200:
+            status, reply_headers, content = await _error_answer(response)
+            raise error_from_response(
+                status, reply_headers, content, what="conversation", challenge=challenge
+            )
+        return OpenedConversation(iter_body(response), response, target, creds)
+
+    async def _open_e3(
+        self, target: Target, creds: Credentials, body: dict[str, Any]
+    ) -> OpenedConversation:
+        if self._settings.conversation_only:  # no home page either: the gateway has its own
+            home = _HomeInfo(FALLBACK_BUILD, (FALLBACK_SCRIPT,), 0.0, FALLBACK_BUILD)
+        else:
+            home = await self.home_info(target)
+        payload = e3_conversation_body(body)
+        for attempt in range(2):
+            sentinel: dict[str, str] = {}
+            challenge = None
+            if not self._settings.conversation_only:
+                sentinel, challenge = await self.e3_sentinel_headers(target, creds, home)
+            conduit = await self._conduit(target, creds, home, body, sentinel, challenge)
+            headers = self._e3_headers(target, creds, home, stream=True) | sentinel
+            headers["X-Conduit-Token"] = conduit or "no-token"
+            response = await self._open_stream(
+                target, self._prefix(creds) + "/f/conversation", payload, headers
+            )
+            if response.status_code == 200:
+                return OpenedConversation(
+                    iter_body(response),
+                    response,
+                    target,
+                    creds,
+                    "e3",
+                    home,
+                    headers["X-Conduit-Token"],
+                )
+            status, reply_headers, content = await _error_answer(response)
+            if _endpoint_missing(status, content):
+                raise E3Missing("conversation", status)
+            if status == 403 and not content.strip() and challenge is None and attempt == 0:
+                # A rejected proof or conduit token: one fresh prepare/finalize.
+                log.info("upstream refused an E3 send with an empty 403; new sentinel tokens")
+                continue
+            error = error_from_response(
+                status, reply_headers, content, what="E3 conversation", challenge=challenge
+            )
+            if isinstance(error, UpstreamForbidden) and error.code == "upstream_sentinel_rejected":
+                error = UpstreamForbidden(
+                    "The upstream rejected the E3 sentinel proof or conduit token twice "
+                    "(empty 403 from /f/conversation).",
+                    code="upstream_e3_rejected",
+                )
+            raise error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _open_stream(
+        self, target: Target, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Reply:
+        return await open_stream(
+            self.session(target),
+            target.base_url + path,
             data=json_body(body),
             headers=headers,
             idle_timeout=self._sessions.stream_timeout,
         )
+
+    async def resume(
+        self, opened: OpenedConversation, conversation_id: str, offset: int
+    ) -> OpenedConversation:
+        """E3: ``f/conversation/resume`` from ``offset`` events on; the stream of the same turn.
+
+        ``X-Conduit-Token`` is the conduit token the send went with (spec 1.5).
+        """
+        if opened.home is None:
+            raise UpstreamUnavailable("Only an E3 conversation can be resumed.")
+        target, creds = opened.target, opened.credentials
+        headers = self._e3_headers(target, creds, opened.home, stream=True)
+        headers["X-Conduit-Token"] = opened.conduit
+        response = await self._open_stream(
+            target,
+            self._prefix(creds) + "/f/conversation/resume",
+            {"conversation_id": conversation_id, "offset": offset},
+            headers,
+        )
         if response.status_code != 200:
-            try:
-                with map_transport_errors("reading an error answer"):
-                    content = await response.aread()
-            finally:
-                await response.aclose()
-            raise error_from_response(
-                response.status_code,
-                response.headers.lower(),
-                content,
-                what="conversation",
-                challenge=challenge,
-            )
-        return OpenedConversation(iter_body(response), response, target, creds)
+            status, reply_headers, content = await _error_answer(response)
+            raise error_from_response(status, reply_headers, content, what="resuming the stream")
+        return OpenedConversation(
+            iter_body(response), response, target, creds, "e3", opened.home, opened.conduit
+        )
+
+    def stop_soon(self, opened: OpenedConversation, conversation_id: str) -> None:
+        """``stop`` in the background: the caller may be a cancelled request's cleanup."""
+        task = asyncio.get_running_loop().create_task(self._stop_quietly(opened, conversation_id))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    async def _stop_quietly(self, opened: OpenedConversation, conversation_id: str) -> None:
+        try:
+            await self.stop(opened, conversation_id)
+        except (UpstreamError, E3Missing) as exc:
+            log.info("stop_conversation for %s failed: %s", conversation_id, exc)
+
+    async def stop(self, opened: OpenedConversation, conversation_id: str) -> None:
+        """E3: ``stop_conversation``, so that the account is not left busy with the turn."""
+        if opened.home is None:
+            return
+        await self._e3_json(
+            opened.target,
+            opened.credentials,
+            opened.home,
+            self._prefix(opened.credentials) + "/stop_conversation",
+            {"conversation_id": conversation_id, "exclude_async_types": []},
+            what="stop_conversation",
+        )
+
+
+class E3Missing(Exception):
+    """An E3 endpoint answered 404/405: this base URL does not speak E3."""
+
+    def __init__(self, what: str, status: int) -> None:
+        super().__init__(what, status)
+        self.what = what
+        self.status = status
+
+    def error(self) -> UpstreamRejected:
+        """The client-facing error when no fallback is allowed."""
+        return UpstreamRejected(
+            f"The upstream has no E3 endpoint for {self.what} (HTTP {self.status}); set "
+            "UPSTREAM_PROTOCOL=e2 or auto for this CHATGPT_BASE_URL.",
+            code="upstream_protocol_unsupported",
+        )
+
+
+def _endpoint_missing(status: int, content: bytes) -> bool:
+    # A missing route (404 "Not Found" or no body, 405), not a missing conversation.
+    if status == 405:
+        return True
+    if status != 404:
+        return False
+    text = content.strip()
+    return (
+        not text
+        or text in (b'{"detail":"Not Found"}', b'{"detail": "Not Found"}')
+        or (not text.startswith(b"{"))
+    )
+
+
+async def _error_answer(response: Reply) -> tuple[int, dict[str, str], bytes]:
+    try:
+        with map_transport_errors("reading an error answer"):
+            content = await response.aread()
+    finally:
+        await response.aclose()
+    return response.status_code, response.headers.lower(), content
+
+
+def _json_object(
+    response: Reply, content: bytes, what: str, challenge: str | None = None
+) -> dict[str, Any]:
+    if response.status_code not in (200, 201):
+        raise error_from_response(
+            response.status_code,
+            response.headers.lower(),
+            content,
+            what=what,
+            challenge=challenge,
+        )
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise UpstreamUnavailable(f"The upstream sent invalid JSON ({what}).") from exc
+    if not isinstance(data, dict):
+        raise UpstreamUnavailable(f"The upstream sent an unexpected answer ({what}).")
+    return data

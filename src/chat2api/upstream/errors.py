@@ -51,6 +51,35 @@ def _retry_after(headers: dict[str, str], detail: dict[str, Any]) -> float | Non
     return None
 
 
+_CHALLENGE_NAMES = {
+    "turnstile": "a Turnstile human-verification challenge",
+    "arkose": "an Arkose captcha",
+    "so": "the session-observer (so) browser check",
+    "force_login": "a login for this device or account (force_login)",
+}
+
+
+_CHALLENGE_CODES = {
+    "turnstile_required": "turnstile",
+    "arkose_required": "arkose",
+    "so_required": "so",
+    "force_login": "force_login",
+}
+
+
+def challenge_required(challenge: str) -> ChallengeRequired:
+    """The error for a challenge chat2api does not solve; ``challenge`` names it.
+
+    ``challenge`` is one name of ``turnstile``, ``arkose``, ``so``,
+    ``force_login``, or several joined with ``+``.
+    """
+    named = " and ".join(_CHALLENGE_NAMES.get(c, c) for c in challenge.split("+"))
+    return ChallengeRequired(
+        f"The upstream requires {named} ({challenge}), which chat2api does not solve. Use a "
+        "CHATGPT_BASE_URL gateway that handles challenges, with CONVERSATION_ONLY=true."
+    )
+
+
 def error_from_response(
     status: int,
     headers: dict[str, str],
@@ -62,8 +91,8 @@ def error_from_response(
     """Classify a non-2xx upstream answer.
 
     ``headers`` have lower-case names. ``challenge`` names a human-verification
-    challenge (``turnstile``/``arkose``) the requirements said was needed; a
-    403 then means that challenge was the reason.
+    challenge (``turnstile``/``arkose``/``so``) the requirements said was needed;
+    a 403 then means that challenge was the reason.
     """
     content_type = headers.get("content-type", "")
     if headers.get("cf-mitigated") == "challenge" or (
@@ -80,15 +109,14 @@ def error_from_response(
             f"The upstream refused the account's access token ({what}){suffix}"
         )
     if status == 403:
-        named = f"{detail.get('code', '')} {message}".lower()
+        code = str(detail.get("code", "")).lower()
+        named = f"{code} {message}".lower()
         if challenge is None:
-            challenge = next((c for c in ("turnstile", "arkose") if c in named), None)
-        if challenge is not None:
-            return ChallengeRequired(
-                f"The upstream requires a {challenge} human-verification challenge, which "
-                "chat2api does not solve. Use a CHATGPT_BASE_URL gateway that handles "
-                "challenges, with CONVERSATION_ONLY=true."
+            challenge = _CHALLENGE_CODES.get(code) or next(
+                (c for c in ("turnstile", "arkose") if c in named), None
             )
+        if challenge is not None:
+            return challenge_required(challenge)
         if not body.strip():
             return UpstreamForbidden(
                 f"The upstream rejected the sentinel proof ({what}).",

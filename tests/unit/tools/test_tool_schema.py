@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
 from chat2api.convert.tools import FunctionTool, parse_tools, validate_arguments
+from chat2api.convert.tools_schema import MAX_SCHEMA_DEPTH, MAX_TOOLS, measure
 from chat2api.errors import InvalidRequest
+
+
+def parse(raw: object) -> list[FunctionTool]:
+    """``parse_tools`` run to completion."""
+    return asyncio.run(parse_tools(raw))
 
 
 def fn(**function: Any) -> dict[str, Any]:
@@ -18,7 +26,7 @@ def fn(**function: Any) -> dict[str, Any]:
 def test_parse_full_entry() -> None:
     """Every field of a function tool is read."""
     params = {"type": "object", "properties": {"q": {"type": "string"}}}
-    [tool] = parse_tools([fn(name="search", description="Find.", parameters=params, strict=True)])
+    [tool] = parse([fn(name="search", description="Find.", parameters=params, strict=True)])
     assert (tool.name, tool.description, tool.parameters, tool.strict) == (
         "search",
         "Find.",
@@ -29,7 +37,7 @@ def test_parse_full_entry() -> None:
 
 def test_parse_defaults() -> None:
     """Description, parameters and strict are optional."""
-    [tool] = parse_tools([fn(name="now")])
+    [tool] = parse([fn(name="now")])
     assert tool.description == ""
     assert tool.parameters == {"type": "object", "properties": {}}
     assert tool.strict is False
@@ -37,7 +45,7 @@ def test_parse_defaults() -> None:
 
 def test_empty_tools_is_no_tools() -> None:
     """An empty tools array means no tools, not an error."""
-    assert parse_tools([]) == []
+    assert parse([]) == []
 
 
 @pytest.mark.parametrize(
@@ -74,7 +82,7 @@ def test_empty_tools_is_no_tools() -> None:
 def test_parse_errors_name_the_param(raw: Any, param: str, message: str) -> None:
     """A bad entry is an InvalidRequest whose param points at it."""
     with pytest.raises(InvalidRequest) as caught:
-        parse_tools(raw)
+        parse(raw)
     assert caught.value.param == param
     assert message in caught.value.message
     assert caught.value.status_code == 400
@@ -118,3 +126,71 @@ def test_validation_message_is_bounded() -> None:
     error = validate_arguments(TOOL, {"city": ["x" * 5000]})
     assert error is not None
     assert len(error) <= 300
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth - 1):
+        schema = {"type": "object", "properties": {"a": schema}}
+    return schema
+
+
+def test_schema_size_and_depth_are_bounded() -> None:
+    """Too many tools, too many schema values or too deep a schema: a 400 naming the param."""
+    wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(20_000)}}
+    cases = [
+        ([fn(name=f"f{i}") for i in range(MAX_TOOLS + 1)], "tools", "at most 128 tools"),
+        ([fn(name="a", parameters=wide)], "tools[0].function.parameters", "more than 5000"),
+        ([fn(name="a", parameters=_nested(150))], "tools[0].function.parameters", "deeper"),
+        (
+            [fn(name="a"), fn(name="b", parameters=_nested(MAX_SCHEMA_DEPTH + 1))],
+            "tools[1].function.parameters",
+            "deeper than 32",
+        ),
+    ]
+    for raw, param, message in cases:
+        started = time.perf_counter()
+        with pytest.raises(InvalidRequest) as caught:
+            parse(raw)
+        assert time.perf_counter() - started < 1.0  # refused on size, never checked
+        assert caught.value.param == param
+        assert message in caught.value.message
+    [tool] = parse([fn(name="a", parameters=_nested(MAX_SCHEMA_DEPTH // 2))])
+    assert tool.name == "a"
+
+
+def test_measure_counts_values_without_recursion() -> None:
+    """``measure`` counts every JSON value and the depth, even far past Python's stack."""
+    assert measure({"a": [1, 2, {"b": None}]}) == (6, 4)
+    deep: list[Any] = []
+    for _ in range(5000):
+        deep = [deep]
+    _count, depth = measure(deep)
+    assert depth > MAX_SCHEMA_DEPTH
+
+
+def test_schema_check_keeps_the_event_loop_free() -> None:
+    """A large schema's meta-schema check runs in a thread: the loop keeps ticking meanwhile."""
+    big = {"type": "object", "properties": {f"q{i}": {"type": "string"} for i in range(1500)}}
+
+    async def run() -> tuple[int, float]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        started = time.perf_counter()
+        await parse_tools([fn(name="big", parameters=big)])
+        took = time.perf_counter() - started
+        stop.set()
+        await task
+        return ticks, took
+
+    ticks, took = asyncio.run(run())
+    # One tick per 5 ms while the check ran is the ideal; the GIL halves it at worst.
+    assert ticks >= max(3, took / 0.005 / 4), (ticks, took)

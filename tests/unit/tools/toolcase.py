@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,42 +19,44 @@ from chat2api.convert.tools import (
     parse_tools,
 )
 
-TOOLS: list[FunctionTool] = parse_tools(
-    [
-        {
-            "type": "function",
-            "function": {
-                "name": "get_weather",
-                "description": "Current weather in a city.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {
-                        "city": {"type": "string"},
-                        "unit": {"type": "string", "enum": ["c", "f"]},
+TOOLS: list[FunctionTool] = asyncio.run(
+    parse_tools(
+        [
+            {
+                "type": "function",
+                "function": {
+                    "name": "get_weather",
+                    "description": "Current weather in a city.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "city": {"type": "string"},
+                            "unit": {"type": "string", "enum": ["c", "f"]},
+                        },
+                        "required": ["city"],
                     },
-                    "required": ["city"],
                 },
             },
-        },
-        {
-            "type": "function",
-            "function": {
-                "name": "search",
-                "description": "Search the web.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {
-                        "query": {"type": "string"},
-                        "limit": {"type": "integer"},
-                        "flags": {"type": "array"},
-                        "exact": {"type": ["boolean", "null"]},
+            {
+                "type": "function",
+                "function": {
+                    "name": "search",
+                    "description": "Search the web.",
+                    "parameters": {
+                        "type": "object",
+                        "properties": {
+                            "query": {"type": "string"},
+                            "limit": {"type": "integer"},
+                            "flags": {"type": "array"},
+                            "exact": {"type": ["boolean", "null"]},
+                        },
+                        "required": ["query"],
                     },
-                    "required": ["query"],
                 },
             },
-        },
-        {"type": "function", "function": {"name": "now"}},
-    ]
+            {"type": "function", "function": {"name": "now"}},
+        ]
+    )
 )
 
 
