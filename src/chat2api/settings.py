@@ -63,9 +63,15 @@ class Settings(BaseSettings):
     scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
     random_token: bool = Field(False, alias="RANDOM_TOKEN")
     enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
-    # Off by default (the original: on): minted seeds share pool accounts and so
-    # see each other's conversations until seeds are isolated per account.
-    auto_seed: bool = Field(False, alias="AUTO_SEED")
+    auto_seed: bool = Field(
+        False,
+        alias="AUTO_SEED",
+        description=(
+            "Bind an unknown gateway seed to a pool account at first login. Off by default: "
+            "anyone reaching the gateway could make up a seed, and seeds sharing an account "
+            "see each other's conversations."
+        ),
+    )
 
     # --- chat2api's own settings ---------------------------------------------
     data_dir: Path = Field(Path("data"), alias="DATA_DIR")
@@ -103,28 +109,57 @@ class Settings(BaseSettings):
     )
 
     # --- what one client may hold (chat2api.connections) ---------------------
-    # seconds a connection has to send a request's headers (after connecting or a response)
-    header_timeout: float = Field(10.0, gt=0, alias="HEADER_TIMEOUT")
-    # seconds an idle keep-alive connection stays open (uvicorn's, whose default is 5)
-    keep_alive_timeout: int = Field(5, ge=1, alias="KEEP_ALIVE_TIMEOUT")
-    # open client connections at most (0: no cap; lowered to what the open-file limit allows)
-    max_connections: int = Field(10_000, ge=0, alias="MAX_CONNECTIONS")
-    # open connections from one client address at most (0: no cap; raise it behind a proxy)
-    max_client_connections: int = Field(2048, ge=0, alias="MAX_CLIENT_CONNECTIONS")
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        alias="HEADER_TIMEOUT",
+        description="Seconds a connection has to send a request's headers, after connecting "
+        "or after its previous response; slower or silent connections are closed.",
+    )
+    keep_alive_timeout: int = Field(
+        5,
+        ge=1,
+        alias="KEEP_ALIVE_TIMEOUT",
+        description="Seconds an idle keep-alive connection stays open.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=0,
+        alias="MAX_CONNECTIONS",
+        description="Open client connections at most (0: no cap), lowered to what the "
+        "open-file limit allows; one more gets 503 too_many_connections and is closed.",
+    )
+    max_client_connections: int = Field(
+        2048,
+        ge=0,
+        alias="MAX_CLIENT_CONNECTIONS",
+        description="Open connections from one client address at most (0: no cap); behind "
+        "a reverse proxy every client shares its address.",
+    )
 
     # --- account pool ----------------------------------------------------------
     oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")
     admin_key: str | None = Field(None, alias="ADMIN_KEY")
-    # failed admin-key or gateway logins one address may make a minute (0: no limit)
-    login_attempts: int = Field(10, ge=0, alias="LOGIN_ATTEMPTS")
+    login_attempts: int = Field(
+        10,
+        ge=0,
+        alias="LOGIN_ATTEMPTS",
+        description="Failed admin-key or gateway logins one client address may make a "
+        "minute before it gets 429 (0: no limit).",
+    )
     account_concurrency: int = Field(1, ge=1, le=100, alias="ACCOUNT_CONCURRENCY")
     pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
     cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
     refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     redis_prefix: str = Field("chat2api", min_length=1, alias="REDIS_PREFIX")
-    # seals tokens and records at rest (AES-256-GCM); e.g. `openssl rand -base64 32`
-    store_key: SecretStr | None = Field(None, min_length=16, alias="STORE_KEY")
+    store_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        alias="STORE_KEY",
+        description="Seals tokens and records at rest (AES-256-GCM), e.g. the output of "
+        "`openssl rand -base64 32`; losing it loses the stored tokens.",
+    )
 
     @classmethod
     def settings_customise_sources(
