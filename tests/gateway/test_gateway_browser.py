@@ -118,3 +118,31 @@ def test_two_seeds_see_only_their_own_conversations(
     finally:
         alice_context.close()
         bob_context.close()
+
+
+def test_another_site_cannot_log_the_browser_in(
+    page: Page, mirror: tuple[ServiceServer, str], sim: SimServer
+) -> None:
+    """A page of another origin auto-submitting the login form gets 403; the session stays."""
+    service, _ = mirror
+    page.goto(f"{service.base_url}/?token=victim")
+    expect(page.locator("#user-name")).to_have_text("victim")
+    page.goto(f"{sim.base_url}/")  # the attacker's page: another origin
+    with page.expect_navigation():
+        page.evaluate(
+            """url => {
+                const form = document.createElement("form");
+                form.method = "post";
+                form.action = url;
+                const field = document.createElement("input");
+                field.name = "token";
+                field.value = "attacker";
+                form.appendChild(field);
+                document.body.appendChild(form);
+                form.submit();
+            }""",
+            f"{service.base_url}/login",
+        )
+    expect(page.locator("#error")).to_contain_text("another site")
+    page.goto(f"{service.base_url}/")
+    expect(page.locator("#user-name")).to_have_text("victim")

@@ -43,6 +43,7 @@ def _send(port: int, path: str, body: dict[str, object]) -> socket.socket:
             {"model": "gpt-4o", "messages": [{"role": "user", "content": SLOW}]},
         ),
         ("/v1/responses", {"model": "gpt-4o", "input": SLOW}),
+        ("/v1/images/generations", {"prompt": SLOW + " #sim:image"}),
     ],
 )
 def test_non_stream_disconnect_frees_the_account(

@@ -199,3 +199,31 @@ def test_sqlite_unwritable_still_serves(
     assert _chat(service).status_code == 200
     assert any("rotating accounts locally" in r.getMessage() for r in caplog.records)
     _no_tracebacks(caplog)
+
+
+def test_sqlite_full_disk_still_serves(
+    make_service: ServiceFactory, sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQLite unable to grow (max_page_count): chats go on, storing a response is a 503."""
+    caplog.set_level(logging.INFO)
+    service = make_service(AUTHORIZATION=CODE, OAUTH_BASE_URL=sim.base_url)
+    add_tokens(service.settings, mint_access_token(account_id="full-disk"))
+    db = service.app.state.chat2api.store._db  # the service's own connection
+    (pages,) = db.execute("PRAGMA page_count").fetchone()
+    db.execute(f"PRAGMA max_page_count={pages}")  # as if the disk were full
+    try:
+        assert _chat(service).status_code == 200
+        stored = httpx.post(
+            service.openai_base_url + "/responses",
+            json={"model": "gpt-4o", "input": "say exactly: ok " + "x" * 200_000, "store": True},
+            headers={"Authorization": f"Bearer {CODE}"},
+            timeout=30,
+        )
+        assert stored.status_code == 503, stored.text
+        assert stored.json()["error"]["code"] == "store_unavailable"
+        assert stored.headers["retry-after"] == "5"
+        assert _chat(service).status_code == 200
+    finally:
+        db.execute("PRAGMA max_page_count=1073741823")
+    assert any("SQLite store unavailable" in r.getMessage() for r in caplog.records)
+    _no_tracebacks(caplog)

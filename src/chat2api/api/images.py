@@ -24,6 +24,7 @@ from chat2api.api.auth import account_source
 from chat2api.api.chat import public_base
 from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
+from chat2api.api.streaming import cancel_on_disconnect
 from chat2api.conversation import start_turn
 from chat2api.convert.messages import conversation_body
 from chat2api.convert.models import resolve_model
@@ -123,4 +124,4 @@ async def generate_images(request: Request) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
-routes = [Route("/v1/images/generations", generate_images, methods=["POST"])]
+routes = [Route("/v1/images/generations", cancel_on_disconnect(generate_images), methods=["POST"])]

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-__all__ = ["DisconnectWatch", "EventStream"]
+__all__ = ["DisconnectWatch", "EventStream", "cancel_on_disconnect"]
+
+log = logging.getLogger(__name__)
 
 
 class DisconnectWatch:
@@ -120,3 +124,34 @@ class EventStream(Response):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+
+def cancel_on_disconnect(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """``endpoint``, cancelled (upstream turn and account slot with it) if its client leaves.
+
+    For routes that answer once, when done: the body is read first, then the
+    request's ``receive()`` is watched until the endpoint returns.
+    """
+
+    async def watched(request: Request) -> Response:
+        await request.body()  # kept by the request; the endpoint reads it again for free
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - ASGI servers run apps in tasks
+            return await endpoint(request)
+        watch = DisconnectWatch(request.receive, task)
+        try:
+            response = await endpoint(request)
+        except asyncio.CancelledError:
+            watch.stop()
+            if not watch.left or task.uncancel() > 0:
+                raise
+            log.info("client left before the answer was ready: %s", request.url.path)
+            return Response(status_code=400)  # nobody reads it
+        watch.stop()
+        if watch.left:  # gone just as the answer was ready: the cancellation is ours
+            task.uncancel()
+        return response
+
+    return watched
