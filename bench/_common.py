@@ -172,6 +172,7 @@ def start_api(
     name: str = "api",
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    args: Sequence[str] = (),
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """``chat2api serve`` on a free port against ``sim_url``, answering; its URL and process."""
     port = free_port()
@@ -186,7 +187,9 @@ def start_api(
         | (env or {})
     )
     # cwd is the work directory, so that no stray .env of the caller is read
-    api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], log, workdir, full_env)
+    api = spawn(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), *args], log, workdir, full_env
+    )
     started.append(api)
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/v1/models", api, log, timeout)
@@ -211,15 +214,24 @@ def show_logs(workdir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_servers(startup_timeout: float = 30.0) -> Iterator[Servers]:
-    """Start ``chat2api sim`` and ``chat2api serve`` on free ports; stop both on exit."""
+def running_servers(
+    startup_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[Servers]:
+    """Start ``chat2api sim`` and ``chat2api serve`` on free ports; stop both on exit.
+
+    ``env`` and ``args`` go to ``serve`` (``UPSTREAM_PROTOCOL``, ``--workers``).
+    """
     raise_fd_limit()
     started: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="chat2api-bench-") as tmp:
         workdir = Path(tmp)
         try:
             sim_url = start_sim(workdir, started)
-            api_url, api = start_api(workdir, sim_url, started, timeout=startup_timeout)
+            api_url, api = start_api(
+                workdir, sim_url, started, timeout=startup_timeout, env=env, args=args
+            )
             yield Servers(
                 sim_url,
                 api_url,
@@ -497,6 +509,18 @@ class ProcessWatch:
                 other += 1
         return upstream, other
 
+    def tree_memory(self) -> int:
+        """Bytes the whole tree holds as a container limit counts them: the sum of PSS.
+
+        PSS charges a page shared by k processes 1/k to each, so pages the
+        server shares with its forked workers are counted once, not k times.
+        """
+        total = 0
+        for proc in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += int(getattr(proc.memory_full_info(), "pss", 0))
+        return total
+
     def children_rss(self) -> int:
         """Resident bytes of the descendants (0 when none started)."""
         total = 0
@@ -512,13 +536,14 @@ class RssSampler:
 
     ``peak_private`` is the peak of the part not backed by files (RSS less
     shared library and shared memory pages): the memory the process alone
-    holds.
+    holds. ``peak_tree`` is the peak of the whole tree's PSS (``ProcessWatch.tree_memory``).
     """
 
     proc: psutil.Process
-    interval: float = 0.05
+    interval: float = 0.1
     peak: int = 0
     peak_private: int = 0
+    peak_tree: int = 0
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -529,6 +554,7 @@ class RssSampler:
                 info = self.proc.memory_info()
                 self.peak = max(self.peak, info.rss)
                 self.peak_private = max(self.peak_private, info.rss - getattr(info, "shared", 0))
+                self.peak_tree = max(self.peak_tree, ProcessWatch(self.proc).tree_memory())
                 self.samples += 1
             self._stop.wait(self.interval)
 
