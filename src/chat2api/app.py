@@ -220,7 +220,8 @@ def create_app(settings: Settings) -> Chat2APIApp:
             workers = min(4, os.cpu_count() or 1)
         solver = PowSolver(workers=workers, time_budget=settings.pow_time_budget)
         backend = ChatGPTBackend(settings, sessions, solver)
-        tokens = TokenCounter()  # the tokenizer's vocabulary lives in its worker process
+        # The tokenizer's vocabulary lives in its worker process, stopped when idle.
+        tokens = TokenCounter(idle_seconds=settings.token_worker_idle_seconds)
         app.state.tokens = tokens
         oauth = OAuthClient(
             sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None

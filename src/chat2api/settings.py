@@ -108,6 +108,7 @@ class Settings(BaseSettings):
     pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
     cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
     slot_lease_seconds: float = Field(30.0, gt=0, alias="SLOT_LEASE_SECONDS")
+    token_worker_idle_seconds: float = Field(600.0, ge=0, alias="TOKEN_WORKER_IDLE_SECONDS")
     refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     redis_prefix: str = Field("chat2api", min_length=1, alias="REDIS_PREFIX")
