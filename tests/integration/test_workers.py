@@ -22,6 +22,7 @@ import pytest
 from chat2api.settings import load_settings
 from chat2api.sim import SimServer, mint_access_token
 from chat2api.store.redis import RedisStore
+from chat2api.workers import worker_count
 from servers import add_tokens
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -240,3 +241,26 @@ def test_killed_holder_blocks_no_longer_than_the_lease(
     finally:
         other.stop()
         holder.stop()
+
+
+def test_worker_count_values() -> None:
+    """``--workers`` takes auto (the CPUs this process may use) or 1..64, nothing else."""
+    assert worker_count("auto") == len(os.sched_getaffinity(0))
+    assert worker_count(" AUTO ") == worker_count("auto")
+    assert worker_count("3") == 3
+    for bad in ("0", "65", "-1", "two", ""):
+        with pytest.raises(ValueError, match="--workers"):
+            worker_count(bad)
+
+
+def test_bad_workers_option_is_a_usage_error(tmp_path: Path) -> None:
+    """``serve --workers 0`` exits with status 2 and says why, before listening."""
+    done = subprocess.run(
+        [sys.executable, "-m", "chat2api", "serve", "--workers", "0", "--port", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "--workers must be between 1 and 64, not 0" in done.stderr
