@@ -160,18 +160,12 @@ def serve(
             port,
             settings.prefix_path,
         )
-    from chat2api.listen import BACKLOG, acceptors, listening_socket, reuse_port_sockets
+    from chat2api.listen import BACKLOG, acceptors, listening_socket
 
     try:
-        if count == 1:
-            own = [listening_socket(host, port)]
-        else:
-            own = reuse_port_sockets(host, port, count)
+        sockets = acceptors(listening_socket(host, port))
     except OSError as exc:
         _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
-    # Several listeners on one socket: a burst of clients is accepted at once,
-    # not one per turn of the loop (chat2api.listen); each worker makes its own.
-    sockets = acceptors(own[0]) if count == 1 else own
     config = uvicorn.Config(
         create_app(settings),
         host=host,
@@ -189,15 +183,12 @@ def serve(
         "listening on http://%s:%d (Ctrl+C to stop)", shown, sockets[0].getsockname()[1]
     )
     try:
+        # Several listeners on one socket: a burst of clients is accepted at
+        # once, not one per turn of the loop (chat2api.listen).
         if count == 1:
             uvicorn.Server(config).run(sockets=sockets)
         else:
-
-            def serve_worker(index: int) -> None:
-                mine = acceptors(own[index % len(own)])  # the one shared socket without REUSEPORT
-                uvicorn.Server(config).run(sockets=mine)
-
-            code = run_workers(count, serve_worker)
+            code = run_workers(count, lambda: uvicorn.Server(config).run(sockets=sockets))
             if code:
                 raise typer.Exit(code)
     finally:

@@ -1,11 +1,9 @@
 """``serve --workers N``: N processes answering on one port, sharing the store.
 
-The parent binds one listening socket per worker on the port
-(``SO_REUSEPORT``: the kernel spreads new connections over them evenly),
-then forks the workers; each runs its own event loop, app and lifespan (its
-own store connection, upstream sessions, PoW pool and token worker) on its
-socket. A replacement worker takes over the socket of the one that died;
-connections that arrived meanwhile wait in its queue. What must hold across
+The parent binds the listening socket, then forks the workers; each runs its
+own event loop, app and lifespan (its own store connection, upstream
+sessions, PoW pool and token worker) on the inherited socket, and the
+kernel hands each new connection to one of them. What must hold across
 workers lives in the store: the pool's round-robin cursor, cooldowns, dead
 marks and the per-account concurrency slots (``pool.slots``), so the
 limits are the same with one worker or many, and with several instances on
@@ -50,7 +48,7 @@ def worker_count(value: str) -> int:
     return count
 
 
-def _start(serve: Callable[[int], None], index: int) -> int:
+def _start(serve: Callable[[], None]) -> int:
     pid = os.fork()
     if pid:
         return pid
@@ -58,22 +56,19 @@ def _start(serve: Callable[[int], None], index: int) -> int:
     try:  # the worker: default signal handling (uvicorn sets its own), then serve
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        serve(index)
+        serve()
         code = 0
     finally:
         os._exit(code)  # never back into the parent's code
 
 
-def run_workers(count: int, serve: Callable[[int], None]) -> int:
-    """Fork ``count`` workers running ``serve(index)``; supervise them (module docstring).
-
-    A worker that replaces a dead one gets its index (so its listening socket).
+def run_workers(count: int, serve: Callable[[], None]) -> int:
+    """Fork ``count`` workers running ``serve``; supervise them (module docstring).
 
     Returns the parent's exit code: 0 after a requested stop, 1 when workers
     kept dying at start.
     """
     started: dict[int, float] = {}
-    index_of: dict[int, int] = {}
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -85,16 +80,14 @@ def run_workers(count: int, serve: Callable[[int], None]) -> int:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        for index in range(count):
-            pid = _start(serve, index)
+        for _ in range(count):
+            pid = _start(serve)
             started[pid] = time.monotonic()
-            index_of[pid] = index
         log.info("%d workers started (pids %s)", count, ", ".join(map(str, started)))
         quick = 0
         while started:
             pid, status = os.wait()
             began = started.pop(pid, None)
-            index = index_of.pop(pid, 0)
             if began is None or stopping:
                 continue
             lived = time.monotonic() - began
@@ -110,9 +103,7 @@ def run_workers(count: int, serve: Callable[[int], None]) -> int:
                 stop(signal.SIGTERM, None)
                 continue
             time.sleep(min(1.0, 0.2 * quick))
-            pid = _start(serve, index)
-            started[pid] = time.monotonic()
-            index_of[pid] = index
+            started[_start(serve)] = time.monotonic()
         return 1 if quick >= QUICK_DEATHS else 0
     finally:
         for sig, handler in previous.items():

@@ -19,7 +19,6 @@ import httpx2 as httpx
 import psutil
 import pytest
 
-from chat2api.listen import reuse_port_sockets
 from chat2api.settings import load_settings
 from chat2api.sim import SimServer, mint_access_token
 from chat2api.store.redis import RedisStore
@@ -265,16 +264,3 @@ def test_bad_workers_option_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--workers must be between 1 and 64, not 0" in done.stderr
-
-
-def test_reuse_port_sockets_refuse_a_port_in_use() -> None:
-    """The workers' sockets share one port, and refuse it when another server holds it."""
-    sockets = reuse_port_sockets("127.0.0.1", 0, 3)
-    try:
-        ports = {sock.getsockname()[1] for sock in sockets}
-        assert len(sockets) == 3 and len(ports) == 1
-        with pytest.raises(OSError):
-            reuse_port_sockets("127.0.0.1", ports.pop(), 2)
-    finally:
-        for sock in sockets:
-            sock.close()
