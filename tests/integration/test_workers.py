@@ -237,7 +237,8 @@ def test_killed_holder_blocks_no_longer_than_the_lease(
             holder.kill_tree()
         waiter.join(30)
         assert outcome and outcome[0][0] == 200
-        assert outcome[0][1] - killed < lease + 1.0
+        # The lease, plus one short answer on a loaded machine.
+        assert outcome[0][1] - killed < lease + 1.5
     finally:
         other.stop()
         holder.stop()
