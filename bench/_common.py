@@ -3,9 +3,7 @@
 * ``running_servers``: the simulator and one chat2api process started as
   subprocesses on ephemeral loopback ports, stopped by PID on exit;
 * ``DirectClient``: the minimal client that makes chat2api's upstream calls
-  itself (``GET /`` once, then per answer E2: chat-requirements, SHA3 proof of
-  work, conversation; E3: sentinel prepare, FNV proof, finalize, conduit
-  prepare, f/conversation);
+  itself (``GET /`` once, then chat-requirements, proof of work, conversation);
 * ``OpenAIClient``: the same load as OpenAI ``/v1/chat/completions`` requests;
 * ``ProcessWatch`` / ``RssSampler``: CPU and memory of a process tree (psutil);
 * small statistics and table helpers.
@@ -109,7 +107,6 @@ class Servers:
     api: psutil.Process
     token: str
     workdir: Path
-    era: str = "e3"
 
 
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
@@ -156,16 +153,11 @@ def spawn(
         )
 
 
-SIM_ERA = {"e2": "e2", "e3": "e3-strict"}
-"""The simulator's era for each send path benchmarked (E3: E2's path refused, as in 2026)."""
-
-
-def start_sim(workdir: Path, started: list[subprocess.Popen[bytes]], era: str = "e3") -> str:
+def start_sim(workdir: Path, started: list[subprocess.Popen[bytes]]) -> str:
     """``chat2api sim`` on a free port, answering; its URL. Appended to ``started``."""
     port = free_port()
     log = workdir / "sim.log"
-    args = ["sim", "--host", "127.0.0.1", "--port", str(port), "--era", SIM_ERA[era]]
-    sim = spawn(args, log, workdir)
+    sim = spawn(["sim", "--host", "127.0.0.1", "--port", str(port)], log, workdir)
     started.append(sim)
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/", sim, log, 30.0)
@@ -180,6 +172,7 @@ def start_api(
     name: str = "api",
     env: dict[str, str] | None = None,
     timeout: float = 30.0,
+    args: Sequence[str] = (),
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """``chat2api serve`` on a free port against ``sim_url``, answering; its URL and process."""
     port = free_port()
@@ -194,7 +187,9 @@ def start_api(
         | (env or {})
     )
     # cwd is the work directory, so that no stray .env of the caller is read
-    api = spawn(["serve", "--host", "127.0.0.1", "--port", str(port)], log, workdir, full_env)
+    api = spawn(
+        ["serve", "--host", "127.0.0.1", "--port", str(port), *args], log, workdir, full_env
+    )
     started.append(api)
     url = f"http://127.0.0.1:{port}"
     _wait_ready(url + "/v1/models", api, log, timeout)
@@ -219,20 +214,23 @@ def show_logs(workdir: Path) -> None:
 
 
 @contextlib.contextmanager
-def running_servers(startup_timeout: float = 30.0, era: str = "e3") -> Iterator[Servers]:
+def running_servers(
+    startup_timeout: float = 30.0,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[Servers]:
     """Start ``chat2api sim`` and ``chat2api serve`` on free ports; stop both on exit.
 
-    ``era`` (``e2``/``e3``) is the send path: the simulator's era and chat2api's
-    ``UPSTREAM_PROTOCOL``.
+    ``env`` and ``args`` go to ``serve`` (``UPSTREAM_PROTOCOL``, ``--workers``).
     """
     raise_fd_limit()
     started: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="chat2api-bench-") as tmp:
         workdir = Path(tmp)
         try:
-            sim_url = start_sim(workdir, started, era)
+            sim_url = start_sim(workdir, started)
             api_url, api = start_api(
-                workdir, sim_url, started, timeout=startup_timeout, env={"UPSTREAM_PROTOCOL": era}
+                workdir, sim_url, started, timeout=startup_timeout, env=env, args=args
             )
             yield Servers(
                 sim_url,
@@ -241,7 +239,6 @@ def running_servers(startup_timeout: float = 30.0, era: str = "e3") -> Iterator[
                 psutil.Process(api.pid),
                 mint_access_token(),
                 workdir,
-                era,
             )
         except BaseException:  # show why, before the logs go with the directory
             show_logs(workdir)
@@ -292,11 +289,9 @@ class DirectClient:
         base_url: str,
         token: str,
         profile: BrowserProfile,
-        era: str = "e3",
     ) -> None:
         self._session = session
         self._base = base_url
-        self._era = era
         self._headers = {
             "Authorization": f"Bearer {token}",
             "OAI-Device-Id": str(uuid.uuid5(uuid.NAMESPACE_URL, "bench:" + token)),
@@ -343,55 +338,11 @@ class DirectClient:
             }
         )
 
-    async def _post_json(self, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
-        answer = await self._session.post(
-            self._base + path, data=orjson.dumps(body), headers=headers, timeout=REQUEST_TIMEOUT
-        )
-        if answer.status_code != 200:
-            raise BenchError(f"{path} answered HTTP {answer.status_code}")
-        data: dict[str, Any] = orjson.loads(answer.content)
-        return data
-
-    async def _e3_send(self, text: str) -> tuple[str, bytes, dict[str, str]]:
-        """E3: prepare, FNV proof, finalize, conduit prepare; the send's path, body, headers."""
-        config = build_config(self._profile, era="e3")
-        sentinel = "/backend-api/sentinel/chat-requirements"
-        prepared = await self._post_json(
-            sentinel + "/prepare", {"p": requirements_token(config, suffix="~S")}, self._headers
-        )
-        finalize = {"prepare_token": prepared["prepare_token"]}
-        pow_ = prepared.get("proofofwork") or {}
-        if pow_.get("required"):
-            finalize["proofofwork"] = solve(
-                pow_["seed"], pow_["difficulty"], config, hash="fnv", time_budget=10
-            )
-        finalized = await self._post_json(sentinel + "/finalize", finalize, self._headers)
-        headers = self._headers | {"OpenAI-Sentinel-Chat-Requirements-Token": finalized["token"]}
-        if "proofofwork" in finalize:
-            headers["OpenAI-Sentinel-Proof-Token"] = finalize["proofofwork"]
-        body = orjson.loads(self._body(text)) | {
-            "parent_message_id": "client-created-root",
-            "client_prepare_state": "success",
-        }
-        prepare = {k: v for k, v in body.items() if k != "messages"}
-        conduit = await self._post_json(
-            "/backend-api/f/conversation/prepare",
-            prepare | {"client_prepare_state": "none"},
-            headers | {"X-Conduit-Token": "no-token"},
-        )
-        headers["X-Conduit-Token"] = conduit["conduit_token"]
-        headers["Accept"] = "text/event-stream"
-        return "/backend-api/f/conversation", orjson.dumps(body), headers
-
     async def _open(self, text: str) -> Response:
-        if self._era == "e3":
-            path, body, headers = await self._e3_send(text)
-        else:
-            headers = await self._sentinel()
-            path, body = "/backend-api/conversation", self._body(text)
+        headers = await self._sentinel()
         answer = await self._session.post(
-            self._base + path,
-            data=body,
+            self._base + "/backend-api/conversation",
+            data=self._body(text),
             headers=headers,
             timeout=REQUEST_TIMEOUT,
             stream=True,
@@ -413,7 +364,7 @@ class DirectClient:
         return result.total, result.text
 
     async def stream(self, text: str) -> StreamResult:
-        """One stream; TTFB counts from the first sentinel call to the first answer text."""
+        """One stream; TTFB counts from the requirements call to the first answer text."""
         started = time.perf_counter()
         answer = await self._open(text)
         decoder = SSEDecoder()
@@ -558,6 +509,18 @@ class ProcessWatch:
                 other += 1
         return upstream, other
 
+    def tree_memory(self) -> int:
+        """Bytes the whole tree holds as a container limit counts them: the sum of PSS.
+
+        PSS charges a page shared by k processes 1/k to each, so pages the
+        server shares with its forked workers are counted once, not k times.
+        """
+        total = 0
+        for proc in self._tree():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += int(getattr(proc.memory_full_info(), "pss", 0))
+        return total
+
     def children_rss(self) -> int:
         """Resident bytes of the descendants (0 when none started)."""
         total = 0
@@ -573,13 +536,14 @@ class RssSampler:
 
     ``peak_private`` is the peak of the part not backed by files (RSS less
     shared library and shared memory pages): the memory the process alone
-    holds.
+    holds. ``peak_tree`` is the peak of the whole tree's PSS (``ProcessWatch.tree_memory``).
     """
 
     proc: psutil.Process
-    interval: float = 0.05
+    interval: float = 0.1
     peak: int = 0
     peak_private: int = 0
+    peak_tree: int = 0
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -590,6 +554,7 @@ class RssSampler:
                 info = self.proc.memory_info()
                 self.peak = max(self.peak, info.rss)
                 self.peak_private = max(self.peak_private, info.rss - getattr(info, "shared", 0))
+                self.peak_tree = max(self.peak_tree, ProcessWatch(self.proc).tree_memory())
                 self.samples += 1
             self._stop.wait(self.interval)
 

@@ -3,29 +3,25 @@
 Starts the simulator and one chat2api process (subprocesses, loopback, ephemeral
 ports) and, at concurrency 1, 16 and 64, sends the same load two ways:
 
-* direct: a minimal client makes chat2api's upstream calls itself (E3:
-  sentinel prepare, FNV proof of work, finalize, conduit prepare,
-  f/conversation; E2: chat-requirements, SHA3 proof, conversation; read to
-  ``[DONE]``);
-* chat2api: ``POST /v1/chat/completions`` (``stream: false``) to chat2api, which
-  makes those calls for it.
+* direct: the lean client (``_lean``: raw asyncio HTTP/1.1) makes chat2api's
+  upstream calls itself in the era and encoding chat2api is started with
+  (``--era``, ``--encoding``; E3: prepare, proof, finalize, conduit prepare,
+  conversation read to ``[DONE]``);
+* chat2api: ``POST /v1/chat/completions`` (``stream: false``) to chat2api by
+  the same lean client; chat2api makes those calls for it;
+* curl-direct, curl-chat2api: the same through curl_cffi, the second line.
 
-Each level has a warm-up, then rounds in ABBA order (direct, chat2api,
-chat2api, direct, …) so drift and noise on the machine hit both paths alike;
+Each level has a warm-up, then rounds alternating over the paths (lean ABBA,
+curl BAAB) so drift and noise on the machine hit every path alike;
 a level stops early when its time cap is spent. Reading the output: latency
 p50/p99 in ms and requests/s per path, pooled over the rounds; the ratios
-chat2api/direct (p50 target <= 1.5x, throughput target >= 0.6x); CPU ms per
+chat2api/direct per client (p50 target <= 1.3x, throughput target >= 0.85x); CPU ms per
 request of the load client, the simulator and chat2api (its PoW workers
 included). The simulator's share should be the same for both paths, and the
 client's comparable: otherwise the ratio is not measuring chat2api alone.
 Every answer is checked (direct: ends with ``[DONE]``; chat2api: equals the
 simulator's reply for the prompt); failures are counted, never timed.
 No absolute time is asserted.
-
-``--era e3`` (the default) benchmarks today's send path against a simulator
-that refuses E2's, ``--era e2`` the older one, ``--era both`` runs the two
-one after the other and adds the cost of E3 over E2 (p50 ratios, per path
-and level).
 """
 
 from __future__ import annotations
@@ -41,10 +37,7 @@ import psutil
 from _common import (
     REQUEST_ERRORS,
     BenchError,
-    DirectClient,
-    OpenAIClient,
     ProcessWatch,
-    fetch_profile,
     machine_line,
     ms,
     new_session,
@@ -52,14 +45,15 @@ from _common import (
     running_servers,
     table,
 )
+from _lean import HTTP, CurlHTTP, LeanDirect, LeanOpenAI, fetch_profile
 from chat2api.sim import reply_text
 
 # Requests per path and level: a few seconds of each, so that a level's p50
 # is not set by one noisy second of the machine.
 LEVELS: tuple[tuple[int, int], ...] = ((1, 800), (16, 3200), (64, 4800))
 REPLY_WORDS = 30  # the simulator's default reply length
-P50_TARGET = 1.5
-THROUGHPUT_TARGET = 0.6
+P50_TARGET = 1.3
+THROUGHPUT_TARGET = 0.85
 
 Call = Callable[[int], Awaitable[float]]
 
@@ -111,89 +105,88 @@ def prompt(level: int, index: int) -> str:
     return f"overhead benchmark, concurrency {level}, request {index}"
 
 
-Results = list[tuple[int, "PathStats", "PathStats"]]
+PATHS = ("direct", "chat2api", "curl-direct", "curl-chat2api")
+ORDER = ("direct", "chat2api", "curl-chat2api", "curl-direct")
+ORDER += tuple(reversed(ORDER))
 
 
 async def bench(args: argparse.Namespace) -> None:
     print(machine_line())
-    eras = ["e2", "e3"] if args.era == "both" else [args.era]
-    by_era = {}
-    for era in eras:
-        print(f"era {era}:", flush=True)
-        by_era[era] = await bench_era(args, era)
-        report(by_era[era])
-    if len(by_era) == 2:
-        print("\ncost of E3 over E2 (p50 latency, E3 / E2, separate runs):")
-        for (level, d2, c2), (_, d3, c3) in zip(by_era["e2"], by_era["e3"], strict=True):
-            direct = percentile(d3.latencies, 50) / percentile(d2.latencies, 50)
-            api = percentile(c3.latencies, 50) / percentile(c2.latencies, 50)
-            print(f"  c={level:<3} direct {direct:.2f}x, chat2api {api:.2f}x")
-
-
-async def bench_era(args: argparse.Namespace, era: str) -> Results:
+    print(f"era {args.era}, upstream encoding {args.encoding}, workers {args.workers}")
     me = psutil.Process()
-    with running_servers(era=era) as servers:
+    names = PATHS if args.curl else PATHS[:2]
+    order = [p for p in ORDER if p in names]
+    env = {"UPSTREAM_PROTOCOL": args.era, "UPSTREAM_ENCODING": args.encoding}
+    serve_args = ["--workers", args.workers] if args.workers != "1" else []
+    with running_servers(env=env, args=serve_args) as servers:
         sim, api = ProcessWatch(servers.sim), ProcessWatch(servers.api)
         max_clients = max(c for c, _ in LEVELS) * 2
+        lean_sim, lean_api = HTTP(servers.sim_url), HTTP(servers.api_url)
         async with (
             new_session(max_clients) as direct_session,
             new_session(max_clients) as api_session,
         ):
-            profile = await fetch_profile(direct_session, servers.sim_url)
-            direct = DirectClient(direct_session, servers.sim_url, servers.token, profile, era)
-            openai = OpenAIClient(api_session, servers.api_url, servers.token)
+            profile = await fetch_profile(lean_sim)
+            clients: dict[str, LeanDirect | LeanOpenAI] = {
+                "direct": LeanDirect(
+                    lean_sim, servers.token, profile, era=args.era, encoding=args.encoding
+                ),
+                "chat2api": LeanOpenAI(lean_api, servers.token),
+                "curl-direct": LeanDirect(
+                    CurlHTTP(direct_session, servers.sim_url),
+                    servers.token,
+                    profile,
+                    era=args.era,
+                    encoding=args.encoding,
+                ),
+                "curl-chat2api": LeanOpenAI(CurlHTTP(api_session, servers.api_url), servers.token),
+            }
 
-            def direct_call(level: int) -> Call:
+            def make_call(name: str, level: int) -> Call:
+                client = clients[name]
+
                 async def call(i: int) -> float:
                     text = prompt(level, i)
-                    elapsed, content = await direct.complete(text)
+                    elapsed, content = await client.complete(text)
                     if content != reply_text(text, REPLY_WORDS):
-                        raise BenchError(f"wrong direct answer for {text!r}: {content[:80]!r}")
+                        raise BenchError(f"wrong {name} answer for {text!r}: {content[:80]!r}")
                     return elapsed
 
                 return call
 
-            def api_call(level: int) -> Call:
-                async def call(i: int) -> float:
-                    text = prompt(level, i)
-                    elapsed, content = await openai.complete(text)
-                    if content != reply_text(text, REPLY_WORDS):
-                        raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
-                    return elapsed
-
-                return call
-
-            results: Results = []
+            results: list[tuple[int, dict[str, PathStats]]] = []
             for concurrency, count in LEVELS:
                 count = int(count * args.scale)
                 warm = PathStats()
-                for make in (direct_call, api_call):  # connections opened, code paths warm
-                    await run_round(make(-1), concurrency, concurrency * 2, 10, warm)
-                paths = {"direct": PathStats(), "chat2api": PathStats()}
-                calls = {"direct": direct_call(concurrency), "chat2api": api_call(concurrency)}
-                per_round = max(1, 2 * count // args.rounds)  # each path gets `count`
+                for name in names:  # connections opened, code paths warm
+                    await run_round(make_call(name, -1), concurrency, concurrency * 2, 10, warm)
+                paths = {name: PathStats() for name in names}
+                per_round = max(1, len(names) * count // args.rounds)  # each path gets `count`
                 seconds = args.level_seconds / args.rounds
-                order = ["direct", "chat2api", "chat2api", "direct"]
                 for r in range(args.rounds):
-                    name = order[r % 4]
+                    name = order[r % len(order)]
                     stats = paths[name]
                     before = (me.cpu_times(), sim.cpu_seconds(), api.cpu_seconds())
-                    await run_round(calls[name], concurrency, per_round, seconds, stats)
+                    call = make_call(name, concurrency)
+                    await run_round(call, concurrency, per_round, seconds, stats)
                     after = me.cpu_times()
                     stats.client_cpu += (after.user + after.system) - (
                         before[0].user + before[0].system
                     )
                     stats.sim_cpu += sim.cpu_seconds() - before[1]
                     stats.api_cpu += api.cpu_seconds() - before[2]
-                results.append((concurrency, paths["direct"], paths["chat2api"]))
+                results.append((concurrency, paths))
                 print(f"  concurrency {concurrency}: done", flush=True)
-    return results
+        await lean_sim.close()
+        await lean_api.close()
+    report(results)
 
 
-def report(results: Results) -> None:
+def report(results: list[tuple[int, dict[str, PathStats]]]) -> None:
+    """The table of every path and level, then the ratios per client."""
     rows: list[list[str]] = []
-    for concurrency, d, c in results:
-        for name, s in (("direct", d), ("chat2api", c)):
+    for concurrency, paths in results:
+        for name, s in paths.items():
             rows.append(
                 [
                     f"c={concurrency} {name}",
@@ -204,27 +197,37 @@ def report(results: Results) -> None:
                     f"{s.requests / s.elapsed:.0f}" if s.elapsed else "-",
                     s.per_request_ms(s.client_cpu),
                     s.per_request_ms(s.sim_cpu),
-                    s.per_request_ms(s.api_cpu) if name == "chat2api" else "-",
+                    s.per_request_ms(s.api_cpu) if name.endswith("chat2api") else "-",
                 ]
             )
     print()
     headers = ["path", "requests", "errors", "p50 ms", "p99 ms", "req/s"]
     headers += ["client cpu ms/req", "sim cpu ms/req", "chat2api cpu ms/req"]
     print(table(headers, rows))
-    print("\nratios chat2api / direct (same run, interleaved rounds):")
-    for concurrency, d, c in results:
-        p50 = percentile(c.latencies, 50) / percentile(d.latencies, 50)
-        p99 = percentile(c.latencies, 99) / percentile(d.latencies, 99)
-        rate = (c.requests / c.elapsed) / (d.requests / d.elapsed)
-        verdict_p50 = "ok" if p50 <= P50_TARGET else "MISSED"
-        verdict_rate = "ok" if rate >= THROUGHPUT_TARGET else "MISSED"
-        print(
-            f"  c={concurrency:<3} p50 {p50:.2f}x (target <= {P50_TARGET}x: {verdict_p50}), "
-            f"p99 {p99:.2f}x, throughput {rate:.2f}x "
-            f"(target >= {THROUGHPUT_TARGET}x: {verdict_rate})"
-        )
-    for concurrency, d, c in results:
-        for name, s in (("direct", d), ("chat2api", c)):
+    for client, direct, api in (
+        ("lean client", "direct", "chat2api"),
+        ("curl_cffi client", "curl-direct", "curl-chat2api"),
+    ):
+        print(f"\nratios chat2api / direct, {client} (same run, interleaved rounds):")
+        for concurrency, paths in results:
+            if direct not in paths or api not in paths:
+                continue
+            d, c = paths[direct], paths[api]
+            if not (d.requests and c.requests):
+                continue
+            p50 = percentile(c.latencies, 50) / percentile(d.latencies, 50)
+            p99 = percentile(c.latencies, 99) / percentile(d.latencies, 99)
+            rate = (c.requests / c.elapsed) / (d.requests / d.elapsed)
+            verdict_p50 = "ok" if p50 <= P50_TARGET else "MISSED"
+            verdict_rate = "ok" if rate >= THROUGHPUT_TARGET else "MISSED"
+            print(
+                f"  c={concurrency:<3} p50 {p50:.2f}x (target <= {P50_TARGET}x: {verdict_p50}), "
+                f"p99 {p99:.2f}x, throughput {rate:.2f}x "
+                f"(target >= {THROUGHPUT_TARGET}x: {verdict_rate}), "
+                f"chat2api cpu {c.per_request_ms(c.api_cpu)} ms/req"
+            )
+    for concurrency, paths in results:
+        for name, s in paths.items():
             if s.errors:
                 print(f"  c={concurrency} {name}: {s.errors} errors, first: {s.first_error}")
 
@@ -234,8 +237,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=16, help="ABBA rounds per level, both paths")
     parser.add_argument("--level-seconds", type=float, default=40.0, help="time cap per level")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
+    parser.add_argument("--era", choices=("e2", "e3"), default="e3", help="upstream calls")
+    parser.add_argument("--encoding", choices=("v1", "legacy"), default="v1")
+    parser.add_argument("--workers", default="1", help="chat2api serve --workers")
     parser.add_argument(
-        "--era", choices=["e3", "e2", "both"], default="e3", help="the send path benchmarked"
+        "--curl",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the curl_cffi client (second line)",
     )
     asyncio.run(bench(parser.parse_args()))
 

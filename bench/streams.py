@@ -1,28 +1,31 @@
-"""1,000 concurrent streams through one chat2api process: ``python bench/streams.py`` (~1 min).
+"""1,000 concurrent streams through chat2api: ``python bench/streams.py`` (~2 min).
 
-Starts the simulator and one chat2api process (subprocesses, loopback,
-ephemeral ports). Each stream asks for 50 one-word chunks 20 ms apart
-(``#sim:words=50 #sim:delay_ms=20``), so the streams really overlap. Rounds
-of N concurrent streams run in ABBA order (direct, chat2api, chat2api,
-direct) so machine noise hits both paths alike:
+Starts the simulator and chat2api (subprocesses, loopback, ephemeral ports;
+``--workers N`` for ``serve --workers N``). Each stream asks for 50 one-word
+chunks 20 ms apart (``#sim:words=50 #sim:delay_ms=20``), so the streams
+really overlap. Rounds of N concurrent streams alternate over the paths
+(lean ABBA, curl BAAB) so machine noise hits them alike:
 
-* direct: the minimal client does the sentinel calls, the proof of work and
-  the conversation itself (``--era e3``, the default: prepare, FNV proof,
-  finalize, conduit prepare, f/conversation, against a simulator refusing
-  E2's send; ``--era e2``: chat-requirements, SHA3 proof, conversation);
-  TTFB is from the first of those calls to the first answer text;
-* chat2api: ``stream: true`` completions; TTFB is from sending the request
-  to the first content chunk.
+* direct: the lean client (``_lean.LeanDirect``: raw asyncio HTTP/1.1, one
+  ``json.loads`` per event) makes chat2api's upstream calls itself, in the
+  era (``--era``) and stream encoding (``--encoding``) chat2api is started
+  with; TTFB is from the first sentinel call to the first answer text;
+* chat2api: ``stream: true`` completions sent by the same lean client; TTFB
+  is from sending the request to the first content chunk;
+* curl-direct, curl-chat2api: the same through curl_cffi (Chrome
+  impersonation), the second line (``--no-curl`` leaves them out).
 
 Every stream is checked: its text reassembled from the chunks equals
 ``reply_text(prompt, 50)`` (so complete and in order) and it ends with
 ``[DONE]``. Reading the output: TTFB and whole-stream p50/p99 in ms, the
 wall time of a round, CPU seconds per 1,000 streams of the client, the
-simulator and chat2api; then chat2api's RSS warm and idle before, the peak
-while streaming (sampled every 50 ms; target <= 120 MB) and a few seconds
-after (should be within 20% of idle). If the client's CPU use is close to
-one full core for the round, the client, not chat2api, set the pace.
-No absolute time is asserted.
+simulator and chat2api (its whole process tree); the ratios per client;
+then the memory of chat2api's whole process tree (sum of PSS, as a
+container limit counts it) warm and idle before, the peak while streaming
+(sampled every 100 ms; target <= 120 MB) and a few seconds after (should be
+within 20% of idle). If the client's CPU use is close to one full core for
+the round, the client, not chat2api, set the pace. No absolute time is
+asserted.
 """
 
 from __future__ import annotations
@@ -37,13 +40,10 @@ import psutil
 
 from _common import (
     REQUEST_ERRORS,
-    DirectClient,
-    OpenAIClient,
     ProcessWatch,
     RssSampler,
     Servers,
     StreamResult,
-    fetch_profile,
     machine_line,
     mib,
     ms,
@@ -52,6 +52,7 @@ from _common import (
     running_servers,
     table,
 )
+from _lean import HTTP, CurlHTTP, LeanDirect, LeanOpenAI, fetch_profile
 from chat2api.sentinel import BrowserProfile
 from chat2api.sim import reply_text
 
@@ -75,8 +76,7 @@ class Round:
     client_cpu: float = 0.0
     sim_cpu: float = 0.0
     api_cpu: float = 0.0
-    peak_rss: int = 0
-    peak_private: int = 0
+    peak_rss: int = 0  # of the whole tree (PSS)
 
 
 def prompt(tag: str, index: int) -> tuple[str, str]:
@@ -111,86 +111,119 @@ async def run_streams(call: StreamCall, count: int, tag: str, within: float, out
     out.wall = time.perf_counter() - started
 
 
-def settled_rss(watch: ProcessWatch, seconds: float) -> int:
-    """The median of a few RSS samples over ``seconds``."""
-    samples: list[int] = []
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        samples.append(watch.rss())
-        time.sleep(0.1)
-    return sorted(samples)[len(samples) // 2]
+PATHS = ("direct", "chat2api", "curl-direct", "curl-chat2api")
+# Each path's rounds spread alike over the run: lean ABBA, then curl BAAB.
+ORDER = ("direct", "chat2api", "curl-chat2api", "curl-direct")
+ORDER += tuple(reversed(ORDER))
 
 
 async def run_round(
-    path: str, count: int, servers: Servers, profile: BrowserProfile, within: float, out: Round
+    path: str,
+    count: int,
+    servers: Servers,
+    profile: BrowserProfile,
+    options: argparse.Namespace,
+    out: Round,
 ) -> None:
-    """``count`` streams on a fresh client session, closed at the end with its connections."""
-    async with new_session(count + 64) as session:
-        call: StreamCall
+    """``count`` streams on a fresh client, closed at the end with its connections."""
+    call: StreamCall
+    if path.startswith("curl-"):
+        async with new_session(count + 64) as session:
+            if path == "curl-direct":
+                http: HTTP | CurlHTTP = CurlHTTP(session, servers.sim_url)
+                call = LeanDirect(
+                    http, servers.token, profile, era=options.era, encoding=options.encoding
+                ).stream
+            else:
+                call = LeanOpenAI(CurlHTTP(session, servers.api_url), servers.token).stream
+            await run_streams(call, count, f"{out.path}-{path}", options.timeout, out)
+        return
+    http = HTTP(servers.sim_url if path == "direct" else servers.api_url)
+    try:
         if path == "direct":
-            call = DirectClient(
-                session, servers.sim_url, servers.token, profile, servers.era
+            call = LeanDirect(
+                http, servers.token, profile, era=options.era, encoding=options.encoding
             ).stream
         else:
-            call = OpenAIClient(session, servers.api_url, servers.token).stream
-        await run_streams(call, count, f"{out.path}-{path}", within, out)
+            call = LeanOpenAI(http, servers.token).stream
+        await run_streams(call, count, f"{out.path}-{path}", options.timeout, out)
+    finally:
+        await http.close()
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    """What ``serve`` is started with: the era and stream encoding the direct client uses."""
+    return {"UPSTREAM_PROTOCOL": args.era, "UPSTREAM_ENCODING": args.encoding}
+
+
+def server_args(args: argparse.Namespace) -> list[str]:
+    return ["--workers", str(args.workers)] if args.workers != "1" else []
 
 
 async def bench(args: argparse.Namespace) -> None:
     """Warm up, measure idle memory, run the rounds, then print the report."""
     print(machine_line())
+    print(f"era {args.era}, upstream encoding {args.encoding}, workers {args.workers}")
     me = psutil.Process()
-    with running_servers(era=args.era) as servers:
+    paths = PATHS if args.curl else PATHS[:2]
+    order = [p for p in ORDER if p in paths]
+    with running_servers(env=server_env(args), args=server_args(args)) as servers:
         sim, api = ProcessWatch(servers.sim), ProcessWatch(servers.api)
-        async with new_session(4) as session:
-            profile = await fetch_profile(session, servers.sim_url)
+        http = HTTP(servers.sim_url)
+        profile = await fetch_profile(http)
+        await http.close()
 
-        fresh_rss = api.rss()  # started, no request served yet
+        fresh_tree = api.tree_memory()  # started, no request served yet
         warm = Round("warm-up")
-        for path in ("direct", "chat2api"):
-            await run_round(path, args.warmup, servers, profile, args.timeout, warm)
+        for path in paths:
+            await run_round(path, args.warmup, servers, profile, args, warm)
         if warm.failures:
             raise SystemExit(f"warm-up failed: {warm.first_failure}")
         await asyncio.sleep(1.0)
-        idle_rss = settled_rss(api, 1.0)
-        idle_shared = api.shared()
-        idle_children = api.children_rss()
+        idle_tree = settled(api.tree_memory, 1.0)
 
         rounds: list[Round] = []
-        after_rss = 0
+        after_tree = 0
         after_connections = (0, 0)
         sim_port = int(servers.sim_url.rsplit(":", 1)[1])
-        order = ["direct", "chat2api", "chat2api", "direct"]
         for r in range(args.rounds):
-            out = Round(order[r % 4])
+            out = Round(order[r % len(order)])
             before = (me.cpu_times(), sim.cpu_seconds(), api.cpu_seconds())
             with RssSampler(servers.api) as sampler:
-                await run_round(out.path, args.streams, servers, profile, args.timeout, out)
+                await run_round(out.path, args.streams, servers, profile, args, out)
             after = me.cpu_times()
             out.client_cpu = (after.user + after.system) - (before[0].user + before[0].system)
             out.sim_cpu = sim.cpu_seconds() - before[1]
             out.api_cpu = api.cpu_seconds() - before[2]
-            out.peak_rss = sampler.peak
-            out.peak_private = sampler.peak_private
+            out.peak_rss = sampler.peak_tree
             rounds.append(out)
             print(f"  round {r + 1} ({out.path}): {out.wall:.2f}s", flush=True)
-            if out.path == "chat2api":
+            if out.path.endswith("chat2api"):
                 await asyncio.sleep(args.settle)
-                after_rss = settled_rss(api, 1.0)
+                after_tree = settled(api.tree_memory, 1.0)
                 after_connections = api.connections(sim_port)
 
-    memory = (fresh_rss, idle_rss, idle_shared, idle_children, after_rss)
-    report(args, rounds, memory, after_connections)
+    report(args, rounds, (fresh_tree, idle_tree, after_tree), after_connections)
+
+
+def settled(sample: Callable[[], int], seconds: float) -> int:
+    """The median of a few samples over ``seconds``."""
+    samples: list[int] = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        samples.append(sample())
+        time.sleep(0.1)
+    return sorted(samples)[len(samples) // 2]
 
 
 def report(
     args: argparse.Namespace,
     rounds: list[Round],
-    memory: tuple[int, int, int, int, int],
+    memory: tuple[int, int, int],
     connections: tuple[int, int],
 ) -> None:
     """Print the table, the ratios and the memory figures."""
-    fresh, idle_rss, idle_shared, idle_children, after = memory
+    fresh, idle, after = memory
     per_k = 1000 / args.streams
     rows: list[list[str]] = []
     for r, out in enumerate(rounds, 1):
@@ -207,13 +240,10 @@ def report(
                 f"{out.wall:.2f}",
                 f"{out.client_cpu * per_k:.2f} ({out.client_cpu / out.wall:.0%})",
                 f"{out.sim_cpu * per_k:.2f}",
-                f"{out.api_cpu * per_k:.2f}" if out.path == "chat2api" else "-",
+                f"{out.api_cpu * per_k:.2f}" if out.path.endswith("chat2api") else "-",
             ]
         )
-    print(
-        f"\n{args.streams} concurrent streams x {WORDS} chunks, {DELAY_MS} ms apart "
-        f"(send path {args.era.upper()})"
-    )
+    print(f"\n{args.streams} concurrent streams x {WORDS} chunks, {DELAY_MS} ms apart")
     headers = ["round/path", "ok", "ttfb p50", "ttfb p99", "total p50", "total p99", "wall s"]
     headers += ["client cpu s/1k (of wall)", "sim cpu s/1k", "chat2api cpu s/1k"]
     print(table(headers, rows))
@@ -224,9 +254,18 @@ def report(
     def pooled(path: str) -> list[StreamResult]:
         return [x for out in rounds if out.path == path for x in out.results]
 
-    d, c = pooled("direct"), pooled("chat2api")
-    if d and c:
-        print("\nratios chat2api / direct, pooled over rounds:")
+    def cpu(path: str) -> float:
+        done = [out for out in rounds if out.path == path]
+        return sum(o.api_cpu for o in done) / max(1, sum(len(o.results) for o in done)) * 1000
+
+    for client, direct_path, api_path in (
+        ("lean client", "direct", "chat2api"),
+        ("curl_cffi client", "curl-direct", "curl-chat2api"),
+    ):
+        d, c = pooled(direct_path), pooled(api_path)
+        if not (d and c):
+            continue
+        print(f"\nratios chat2api / direct, {client}, pooled over rounds:")
         for label, q in (("p50", 50), ("p99", 99)):
             d_ttfb = percentile([x.ttfb for x in d], q)
             c_ttfb = percentile([x.ttfb for x in c], q)
@@ -234,23 +273,18 @@ def report(
             c_total = percentile([x.total for x in c], q)
             print(
                 f"  ttfb {label} {c_ttfb / d_ttfb:.2f}x ({ms(c_ttfb)} vs {ms(d_ttfb)} ms), "
-                f"total {label} {c_total / d_total:.2f}x"
+                f"total {label} {c_total / d_total:.2f}x ({ms(c_total)} vs {ms(d_total)} ms)"
             )
+        print(f"  chat2api cpu per 1,000 streams: {cpu(api_path):.2f} s")
 
-    peak = max((out.peak_rss for out in rounds if out.path == "chat2api"), default=0)
-    private = max((out.peak_private for out in rounds if out.path == "chat2api"), default=0)
-    growth = after / idle_rss - 1 if idle_rss else float("nan")
-    print("\nchat2api process memory (RSS of the main process):")
-    print(f"  started, no request yet: {mib(fresh)} MiB")
-    print(
-        f"  warm idle before: {mib(idle_rss)} MiB (of it {mib(idle_shared)} file-backed: "
-        f"shared libraries; worker processes: {mib(idle_children)})"
-    )
+    peak = max((out.peak_rss for out in rounds if out.path.endswith("chat2api")), default=0)
+    growth = after / idle - 1 if idle else float("nan")
+    print("\nchat2api process tree memory (sum of PSS: server, workers, token and PoW workers):")
+    print(f"  started, no request yet: {mib(fresh)} MiB; warm idle before: {mib(idle)} MiB")
     verdict = "ok" if peak <= PEAK_TARGET else "MISSED"
     print(
         f"  peak while streaming: {mib(peak)} MiB (target <= 120 MB = {mib(PEAK_TARGET)} MiB: "
-        f"{verdict}); "
-        f"the part not backed by files peaked at {mib(private)}"
+        f"{verdict})"
     )
     verdict = "ok" if abs(growth) <= SETTLE_TOLERANCE else "MISSED"
     print(
@@ -266,8 +300,16 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--streams", type=int, default=1000, help="concurrent streams per round")
-    parser.add_argument("--era", choices=["e3", "e2"], default="e3", help="the send path")
-    parser.add_argument("--rounds", type=int, default=4, help="rounds, ABBA order")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds, alternating paths")
+    parser.add_argument("--era", choices=("e2", "e3"), default="e3", help="upstream calls")
+    parser.add_argument("--encoding", choices=("v1", "legacy"), default="v1")
+    parser.add_argument("--workers", default="1", help="chat2api serve --workers")
+    parser.add_argument(
+        "--curl",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the curl_cffi client (second line)",
+    )
     parser.add_argument("--warmup", type=int, default=50, help="warm-up streams per path")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds before RSS after")
     parser.add_argument("--timeout", type=float, default=90.0, help="seconds per round at most")

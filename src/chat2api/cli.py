@@ -173,8 +173,21 @@ def serve(
         str | None, typer.Option("--log-level", help="DEBUG, INFO, WARNING, ERROR.")
     ] = None,
     era: EraOption = Era.e3,
+    workers: Annotated[
+        str,
+        typer.Option(
+            help="Processes answering on the port, sharing the store: a number, or auto "
+            "(one per CPU core).",
+        ),
+    ] = "1",
 ) -> None:
     """Start the OpenAI-compatible API server."""
+    from chat2api.workers import run_workers, worker_count
+
+    try:
+        count = worker_count(workers)
+    except ValueError as exc:
+        _fail(str(exc), 2)
     _use_system_allocator()
     from chat2api.heap import HEAP
 
@@ -226,7 +239,12 @@ def serve(
     try:
         # Several listeners on one socket: a burst of clients is accepted at
         # once, not one per turn of the loop (chat2api.listen).
-        uvicorn.Server(config).run(sockets=sockets)
+        if count == 1:
+            uvicorn.Server(config).run(sockets=sockets)
+        else:
+            code = run_workers(count, lambda: uvicorn.Server(config).run(sockets=sockets))
+            if code:
+                raise typer.Exit(code)
     finally:
         for sock in sockets:
             sock.close()

@@ -337,7 +337,10 @@ class Settings(BaseSettings):
         ge=1,
         le=100,
         alias="ACCOUNT_CONCURRENCY",
-        description="Conversations one account serves at once (per instance).",
+        description=(
+            "Conversations one account serves at once, all workers and instances on the store "
+            "together."
+        ),
     )
     pool_wait_seconds: float = Field(
         30.0,
@@ -350,6 +353,24 @@ class Settings(BaseSettings):
         gt=0,
         alias="COOLDOWN_SECONDS",
         description="Cooldown after a 429 that does not say how long.",
+    )
+    slot_lease_seconds: float = Field(
+        30.0,
+        gt=0,
+        alias="SLOT_LEASE_SECONDS",
+        description=(
+            "How long the account slot of a process that died stays taken (a held slot is "
+            "renewed every third of it)."
+        ),
+    )
+    token_worker_idle_seconds: float = Field(
+        600.0,
+        ge=0,
+        alias="TOKEN_WORKER_IDLE_SECONDS",
+        description=(
+            "Stop the token-counting worker (~64 MiB with o200k) after this long unused; it starts "
+            "again on demand (0: never stop it)."
+        ),
     )
     refresh_check_seconds: float = Field(
         3600.0,

@@ -5,6 +5,9 @@
         account ids say their batch: ``b<batch>-<i>``
     python store_child.py hold <location> <lock> <ttl>
         take the lock, say so, and sleep (holding it) until killed
+    python store_child.py slot <location> <account> <ttl>
+        take the account's one slot as the pool does (renewed every ttl/3),
+        say so, and sleep (holding it) until killed
 
 ``location`` is a SQLite path, or ``redis://…#<prefix>``. The writer prints
 ``ready`` once the store is open and ``batch <n>`` after each batch, so the
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from chat2api.pool.slots import SharedSlots
 from chat2api.store.base import Account, Store
 from chat2api.store.redis import RedisStore
 from chat2api.store.sqlite import SQLiteStore
@@ -52,9 +56,18 @@ async def hold(location: str, name: str, ttl: float) -> None:
         await asyncio.sleep(3600)
 
 
+async def slot(location: str, account: str, ttl: float) -> None:
+    slots = SharedSlots(open_store(location), 1, ttl)
+    lease = await slots.take(account)
+    print("held" if lease else "busy", flush=True)
+    await asyncio.sleep(3600)
+
+
 if __name__ == "__main__":
     command, location, *rest = sys.argv[1:]
     if command == "write":
         asyncio.run(write(location, int(rest[0]), int(rest[1])))
+    elif command == "slot":
+        asyncio.run(slot(location, rest[0], float(rest[1])))
     else:
         asyncio.run(hold(location, rest[0], float(rest[1])))

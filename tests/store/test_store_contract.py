@@ -410,6 +410,71 @@ async def test_lock_of_a_killed_holder_expires(backend: Backend, store: Store) -
         assert 0.8 <= time.monotonic() - taken < 3.0
 
 
+# --- concurrency slots ----------------------------------------------------------
+
+
+async def test_slots_hold_the_limit_across_clients(store_factory: Callable[[], Store]) -> None:
+    """Two clients share one account's limit; a freed slot can be taken again."""
+    one, two = store_factory(), store_factory()
+    assert await one.take_slot("a", "one-1", 2, 30.0)
+    assert await two.take_slot("a", "two-1", 2, 30.0)
+    assert not await one.take_slot("a", "one-2", 2, 30.0)
+    assert not await two.take_slot("a", "two-2", 2, 30.0)
+    assert await two.take_slot("b", "two-3", 2, 30.0)  # accounts are independent
+    assert await one.slots_held("a") == 2
+    await one.free_slot("a", "two-1")  # any client may free a lease it names
+    assert await one.slots_held("a") == 1
+    assert await two.take_slot("a", "two-4", 2, 30.0)
+    await two.free_slot("a", "never-held")  # nothing happens
+    assert await two.slots_held("a") == 2
+
+
+async def test_slots_run_out_at_once_under_a_burst(store_factory: Callable[[], Store]) -> None:
+    """Forty takes at once from two clients: exactly the limit succeed."""
+    one, two = store_factory(), store_factory()
+    results = await asyncio.gather(
+        *((one if i % 2 else two).take_slot("a", f"l{i}", 3, 30.0) for i in range(40))
+    )
+    assert sum(results) == 3
+
+
+async def test_slot_expires_unless_renewed(store: Store) -> None:
+    """An unrenewed slot frees itself after its ttl; a renewed one stays held."""
+    assert await store.take_slot("a", "short", 1, 1.0)
+    assert await store.take_slot("b", "kept", 1, 1.0)
+    await asyncio.sleep(0.4)  # a loaded machine may stretch it: still well within the ttl
+    await store.renew_slots([("b", "kept"), ("c", "unknown")], 5.0)
+    await asyncio.sleep(0.8)
+    assert await store.slots_held("a") == 0
+    assert await store.take_slot("a", "next", 1, 30.0)
+    assert await store.slots_held("b") == 1
+    assert not await store.take_slot("b", "other", 1, 30.0)
+    assert await store.slots_held("c") == 0  # renewing does not create a slot
+
+
+async def test_slot_of_a_killed_holder_expires(backend: Backend, store: Store) -> None:
+    """A process holding a slot keeps it past its ttl by renewing it; killed, it frees in ttl."""
+    child = subprocess.Popen(  # noqa: ASYNC220 (started once; its pipe is read right after)
+        [sys.executable, str(CHILD), "slot", backend.location, "acct", "0.6"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "held"
+        await asyncio.sleep(1.0)  # past the ttl: only the renewals keep it
+        assert not await store.take_slot("acct", "mine", 1, 30.0)
+    finally:
+        child.kill()
+        child.wait()
+        killed = time.monotonic()
+        if child.stdout is not None:
+            child.stdout.close()
+    while not await store.take_slot("acct", "mine", 1, 30.0):
+        assert time.monotonic() - killed < 0.6 + 0.5, "the dead holder's slot did not expire"
+        await asyncio.sleep(0.02)
+
+
 async def test_close_and_reopen(backend: Backend) -> None:
     """Data written by a closed client is there for the next one."""
     first = backend.open()

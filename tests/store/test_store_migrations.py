@@ -16,10 +16,11 @@ from chat2api.store.sqlite import (
     m001_meta,
     m002_accounts,
     m003_records,
+    m004_slots,
     migrate,
 )
 
-ALL = ["m001_meta", "m002_accounts", "m003_records"]
+ALL = ["m001_meta", "m002_accounts", "m003_records", "m004_slots"]
 
 
 @pytest.fixture
@@ -40,12 +41,11 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 def test_migrations_apply_in_order_and_are_recorded(memory: sqlite3.Connection) -> None:
     """A fresh database gets every migration, in order, each recorded."""
-    assert [m001_meta, m002_accounts, m003_records] == MIGRATIONS
+    assert [m001_meta, m002_accounts, m003_records, m004_slots] == MIGRATIONS
     assert migrate(memory) == ALL
     assert _recorded(memory) == ALL
-    assert {"meta", "accounts", "counters", "locks", "accounts_version", "records"} <= _tables(
-        memory
-    )
+    tables = {"meta", "accounts", "counters", "locks", "accounts_version", "records", "slots"}
+    assert tables <= _tables(memory)
     assert memory.execute("SELECT version FROM accounts_version").fetchall() == [(0,)]
 
 
@@ -72,10 +72,10 @@ def test_only_new_migrations_run(memory: sqlite3.Connection) -> None:
 
 
 def test_records_migration_upgrades_an_accounts_database(memory: sqlite3.Connection) -> None:
-    """A database made before records existed gets only ``m003_records``; its data stays."""
+    """A database made before records existed gets ``m003_records`` and later; its data stays."""
     migrate(memory, [m001_meta, m002_accounts])
     memory.execute("INSERT INTO counters VALUES ('rr', 7)")
-    assert migrate(memory) == ["m003_records"]
+    assert migrate(memory) == ["m003_records", "m004_slots"]
     assert _recorded(memory) == ALL
     assert memory.execute("SELECT value FROM counters").fetchall() == [(7,)]
     assert memory.execute("SELECT * FROM records").fetchall() == []

@@ -73,11 +73,16 @@ class TokenCounter:
     stdin/stdout pipes, driven by this event loop: a request costs at most one
     pipe write and one read here, no threads, no pickling. A worker that dies is
     replaced on the next request (one retry). Requests made in the same loop
-    iteration share one write. Create one in the app's
-    lifespan and close it there.
+    iteration share one write. With ``idle_seconds``, a worker that answered
+    nothing for that long is stopped (end of its input), its vocabulary's
+    memory handed back, and started again by the next request. Create one in
+    the app's lifespan and close it there.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, idle_seconds: float | None = None) -> None:
+        self._idle_seconds = idle_seconds or None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._starting: asyncio.Lock | None = None
@@ -133,14 +138,55 @@ class TokenCounter:
             error = _WorkerGone(f"the token counting worker's answer was unreadable: {exc}")
             proc.kill()
         finally:
-            pending, self._pending = self._pending, {}
-            for future in pending.values():
-                if not future.done():
-                    future.set_exception(error)
+            # A worker retired for idleness has nothing pending; its successor's
+            # requests are not this reader's to fail.
+            if self._proc is proc or self._proc is None:
+                pending, self._pending = self._pending, {}
+                for future in pending.values():
+                    if not future.done():
+                        future.set_exception(error)
+
+    def _arm_idle_stop(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        if self._idle_seconds is not None and not self._pending and self._proc is not None:
+            loop = asyncio.get_running_loop()
+            self._idle_timer = loop.call_later(self._idle_seconds, self._stop_idle)
+
+    def _stop_idle(self) -> None:
+        """Retire an idle worker: its input ends, it exits, its memory goes back."""
+        self._idle_timer = None
+        proc = self._proc
+        if proc is None or self._pending or self._outbox or self._closed:
+            return
+        self._proc, reader = None, self._reader
+        task = asyncio.get_running_loop().create_task(self._retire(proc, reader))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+        log.debug("token counting worker idle for %ss: stopped", self._idle_seconds)
+
+    @staticmethod
+    async def _retire(proc: asyncio.subprocess.Process, reader: asyncio.Task[None] | None) -> None:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), timeout=5)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        if reader is not None:
+            await reader
 
     async def _call(self, request: list[Any]) -> Any:
         if self._closed:
             raise RuntimeError("TokenCounter is closed")
+        try:
+            return await self._send(request)
+        finally:
+            self._arm_idle_stop()
+
+    async def _send(self, request: list[Any]) -> Any:
         for attempt in (1, 2):
             await self._worker()
             loop = asyncio.get_running_loop()
@@ -189,6 +235,10 @@ class TokenCounter:
     async def aclose(self) -> None:
         """Stop the worker: end of input, then a kill if it lingers."""
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self._retiring:
+            await asyncio.gather(*self._retiring)
         proc, self._proc = self._proc, None
         if proc is None:
             return

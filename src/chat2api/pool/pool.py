@@ -6,8 +6,9 @@ the record of each candidate looked at. Cooldowns and dead marks therefore
 come from the store on every pick, so several instances sharing one store
 skip an account another instance cooled down.
 
-The per-account limit on concurrent conversations is kept per instance:
-requests over the limit wait (``wait_seconds`` at most) for a slot.
+The per-account limit on concurrent conversations holds across workers and
+instances: each conversation holds a slot leased in the store
+(``pool.slots``); requests over the limit wait (``wait_seconds`` at most).
 
 A refresh is single-flight twice over: an in-process lock per account, and
 the store's lock across instances; whoever gets it second re-reads the
@@ -37,6 +38,7 @@ from chat2api.errors import (
     UpstreamUnauthorized,
 )
 from chat2api.pool.jwt import token_expiry, token_identity, token_plan
+from chat2api.pool.slots import SharedSlots
 from chat2api.pool.tokens import GivenToken
 from chat2api.settings import Settings
 from chat2api.store.base import Account, Store, account_key
@@ -48,6 +50,7 @@ log = logging.getLogger(__name__)
 SCAN_LIMIT = 64  # candidates looked at one by one before one bulk read
 REFRESH_MARGIN = 300.0  # refresh an AccessToken this many seconds before it expires
 REFRESH_LOCK_TTL = 60.0
+SLOT_POLL = (0.1, 0.3)  # seconds between looks for a slot another process may have freed
 
 
 class Clock(Protocol):
@@ -66,6 +69,7 @@ class PoolOptions:
     random_order: bool = False
     enable_limit: bool = True
     default_cooldown: float = 60.0
+    slot_ttl: float = 30.0
 
 
 def pool_options(settings: Settings) -> PoolOptions:
@@ -76,6 +80,7 @@ def pool_options(settings: Settings) -> PoolOptions:
         random_order=settings.random_token,
         enable_limit=settings.enable_limit,
         default_cooldown=settings.cooldown_seconds,
+        slot_ttl=settings.slot_lease_seconds,
     )
 
 
@@ -101,9 +106,15 @@ class PoolLease:
     """One pool account held for one conversation."""
 
     def __init__(
-        self, pool: AccountPool, account: Account, credentials: Credentials, model: str
+        self,
+        pool: AccountPool,
+        account: Account,
+        credentials: Credentials,
+        model: str,
+        slot: str,
     ) -> None:
         self._pool = pool
+        self._slot = slot
         self.account = account
         self.key = account.id
         self.credentials = credentials
@@ -122,7 +133,7 @@ class PoolLease:
     async def release(self) -> None:
         if not self._released:
             self._released = True
-            self._pool.release_slot(self.key)
+            await self._pool.release_slot(self.key, self._slot)
 
 
 class AccountPool:
@@ -141,7 +152,7 @@ class AccountPool:
         self.clock: Clock = clock or SystemClock()
         self._ids: list[str] = []
         self._version: int | None = None
-        self._busy: dict[str, int] = {}
+        self.slots = SharedSlots(store, self.options.concurrency, self.options.slot_ttl)
         self._freed = asyncio.Condition()
         self._refresh_locks: dict[str, asyncio.Lock] = {}
         self._refreshed_for_401: dict[str, float] = {}
@@ -260,9 +271,7 @@ class AccountPool:
                         "Every usable account is serving its limit of conversations; "
                         "try again shortly."
                     )
-                async with self._freed:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 1.0))
+                await self._wait_freed(remaining)
                 continue
             if soonest is not None:
                 wait = max(1.0, soonest - self.clock.time())
@@ -279,23 +288,30 @@ class AccountPool:
     async def acquire_account(self, account_id: str, model: str) -> PoolLease:
         """A lease on one given account (to continue a conversation that lives on it)."""
         deadline = self.clock.time() + self.options.wait_seconds
-        while self._busy.get(account_id, 0) >= self.options.concurrency:
+        while True:
+            account = await self.store.get_account(account_id)
+            lease, until, busy = await self._take(account, model)
+            if lease is not None:
+                return lease
+            if not busy:
+                break
             remaining = deadline - self.clock.time()
             if remaining <= 0:
                 raise PoolBusy("The account holding this conversation is busy; try again shortly.")
-            async with self._freed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), timeout=min(remaining, 1.0))
-        account = await self.store.get_account(account_id)
-        lease, until = await self._take(account, model)
-        if lease is not None:
-            return lease
+            await self._wait_freed(remaining)
         if until is not None:
             raise UpstreamRateLimited(
                 "The account holding this conversation is cooling down.",
                 retry_after=max(1.0, until - self.clock.time()),
             )
         raise NoUsableAccount("The account holding this conversation is gone or dead.")
+
+    async def _wait_freed(self, remaining: float) -> None:
+        """Until a slot is freed here, or a short while (another process may free one)."""
+        timeout = min(remaining, random.uniform(*SLOT_POLL))
+        async with self._freed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._freed.wait(), timeout=timeout)
 
     async def _try_acquire(
         self, model: str, exclude: frozenset[str]
@@ -315,7 +331,7 @@ class AccountPool:
             account_id = ids[index]
             if account_id in exclude:
                 continue
-            if self._busy.get(account_id, 0) >= self.options.concurrency:
+            if self.slots.full_here(account_id):
                 busy = True
                 continue
             account = await self.store.get_account(account_id)
@@ -323,7 +339,8 @@ class AccountPool:
                 # Listed but gone: the list is stale (a store that lost its
                 # data and got new accounts since has the same version again).
                 self._version = None
-            lease, until = await self._take(account, model)
+            lease, until, taken = await self._take(account, model)
+            busy = busy or taken
             if lease is not None:
                 return lease, None, False
             if until is not None:
@@ -333,10 +350,11 @@ class AccountPool:
             for account in await self.store.list_accounts():
                 if account.id in exclude:
                     continue
-                if self._busy.get(account.id, 0) >= self.options.concurrency:
+                if self.slots.full_here(account.id):
                     busy = busy or account.status == "active"
                     continue
-                lease, until = await self._take(account, model)
+                lease, until, taken = await self._take(account, model)
+                busy = busy or taken
                 if lease is not None:
                     return lease, None, False
                 if until is not None:
@@ -361,39 +379,32 @@ class AccountPool:
 
     async def _take(
         self, account: Account | None, model: str
-    ) -> tuple[PoolLease | None, float | None]:
-        """Lease ``account`` if usable now; else when its cooldown ends (or None)."""
+    ) -> tuple[PoolLease | None, float | None, bool]:
+        """Lease ``account`` if usable now; else when its cooldown ends, or that it is busy."""
         if account is None or account.status == "dead":
-            return None, None
+            return None, None, False
         now = self.clock.time()
         until = account.cooling_until(model, now) if self.options.enable_limit else None
         if until is not None:
-            return None, until
-        self._busy[account.id] = self._busy.get(account.id, 0) + 1
+            return None, until, False
+        slot = await self.slots.take(account.id)
+        if slot is None:
+            return None, None, True
         try:
             credentials = await self._credentials(account)
         except RefreshRejected:
-            self.release_slot(account.id)
-            return None, None
+            await self.release_slot(account.id, slot)
+            return None, None, False
         except BaseException:
-            self.release_slot(account.id)
+            await self.release_slot(account.id, slot)
             raise
-        return PoolLease(self, account, credentials, model), None
+        return PoolLease(self, account, credentials, model, slot), None, False
 
-    def release_slot(self, account_id: str) -> None:
+    async def release_slot(self, account_id: str, slot: str) -> None:
         """Free one concurrency slot and wake a waiting request."""
-        left = self._busy.get(account_id, 0) - 1
-        if left > 0:
-            self._busy[account_id] = left
-        else:
-            self._busy.pop(account_id, None)
-
-        async def notify() -> None:
-            async with self._freed:
-                self._freed.notify(1)
-
-        task = asyncio.get_running_loop().create_task(notify())
-        task.add_done_callback(lambda _: None)
+        await self.slots.free(account_id, slot)
+        async with self._freed:
+            self._freed.notify(1)
 
     # -------------------------------------------------------------- refresh
 

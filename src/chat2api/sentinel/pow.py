@@ -28,9 +28,11 @@ browser's 500000, which the server cannot see); only the time budget ends it.
 
 from __future__ import annotations
 
+import array
 import base64
 import hashlib
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -75,7 +77,7 @@ _MASK32 = 0xFFFFFFFF
 # --------------------------------------------------------------------- hashes
 
 
-def _fnv_update(h: int, units: bytes | list[int]) -> int:
+def _fnv_update(h: int, units: bytes | array.array[int]) -> int:
     for c in units:
         h = ((h ^ c) * 16777619) & _MASK32
     return h
@@ -89,9 +91,13 @@ def _fnv_final(h: int) -> int:
     return h ^ (h >> 16)
 
 
-def _utf16_units(text: str) -> list[int]:
-    raw = text.encode("utf-16-le", "surrogatepass")
-    return [int.from_bytes(raw[i : i + 2], "little") for i in range(0, len(raw), 2)]
+def _utf16_units(text: str) -> array.array[int]:
+    # One C-level conversion: a list built unit by unit cost 0.9 ms of a
+    # 1.4 ms hash of an E3 proof (every solve checks its answer with it).
+    units = array.array("H", text.encode("utf-16-le", "surrogatepass"))
+    if sys.byteorder == "big":
+        units.byteswap()
+    return units
 
 
 _FNV_OFFSET = 2166136261

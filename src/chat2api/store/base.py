@@ -13,8 +13,10 @@ Design notes:
   the same with 1 or 10,000 accounts; the full list is only read when
   ``version`` says it changed (accounts added or removed).
 * State that must be shared by instances lives here: dead marks, cooldowns,
-  cached AccessTokens, rotated RefreshTokens, the rotation counter, and the
-  locks that make a refresh single-flight.
+  cached AccessTokens, rotated RefreshTokens, the rotation counter, the
+  locks that make a refresh single-flight, and the concurrency slots of each
+  account (``take_slot``): leases that expire unless their holder renews
+  them, so a process killed with its slots held frees them within ``ttl``.
 * Updates to an id that is not stored (``set_status``, ``set_cooldown``,
   ``clear_cooldowns``, ``set_tokens``, ``record_use``) are ignored: an account
   removed while a request used it must not come back as a partial record.
@@ -243,6 +245,28 @@ class Store(Protocol):
 
     async def next_counter(self, name: str) -> int:
         """An ever-increasing shared counter (round-robin cursor): 1, 2, 3, …"""
+        ...
+
+    async def take_slot(self, account_id: str, lease: str, limit: int, ttl: float) -> bool:
+        """Hold one of ``limit`` concurrency slots of ``account_id`` as ``lease``.
+
+        Atomic across every process and instance on this store: True when a
+        slot was free (it is now ``lease``'s for ``ttl`` seconds), False when
+        ``limit`` unexpired slots are held. A slot whose expiry passed (its
+        holder died without freeing it) counts as free.
+        """
+        ...
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Move the expiry of each ``(account_id, lease)`` still held to ``ttl`` from now."""
+        ...
+
+    async def free_slot(self, account_id: str, lease: str) -> None:
+        """Give the slot back (nothing happens if it expired or was never held)."""
+        ...
+
+    async def slots_held(self, account_id: str) -> int:
+        """How many unexpired slots of ``account_id`` are held now."""
         ...
 
     def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:

@@ -9,6 +9,9 @@ Key layout (``P`` is the key prefix, ``chat2api`` by default)::
     P:version        string  bumped with every add/remove/clear
     P:counter:<name> string  ``next_counter`` (INCR)
     P:lock:<name>    string  the lock's owner token, with a PX expiry
+    P:slots:<id>     zset    concurrency slots held on one account: lease →
+                             expiry (ms, Redis's clock); the key itself
+                             expires with the latest of them
     P:rec:<kind>:<key>  string  one record (JSON object), with a PX expiry if
                              it has a ttl: Redis expires it, nothing sweeps
 
@@ -137,6 +140,42 @@ return 0
 """
 
 
+# Slot expiries use the server's clock, so instances with skewed clocks agree.
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# KEYS[1] = slots; ARGV = lease, limit, ttl ms.
+_TAKE_SLOT = (
+    _NOW_MS
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+)
+
+# KEYS = slots of each pair; ARGV[1] = ttl ms, ARGV[1 + i] = the lease of KEYS[i].
+_RENEW_SLOTS = (
+    _NOW_MS
+    + """
+local ttl = tonumber(ARGV[1])
+for i, key in ipairs(KEYS) do
+  if redis.call('ZSCORE', key, ARGV[i + 1]) then
+    redis.call('ZADD', key, 'XX', now + ttl, ARGV[i + 1])
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+return 0
+"""
+)
+
+_SLOTS_HELD = _NOW_MS + "return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')"
+
+
 def _fields(account: Account, added_at: float) -> dict[str, str]:
     """An account as hash fields; None values are left out."""
     values: dict[str, Any] = {
@@ -218,6 +257,9 @@ class RedisStore:
         self._record = self._redis.register_script(_RECORD)
         self._clear_cooldowns = self._redis.register_script(_CLEAR_COOLDOWNS)
         self._release = self._redis.register_script(_RELEASE)
+        self._take_slot = self._redis.register_script(_TAKE_SLOT)
+        self._renew_slots = self._redis.register_script(_RENEW_SLOTS)
+        self._slots_held = self._redis.register_script(_SLOTS_HELD)
 
     def __repr__(self) -> str:
         return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
@@ -381,6 +423,32 @@ class RedisStore:
     async def next_counter(self, name: str) -> int:
         """An ever-increasing shared counter: 1, 2, 3, …"""
         return int(await self._redis.incr(self._key("counter", name)))
+
+    @_OUTAGE.method
+    async def take_slot(self, account_id: str, lease: str, limit: int, ttl: float) -> bool:
+        """Hold one of ``limit`` slots of ``account_id`` for ``ttl`` seconds; False if none."""
+        ttl_ms = max(1, int(ttl * 1000))
+        keys = [self._key("slots", account_id)]
+        return bool(await self._take_slot(keys=keys, args=[lease, limit, ttl_ms]))
+
+    @_OUTAGE.method
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Move the expiry of each held ``(account_id, lease)`` to ``ttl`` from now."""
+        if not held:
+            return
+        keys = [self._key("slots", account_id) for account_id, _ in held]
+        args: list[str | int] = [max(1, int(ttl * 1000)), *(lease for _, lease in held)]
+        await self._renew_slots(keys=keys, args=args)
+
+    @_OUTAGE.method
+    async def free_slot(self, account_id: str, lease: str) -> None:
+        """Give the slot back."""
+        await self._redis.zrem(self._key("slots", account_id), lease)
+
+    @_OUTAGE.method
+    async def slots_held(self, account_id: str) -> int:
+        """Unexpired slots of ``account_id`` held now."""
+        return int(await self._slots_held(keys=[self._key("slots", account_id)], args=[]))
 
     def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:
         """A lock shared by every client of this Redis, held at most ``ttl`` seconds."""

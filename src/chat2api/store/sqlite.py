@@ -106,7 +106,21 @@ def m003_records(db: sqlite3.Connection) -> None:
     db.execute("CREATE INDEX records_expiry ON records (expires_at) WHERE expires_at IS NOT NULL")
 
 
-MIGRATIONS: list[Migration] = [m001_meta, m002_accounts, m003_records]
+def m004_slots(db: sqlite3.Connection) -> None:
+    """Concurrency slots of accounts held by requests of any process (``take_slot``)."""
+    db.execute(
+        """
+        CREATE TABLE slots (
+            account_id TEXT NOT NULL,
+            lease TEXT NOT NULL,
+            expires_at REAL NOT NULL,  -- epoch seconds; renewed while held
+            PRIMARY KEY (account_id, lease)
+        ) WITHOUT ROWID
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [m001_meta, m002_accounts, m003_records, m004_slots]
 
 
 @contextmanager
@@ -451,6 +465,52 @@ class SQLiteStore:
             (name,),
         ).fetchone()
         return int(value)
+
+    @_OUTAGE.method
+    async def take_slot(self, account_id: str, lease: str, limit: int, ttl: float) -> bool:
+        """Hold one of ``limit`` slots of ``account_id`` for ``ttl`` seconds; False if none."""
+        now = time.time()
+        with _write(self._db) as db:
+            db.execute(
+                "DELETE FROM slots WHERE account_id = ? AND expires_at <= ?", (account_id, now)
+            )
+            (held,) = db.execute(
+                "SELECT COUNT(*) FROM slots WHERE account_id = ?", (account_id,)
+            ).fetchone()
+            if held >= limit:
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO slots VALUES (?, ?, ?)", (account_id, lease, now + ttl)
+            )
+        return True
+
+    @_OUTAGE.method
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> None:
+        """Move the expiry of each held ``(account_id, lease)`` to ``ttl`` from now."""
+        if not held:
+            return
+        until = time.time() + ttl
+        with _write(self._db) as db:
+            db.executemany(
+                "UPDATE slots SET expires_at = ? WHERE account_id = ? AND lease = ?",
+                [(until, account_id, lease) for account_id, lease in held],
+            )
+
+    @_OUTAGE.method
+    async def free_slot(self, account_id: str, lease: str) -> None:
+        """Give the slot back."""
+        self._db.execute(
+            "DELETE FROM slots WHERE account_id = ? AND lease = ?", (account_id, lease)
+        )
+
+    @_OUTAGE.method
+    async def slots_held(self, account_id: str) -> int:
+        """Unexpired slots of ``account_id`` held now."""
+        (held,) = self._db.execute(
+            "SELECT COUNT(*) FROM slots WHERE account_id = ? AND expires_at > ?",
+            (account_id, time.time()),
+        ).fetchone()
+        return int(held)
 
     def _try_lock(self, name: str, owner: str, ttl: float) -> bool:
         now = time.time()

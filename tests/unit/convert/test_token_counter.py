@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+from pathlib import Path
 
+import psutil
 import pytest
 import toktok
 
@@ -20,9 +23,12 @@ TEXTS = [
 ]
 
 
-def run(coro_fn):  # type: ignore[no-untyped-def]
+CORPUS = Path(__file__).parents[2] / "fixtures" / "token_counts.json"
+
+
+def run(coro_fn, idle_seconds=None):  # type: ignore[no-untyped-def]
     async def main():  # type: ignore[no-untyped-def]
-        counter = TokenCounter()
+        counter = TokenCounter(idle_seconds)
         try:
             return await coro_fn(counter)
         finally:
@@ -93,3 +99,47 @@ def test_bad_encoding_is_an_error() -> None:
         return await counter.count(["hello"], "o200k_base")
 
     assert run(go) == [1]
+
+
+@pytest.mark.parametrize("encoding", ["o200k_base", "cl100k_base"])
+def test_corpus_counts_are_unchanged(encoding: str) -> None:
+    """85 varied texts (scripts, emoji, code, whitespace, long runs) keep their recorded counts."""
+    corpus = json.loads(CORPUS.read_text(encoding="utf-8"))
+    counts = run(lambda c: c.count(corpus["texts"], encoding))
+    assert counts == corpus[encoding]
+
+
+def test_idle_worker_is_stopped_and_started_again() -> None:
+    """With idle_seconds, an idle worker exits (its memory freed); the next request restarts it."""
+
+    async def go(counter: TokenCounter) -> tuple[list[int], list[int]]:
+        first = await counter.count(["hello world"], "o200k_base")
+        pid = counter.pid
+        assert pid is not None
+        await asyncio.sleep(0.1)
+        assert counter.pid == pid  # not idle long enough yet
+        deadline = asyncio.get_running_loop().time() + 10
+        while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+            assert asyncio.get_running_loop().time() < deadline, "the idle worker did not exit"
+            await asyncio.sleep(0.05)
+        assert counter.pid is None
+        second = await counter.count(["hello world", "again"], "o200k_base")
+        assert counter.pid not in (None, pid)
+        return first, second
+
+    assert run(go, idle_seconds=0.5) == ([2], [2, 1])
+
+
+def test_busy_worker_is_not_stopped() -> None:
+    """Requests closer together than idle_seconds keep the same worker."""
+
+    async def go(counter: TokenCounter) -> int:
+        await counter.count(["start"], "o200k_base")
+        pid = counter.pid
+        for _ in range(6):
+            await asyncio.sleep(0.2)
+            await counter.count(["again"], "o200k_base")
+            assert counter.pid == pid
+        return 0
+
+    assert run(go, idle_seconds=0.6) == 0
