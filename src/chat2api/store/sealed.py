@@ -164,6 +164,19 @@ class SealedStore:
     def lock(self, name: str, ttl: float) -> AbstractAsyncContextManager[bool]:
         return self.inner.lock(name, ttl)
 
+    # Slots hold no secret: passed through as they are.
+    async def take_slot(self, account_id: str, lease: str, limit: int, ttl: float) -> bool:
+        return await self.inner.take_slot(account_id, lease, limit, ttl)
+
+    async def renew_slots(self, held: Sequence[tuple[str, str]], ttl: float) -> None:
+        await self.inner.renew_slots(held, ttl)
+
+    async def free_slot(self, account_id: str, lease: str) -> None:
+        await self.inner.free_slot(account_id, lease)
+
+    async def slots_held(self, account_id: str) -> int:
+        return await self.inner.slots_held(account_id)
+
     async def put_record(
         self, kind: str, key: str, value: dict[str, Any], ttl: float | None = None
     ) -> None:
