@@ -43,6 +43,7 @@ from curl_cffi.const import CurlHttpVersion
 from curl_cffi.requests import AsyncSession, Response
 from curl_cffi.requests.exceptions import RequestException
 
+from chat2api.heap import MALLOC_ENV
 from chat2api.protocol import SSEDecoder
 from chat2api.sentinel import (
     BrowserProfile,
@@ -178,7 +179,9 @@ def start_api(
     port = free_port()
     log = workdir / f"{name}.log"
     full_env = (
-        os.environ
+        {"PYTHONMALLOC": "malloc"}  # as scripts/serve and the Docker image run it
+        | MALLOC_ENV
+        | os.environ
         | {
             "CHATGPT_BASE_URL": sim_url,
             "DATA_DIR": str(workdir / f"data-{name}"),

@@ -126,30 +126,13 @@ def _exit_on_signal(signum: int, frame: object) -> NoReturn:
     raise SystemExit(128 + signum)
 
 
-def _use_system_allocator() -> None:
-    """Run the server with ``PYTHONMALLOC=malloc``, unless an allocator was chosen.
-
-    Python's own small-object allocator keeps each 1 MiB arena until every
-    object in it is gone, so after a burst of streams a few survivors per
-    arena keep the process near its peak size for good. Through the C
-    allocator, ``SessionPool.trim_idle`` hands the freed memory back
-    (``malloc_trim``) once the burst is over. The allocator is fixed when
-    the interpreter starts, so the process replaces itself once (same PID,
-    same arguments) with the variable set, and with glibc's malloc tuned
-    (``chat2api.heap.MALLOC_ENV``) unless the environment tunes it.
-    ``PYTHONMALLOC=pymalloc`` in the environment keeps Python's allocator.
-    """
-    if "PYTHONMALLOC" in os.environ or os.name != "posix" or not sys.orig_argv:
-        return
-    if not sys.executable:  # an embedded interpreter: nothing to restart
-        return
-    from chat2api.heap import MALLOC_ENV
-
-    env = MALLOC_ENV | dict(os.environ) | {"PYTHONMALLOC": "malloc"}
-    try:
-        os.execve(sys.executable, sys.orig_argv, env)
-    except OSError as exc:  # still this process: serve with Python's allocator
-        typer.echo(f"chat2api: could not restart with PYTHONMALLOC=malloc ({exc})", err=True)
+def _allocator_note() -> None:
+    """Say once at start when Python's own allocator serves (docs/design.md, memory)."""
+    if "PYTHONMALLOC" not in os.environ:
+        logging.getLogger("chat2api").info(
+            "PYTHONMALLOC is not set: memory freed after a burst of streams stays with the "
+            "process; start with PYTHONMALLOC=malloc (scripts/serve and the Docker image do)"
+        )
 
 
 @app.command()
@@ -188,13 +171,13 @@ def serve(
         count = worker_count(workers)
     except ValueError as exc:
         _fail(str(exc), 2)
-    _use_system_allocator()
     from chat2api.heap import HEAP
 
     HEAP.tune(os.environ)  # before any stream: what each keeps resident (chat2api.heap)
     overrides: dict[str, Any] = {"DATA_DIR": data_dir, "LOG_LEVEL": workers_log_level}
     settings = _settings(env_file, overrides)
     _configure_logging(settings.log_level, settings.log_format)
+    _allocator_note()
     if simulate:
         store_dir = data_dir
         if store_dir is None:  # a throw-away store, removed when the process ends

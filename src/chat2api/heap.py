@@ -1,12 +1,13 @@
 """The C heap (glibc's malloc): how it is tuned, and giving freed memory back.
 
-``chat2api serve`` runs Python on the C allocator (``PYTHONMALLOC=malloc``,
-see ``cli._use_system_allocator``) so that what a burst of streams freed
-can go back to the system; the session pool calls :meth:`Heap.trim` once a
-burst has drained and :meth:`Heap.trim_if_grown` while it is quiet.
+``chat2api serve`` is meant to run Python on the C allocator
+(``PYTHONMALLOC=malloc``, set by ``scripts/serve`` and the Docker image) so
+that what a burst of streams freed can go back to the system; the session
+pool calls :meth:`Heap.trim` once a burst has drained and
+:meth:`Heap.trim_if_grown` while it is quiet.
 
-:data:`MALLOC_ENV` (set by ``serve`` when it restarts itself) and
-:meth:`Heap.tune` (for a process started with ``PYTHONMALLOC`` already set)
+:data:`MALLOC_ENV` (what ``scripts/serve`` and the image set) and
+:meth:`Heap.tune` (``mallopt`` at start, for a process started without them)
 choose two malloc parameters for what an open stream keeps:
 
 * every transfer in libcurl holds a send buffer of 16 KiB (its minimum)
@@ -48,7 +49,7 @@ _TUNING = (
 )
 # The same parameters as glibc reads them at start-up: set before the
 # interpreter's own start-up allocations, they keep a lower peak than
-# :meth:`Heap.tune` does later (``cli._use_system_allocator``; docs/design.md).
+# :meth:`Heap.tune` does later (docs/design.md).
 MALLOC_ENV = {name: str(value) for _, name, value in _TUNING}
 
 _PAGE_SIZE = mmap.PAGESIZE

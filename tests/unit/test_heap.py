@@ -73,3 +73,19 @@ def test_tune_leaves_parameters_the_environment_sets() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert result.stdout.split() == ["0", "1"]
+
+
+def test_launchers_run_the_tuned_c_allocator() -> None:
+    """scripts/serve and the Docker image start serve with PYTHONMALLOC=malloc and MALLOC_ENV."""
+    from pathlib import Path
+
+    from chat2api.heap import MALLOC_ENV
+
+    root = Path(__file__).parents[2]
+    script = (root / "scripts" / "serve").read_text()
+    docker = (root / "Dockerfile").read_text()
+    assert 'PYTHONMALLOC="${PYTHONMALLOC:-malloc}"' in script
+    assert "PYTHONMALLOC=malloc" in docker
+    for name, value in MALLOC_ENV.items():
+        assert f'{name}="${{{name}:-{value}}}"' in script
+        assert f"{name}={value}" in docker

@@ -111,7 +111,6 @@ Memory and speed (one decoder per open stream)
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Literal
 
 import orjson
@@ -299,9 +298,9 @@ class ConversationDecoder:
         self._async_images: dict[str, dict[str, Any]] = {}  # image_gen tool messages
         # Dicts used as sets (seen keys): one decoder per open stream, and an
         # empty dict is 64 bytes where an empty set is 216.
-        self._pointers: dict[str, None] = {}  # asset pointers already reported
+        self._pointers: set[str] = set()  # asset pointers already reported
         self._pending_images = False  # an ImageGenerated(pending=True) was emitted
-        self._cited: dict[str, None] = {}  # citation URLs already reported
+        self._cited: set[str] = set()  # citation URLs already reported
         self._deferred: ProtocolError | None = None  # raised after the events before it
         # The answer's single text part while it streams: (parts list, its state).
         # A record that only appends to that text skips the full re-reading of
@@ -396,11 +395,8 @@ class ConversationDecoder:
                 return
             self._streaming = None
             self._observe(root, out)
-            if delta.root_set:
-                if _is_echo(root):  # never the answer (5.3.2): not kept
-                    delta.release(delta.channel)
-                else:  # kept for the stream: its short strings shared
-                    _intern_short(root, 0)
+            if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
+                delta.release(delta.channel)
             self._fast = self._answer_text(root)
             return
         self._fast = None
@@ -651,7 +647,7 @@ class ConversationDecoder:
             pointer = _str(part.get("asset_pointer"))
             if pointer is None or pointer in self._pointers:
                 continue
-            self._pointers[pointer] = None
+            self._pointers.add(pointer)
             width = _size(part.get("width"))
             height = _size(part.get("height"))
             if not pending and (width is None or height is None):
@@ -680,7 +676,7 @@ class ConversationDecoder:
             return
         for url, title in _sources(metadata):
             if url not in self._cited:
-                self._cited[url] = None
+                self._cited.add(url)
                 out.append(Citation(url, title))
 
     def _release_text(self, out: list[Event]) -> None:
@@ -732,26 +728,6 @@ def _is_echo(root: object) -> bool:
         return False
     role = _dict(message.get("author")).get("role")
     return isinstance(role, str) and role in ("user", "system")
-
-
-def _intern_short(node: Any, depth: int) -> None:
-    """Share the short string values of a new root ("assistant", "in_progress", ...)."""
-    if depth > 4:
-        return
-    if type(node) is dict:
-        for key, value in node.items():
-            if type(value) is str:
-                if len(value) <= 24:
-                    node[key] = sys.intern(value)
-            elif type(value) is dict or type(value) is list:
-                _intern_short(value, depth + 1)
-    elif type(node) is list:
-        for i, value in enumerate(node):
-            if type(value) is str:
-                if len(value) <= 24:
-                    node[i] = sys.intern(value)
-            elif type(value) is dict or type(value) is list:
-                _intern_short(value, depth + 1)
 
 
 def _loads(data: str) -> Any:
