@@ -228,7 +228,6 @@ def create_app(settings: Settings) -> Chat2APIApp:
         solver = PowSolver(workers=workers, time_budget=settings.pow_time_budget)
         backend = ChatGPTBackend(settings, sessions, solver)
         tokens = TokenCounter()  # the tokenizer's vocabulary lives in its worker process
-        app.state.tokens = tokens
         oauth = OAuthClient(
             sessions, settings.oauth_base_url, settings.proxy_url[0] if settings.proxy_url else None
         )
@@ -244,6 +243,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             RefreshCache(oauth),
             FileUploader(backend),
             Downloader(backend, sessions, settings.export_proxy_url),
+            tokens,
         )
         scheduler = (
             asyncio.create_task(scheduled_refresh(pool, settings.refresh_check_seconds))

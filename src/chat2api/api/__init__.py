@@ -1,1 +1,20 @@
-"""chat2api.api."""
+"""The HTTP API: each module parses its requests and formats its answers (``routes``).
+
+The answer itself comes from ``chat2api.answering``.
+"""
+
+__all__ = [
+    "auth",
+    "bindings",
+    "chat",
+    "cors",
+    "downloads",
+    "errors",
+    "images",
+    "origin",
+    "requestlog",
+    "responses",
+    "routing",
+    "sse",
+    "streaming",
+]

@@ -31,7 +31,7 @@ from chat2api.pool.sources import RefreshCache
 from chat2api.pool.tokens import parse_token, token_problem
 from chat2api.state import AppState
 from chat2api.store.base import Account, Store
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 SEED = "seed"
 SESSION = "gateway_session"
