@@ -5,8 +5,8 @@ and ``POST /v1/responses``, are dispatched by :class:`Chat2APIApp` itself,
 ahead of the framework's middleware and routing layers: those keep about
 twenty coroutine frames, closures and exit stacks alive for as long as a
 response streams, and every chunk passes through their ``send`` wrappers.
-Served directly, a thousand open streams take about 13 MB less and reach
-their first byte sooner (``bench/streams.py``). They get the same error
+Served directly, open streams hold less and reach their first byte sooner
+(docs/design.md, "Streams are served lean"). They get the same error
 handling (``chat2api.api.errors.response_for_error``); every other route
 goes through Starlette's middleware and router as usual: each module that
 serves HTTP exports ``routes`` (``chat2api.api.routing``).

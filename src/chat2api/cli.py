@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import enum
 import json
 import logging
 import os
+import shutil
+import signal
 import sqlite3
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -79,6 +83,29 @@ def _start_simulator(era: Era) -> str:
     return SimServer(SimConfig(era=era.value)).start().base_url
 
 
+def simulated(settings: Settings, sim_url: str, data_dir: Path) -> Settings:
+    """The settings of ``serve --simulate``: nothing of it reaches the internet or the real store.
+
+    Every ``*_BASE_URL`` setting is an upstream, so each (a new one too) points at
+    the simulator, which serves them all; proxies would not reach a loopback
+    simulator; the store is a throw-away SQLite under ``data_dir``, never
+    ``REDIS_URL`` or ``DATA_DIR``, so accounts added while trying it stay there.
+    """
+    update: dict[str, Any] = {"data_dir": data_dir, "redis_url": None}
+    for name, field in Settings.model_fields.items():
+        alias = field.alias or ""
+        value = getattr(settings, name)
+        if alias.endswith("_BASE_URL"):
+            update[name] = [sim_url] if isinstance(value, list) else sim_url
+        elif alias.endswith("PROXY_URL"):
+            update[name] = [] if isinstance(value, list) else None
+    return settings.model_copy(update=update)
+
+
+def _exit_on_signal(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def _use_system_allocator() -> None:
     """Run the server with ``PYTHONMALLOC=malloc``, unless an allocator was chosen.
 
@@ -133,20 +160,25 @@ def serve(
 
     HEAP.tune(os.environ)  # before any stream: what each keeps resident (chat2api.heap)
     overrides: dict[str, Any] = {"DATA_DIR": data_dir, "LOG_LEVEL": workers_log_level}
-    if simulate:
-        overrides["CHATGPT_BASE_URL"] = _start_simulator(era)
     settings = _settings(env_file, overrides)
     _configure_logging(settings.log_level, settings.log_format)
-    _check_data_dir(settings)
-    from chat2api.app import create_app
-
     if simulate:
+        store_dir = data_dir
+        if store_dir is None:  # a throw-away store, removed when the process ends
+            store_dir = Path(tempfile.mkdtemp(prefix="chat2api-simulate-"))
+            atexit.register(shutil.rmtree, store_dir, ignore_errors=True)
+            # uvicorn re-raises SIGTERM once shut down: exit through atexit, not the default kill.
+            signal.signal(signal.SIGTERM, _exit_on_signal)
+        settings = simulated(settings, _start_simulator(era), store_dir)
         logging.getLogger("chat2api").info(
-            "simulator at %s; try: OPENAI_BASE_URL=http://127.0.0.1:%d%s/v1",
+            "simulator at %s, store in %s; try: curl http://127.0.0.1:%d%s/v1/models",
             settings.chatgpt_base_url[0],
+            store_dir,
             port,
             settings.prefix_path,
         )
+    _check_data_dir(settings)
+    from chat2api.app import create_app
     from chat2api.listen import BACKLOG, acceptors, listening_socket
 
     try:

@@ -19,9 +19,8 @@ choose two malloc parameters for what an open stream keeps:
 * ``M_TOP_PAD`` 0: the heap grows by what is asked, no more, so such a
   block is rarely cut from a spare top of the heap.
 
-With 1,000 streams open this keeps about 9 MiB less resident
-(``bench/streams.py``). Blocks of 16 KiB to 128 KiB (the default threshold)
-now cost a mapping each, which the benchmarks do not show. A parameter set
+What that saves is in docs/design.md ("Streams are served lean"). Blocks of
+16 KiB to 128 KiB (the default threshold) now cost a mapping each. A parameter set
 in the environment is left as given.
 
 Elsewhere (musl, macOS) everything here does nothing.
@@ -48,8 +47,8 @@ _TUNING = (
     (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD),
 )
 # The same parameters as glibc reads them at start-up: set before the
-# interpreter's own start-up allocations, they keep a peak about 2 MiB lower
-# than :meth:`Heap.tune` does later (``cli._use_system_allocator``).
+# interpreter's own start-up allocations, they keep a lower peak than
+# :meth:`Heap.tune` does later (``cli._use_system_allocator``; docs/design.md).
 MALLOC_ENV = {name: str(value) for _, name, value in _TUNING}
 
 _PAGE_SIZE = mmap.PAGESIZE

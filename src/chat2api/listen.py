@@ -2,12 +2,11 @@
 
 libuv (under uvloop) accepts one connection per turn of the event loop for
 each listener. A server busy with a thousand open streams takes tens of
-milliseconds a turn, so a burst of new clients waited in the kernel's accept
-queue: ``ss -ltn`` showed up to 342 connections pending on ``chat2api serve``
-during ``bench/streams.py``, and 270 for seconds on the simulator, before
-both listened this way. ``acceptors`` duplicates one listening socket so that
-each duplicate is its own listener on the same queue: that many accepts a
-turn. The kernel still hands each connection to exactly one of them.
+milliseconds a turn, so a burst of new clients waits in the kernel's accept
+queue (docs/design.md, "Servers accept a burst at once"). ``acceptors``
+duplicates one listening socket so that each duplicate is its own listener
+on the same queue: that many accepts a turn. The kernel still hands each
+connection to exactly one of them.
 
 Both ``chat2api serve`` and the simulator listen through these.
 """

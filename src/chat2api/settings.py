@@ -44,32 +44,138 @@ class Settings(BaseSettings):
     )
 
     # --- seed variables (original chat2api names and defaults) ---------------
-    api_prefix: str = Field("", alias="API_PREFIX")
-    authorization: list[str] = Field(default_factory=list, alias="AUTHORIZATION")
-    chatgpt_base_url: list[str] = Field(
-        default_factory=lambda: [DEFAULT_BASE_URL], alias="CHATGPT_BASE_URL"
+    api_prefix: str = Field(
+        "",
+        alias="API_PREFIX",
+        description="Serve every route under `/<prefix>` (e.g. `/<prefix>/v1/chat/completions`).",
     )
-    auth_key: str | None = Field(None, alias="AUTH_KEY")
-    proxy_url: list[str] = Field(default_factory=list, alias="PROXY_URL")
-    cors_allow_origins: list[str] = Field(default_factory=lambda: ["*"], alias="CORS_ALLOW_ORIGINS")
-    export_proxy_url: str | None = Field(None, alias="EXPORT_PROXY_URL")
-    history_disabled: bool = Field(True, alias="HISTORY_DISABLED")
-    pow_difficulty: str = Field("000032", alias="POW_DIFFICULTY")
-    retry_times: int = Field(3, ge=0, le=20, alias="RETRY_TIMES")
-    conversation_only: bool = Field(False, alias="CONVERSATION_ONLY")
-    enable_limit: bool = Field(True, alias="ENABLE_LIMIT")
-    upload_by_url: bool = Field(False, alias="UPLOAD_BY_URL")
-    fetch_allowed_hosts: list[str] = Field(default_factory=list, alias="FETCH_ALLOWED_HOSTS")
-    scheduled_refresh: bool = Field(False, alias="SCHEDULED_REFRESH")
-    random_token: bool = Field(False, alias="RANDOM_TOKEN")
-    enable_gateway: bool = Field(False, alias="ENABLE_GATEWAY")
+    authorization: list[str] = Field(
+        default_factory=list,
+        alias="AUTHORIZATION",
+        description=(
+            "Comma list of codes that clients send as their API key to use the account pool."
+        ),
+    )
+    chatgpt_base_url: list[str] = Field(
+        default_factory=lambda: [DEFAULT_BASE_URL],
+        alias="CHATGPT_BASE_URL",
+        description="Upstream base URL; a comma list is rotated per request.",
+    )
+    auth_key: str | None = Field(
+        None,
+        alias="AUTH_KEY",
+        description="Sent upstream as the `authkey` header, for private upstream gateways.",
+    )
+    proxy_url: list[str] = Field(
+        default_factory=list,
+        alias="PROXY_URL",
+        description=(
+            "Upstream proxy (`http://`, `https://`, `socks5://`, `socks5h://`); a comma list is "
+            "rotated per request."
+        ),
+    )
+    cors_allow_origins: list[str] = Field(
+        default_factory=lambda: ["*"],
+        alias="CORS_ALLOW_ORIGINS",
+        description=(
+            "Origins whose pages may call the API routes (`/v1/…`) from a browser: a comma list, "
+            "or `none` to switch it off; never with cookies, never for the token page, its API or "
+            "the gateway."
+        ),
+    )
+    export_proxy_url: str | None = Field(
+        None,
+        alias="EXPORT_PROXY_URL",
+        description="Proxy for downloading generated images and files.",
+    )
+    history_disabled: bool = Field(
+        True,
+        alias="HISTORY_DISABLED",
+        description=(
+            "`false` keeps conversations in the account's ChatGPT history, where they can be "
+            "continued by id."
+        ),
+    )
+    pow_difficulty: str = Field(
+        "000032",
+        alias="POW_DIFFICULTY",
+        description="Refuse proofs of work at or below this difficulty (hex; smaller is harder).",
+    )
+    retry_times: int = Field(
+        3,
+        ge=0,
+        le=20,
+        alias="RETRY_TIMES",
+        description=(
+            "Retries of transient upstream failures (on another account), only before the first "
+            "byte reaches the client."
+        ),
+    )
+    conversation_only: bool = Field(
+        False,
+        alias="CONVERSATION_ONLY",
+        description=(
+            "Skip the home page and sentinel calls, for an upstream gateway that makes them itself."
+        ),
+    )
+    enable_limit: bool = Field(
+        True, alias="ENABLE_LIMIT", description="Cool an account down for a model after a 429."
+    )
+    upload_by_url: bool = Field(
+        False,
+        alias="UPLOAD_BY_URL",
+        description="Fetch and attach the leading URLs of a user message.",
+    )
+    fetch_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        alias="FETCH_ALLOWED_HOSTS",
+        description=(
+            "Comma list of hosts that client-given URLs may reach even when their address is "
+            "private."
+        ),
+    )
+    scheduled_refresh: bool = Field(
+        False,
+        alias="SCHEDULED_REFRESH",
+        description=(
+            "Refresh RefreshToken accounts at start and every `REFRESH_CHECK_SECONDS` (those whose"
+            " AccessToken has less than 5 days left)."
+        ),
+    )
+    random_token: bool = Field(
+        False,
+        alias="RANDOM_TOKEN",
+        description="Pick pool accounts at random instead of round-robin.",
+    )
+    enable_gateway: bool = Field(
+        False,
+        alias="ENABLE_GATEWAY",
+        description="Mirror the ChatGPT web app in front of the pool (docs/gateway.md).",
+    )
     # Off by default (the original: on): minted seeds share pool accounts and so
     # see each other's conversations until seeds are isolated per account.
-    auto_seed: bool = Field(False, alias="AUTO_SEED")
+    auto_seed: bool = Field(
+        False,
+        alias="AUTO_SEED",
+        description=(
+            "Gateway: bind an unknown seed to a pool account instead of refusing it; anyone who "
+            "can reach the gateway can then use the pool."
+        ),
+    )
 
     # --- chat2api's own settings ---------------------------------------------
-    data_dir: Path = Field(Path("data"), alias="DATA_DIR")
-    upstream_encoding: Literal["v1", "legacy"] = Field("v1", alias="UPSTREAM_ENCODING")
+    data_dir: Path = Field(
+        Path("data"),
+        alias="DATA_DIR",
+        description="Where the SQLite store lives (created 0700, its files 0600).",
+    )
+    upstream_encoding: Literal["v1", "legacy"] = Field(
+        "v1",
+        alias="UPSTREAM_ENCODING",
+        description=(
+            "Ask the upstream for the `v1` delta stream or `legacy` snapshots (both are decoded)."
+        ),
+    )
     upstream_protocol: Literal["auto", "e3", "e2"] = Field(
         "auto",
         alias="UPSTREAM_PROTOCOL",
@@ -82,14 +188,56 @@ class Settings(BaseSettings):
             "path answers 403 'unusual activity'."
         ),
     )
-    upstream_timeout: float = Field(120.0, gt=0, alias="UPSTREAM_TIMEOUT")
-    connect_timeout: float = Field(10.0, gt=0, alias="CONNECT_TIMEOUT")
-    pow_time_budget: float = Field(20.0, gt=0, alias="POW_TIME_BUDGET")
-    pow_workers: int | None = Field(None, ge=0, le=64, alias="POW_WORKERS")
-    build_cache_seconds: float = Field(900.0, ge=0, alias="BUILD_CACHE_SECONDS")
-    impersonate: str = Field("chrome", alias="IMPERSONATE")
-    log_level: str = Field("INFO", alias="LOG_LEVEL")
-    log_format: Literal["text", "json"] = Field("text", alias="LOG_FORMAT")
+    upstream_timeout: float = Field(
+        120.0,
+        gt=0,
+        alias="UPSTREAM_TIMEOUT",
+        description="Seconds of upstream silence before a 504.",
+    )
+    connect_timeout: float = Field(
+        10.0, gt=0, alias="CONNECT_TIMEOUT", description="Seconds to connect upstream."
+    )
+    pow_time_budget: float = Field(
+        20.0,
+        gt=0,
+        alias="POW_TIME_BUDGET",
+        description="Seconds to look for a proof of work before giving up (503 `pow_timeout`).",
+    )
+    pow_workers: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        alias="POW_WORKERS",
+        description=(
+            "Proof-of-work worker processes; unset: the number of cores, at most 4; `0`: a thread "
+            "(for tests)."
+        ),
+    )
+    build_cache_seconds: float = Field(
+        900.0,
+        ge=0,
+        alias="BUILD_CACHE_SECONDS",
+        description="How long the web app's build id is cached, in seconds.",
+    )
+    impersonate: str = Field(
+        "chrome",
+        alias="IMPERSONATE",
+        description=(
+            "The browser whose TLS and HTTP/2 fingerprint curl_cffi presents upstream (the request"
+            " headers are chat2api's own, for its user agent)."
+        ),
+    )
+    log_level: str = Field(
+        "INFO", alias="LOG_LEVEL", description="`DEBUG`, `INFO`, `WARNING` or `ERROR`."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        alias="LOG_FORMAT",
+        description=(
+            "`json`: one JSON object per log line (the request line's fields as keys), for log "
+            "shippers."
+        ),
+    )
     max_request_bytes: int = Field(
         20 * 1024 * 1024,
         ge=1024,
@@ -103,28 +251,109 @@ class Settings(BaseSettings):
     )
 
     # --- what one client may hold (chat2api.connections) ---------------------
-    # seconds a connection has to send a request's headers (after connecting or a response)
-    header_timeout: float = Field(10.0, gt=0, alias="HEADER_TIMEOUT")
-    # seconds an idle keep-alive connection stays open (uvicorn's, whose default is 5)
-    keep_alive_timeout: int = Field(5, ge=1, alias="KEEP_ALIVE_TIMEOUT")
-    # open client connections at most (0: no cap; lowered to what the open-file limit allows)
-    max_connections: int = Field(10_000, ge=0, alias="MAX_CONNECTIONS")
-    # open connections from one client address at most (0: no cap; raise it behind a proxy)
-    max_client_connections: int = Field(2048, ge=0, alias="MAX_CLIENT_CONNECTIONS")
+    header_timeout: float = Field(
+        10.0,
+        gt=0,
+        alias="HEADER_TIMEOUT",
+        description=(
+            "Seconds a connection has to send a request's headers (after connecting or its last "
+            "response); slow or silent clients are closed."
+        ),
+    )
+    keep_alive_timeout: int = Field(
+        5,
+        ge=1,
+        alias="KEEP_ALIVE_TIMEOUT",
+        description="Seconds an idle keep-alive connection stays open.",
+    )
+    max_connections: int = Field(
+        10_000,
+        ge=0,
+        alias="MAX_CONNECTIONS",
+        description=(
+            "Open client connections at most, lowered to what the open-file limit allows (`serve` "
+            "raises its soft limit to the hard one); one more gets 503 `too_many_connections` "
+            "(0: no cap)."
+        ),
+    )
+    max_client_connections: int = Field(
+        2048,
+        ge=0,
+        alias="MAX_CLIENT_CONNECTIONS",
+        description=(
+            "Open connections from one client address at most (0: no cap); behind a reverse "
+            "proxy every client shares its address, so raise it or set 0."
+        ),
+    )
 
     # --- account pool ----------------------------------------------------------
-    oauth_base_url: str = Field("https://auth.openai.com", alias="OAUTH_BASE_URL")
-    admin_key: str | None = Field(None, alias="ADMIN_KEY")
-    # failed admin-key or gateway logins one address may make a minute (0: no limit)
-    login_attempts: int = Field(10, ge=0, alias="LOGIN_ATTEMPTS")
-    account_concurrency: int = Field(1, ge=1, le=100, alias="ACCOUNT_CONCURRENCY")
-    pool_wait_seconds: float = Field(30.0, ge=0, alias="POOL_WAIT_SECONDS")
-    cooldown_seconds: float = Field(60.0, gt=0, alias="COOLDOWN_SECONDS")
-    refresh_check_seconds: float = Field(3600.0, gt=0, alias="REFRESH_CHECK_SECONDS")
-    redis_url: str | None = Field(None, alias="REDIS_URL")
-    redis_prefix: str = Field("chat2api", min_length=1, alias="REDIS_PREFIX")
-    # seals tokens and records at rest (AES-256-GCM); e.g. `openssl rand -base64 32`
-    store_key: SecretStr | None = Field(None, min_length=16, alias="STORE_KEY")
+    oauth_base_url: str = Field(
+        "https://auth.openai.com",
+        alias="OAUTH_BASE_URL",
+        description="Where RefreshTokens are exchanged (`/oauth/token` under it).",
+    )
+    admin_key: str | None = Field(
+        None,
+        alias="ADMIN_KEY",
+        description=(
+            "The admin secret of the token page, its API and the gateway's seed API (unset: they "
+            "are off)."
+        ),
+    )
+    login_attempts: int = Field(
+        10,
+        ge=0,
+        alias="LOGIN_ATTEMPTS",
+        description=(
+            "Failed admin-key or gateway logins one address may make a minute, then 429 "
+            "(0: no limit)."
+        ),
+    )
+    account_concurrency: int = Field(
+        1,
+        ge=1,
+        le=100,
+        alias="ACCOUNT_CONCURRENCY",
+        description="Conversations one account serves at once (per instance).",
+    )
+    pool_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        alias="POOL_WAIT_SECONDS",
+        description="How long a request waits for a free account before a 503 `accounts_busy`.",
+    )
+    cooldown_seconds: float = Field(
+        60.0,
+        gt=0,
+        alias="COOLDOWN_SECONDS",
+        description="Cooldown after a 429 that does not say how long.",
+    )
+    refresh_check_seconds: float = Field(
+        3600.0,
+        gt=0,
+        alias="REFRESH_CHECK_SECONDS",
+        description="Interval of the scheduled refresh check, in seconds.",
+    )
+    redis_url: str | None = Field(
+        None,
+        alias="REDIS_URL",
+        description=(
+            "Use Redis as the store, which several instances can share (unset: SQLite under "
+            "`DATA_DIR`)."
+        ),
+    )
+    redis_prefix: str = Field(
+        "chat2api", min_length=1, alias="REDIS_PREFIX", description="Key prefix in Redis."
+    )
+    store_key: SecretStr | None = Field(
+        None,
+        min_length=16,
+        alias="STORE_KEY",
+        description=(
+            "Seal tokens and records at rest (AES-256-GCM), e.g. `openssl rand -base64 32`; "
+            "unset: stored in the clear (the files are 0600 either way)."
+        ),
+    )
 
     @classmethod
     def settings_customise_sources(

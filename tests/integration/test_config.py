@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,8 +16,10 @@ import httpx2 as httpx
 import openai
 import pytest
 
+from chat2api.cli import simulated
 from chat2api.listen import ACCEPTORS
-from chat2api.settings import SettingsError, load_settings
+from chat2api.settings import Settings, SettingsError, load_settings
+from chat2api.sim import mint_refresh_token
 from servers import ServiceFactory, sdk
 
 
@@ -139,22 +142,74 @@ def test_serve_on_a_taken_port_says_so(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_every_upstream_url_is_a_base_url() -> None:
+    """Each setting with an http(s) URL default is a ``*_BASE_URL``: --simulate redirects it."""
+    urls = []
+    for field in Settings.model_fields.values():
+        default = field.get_default(call_default_factory=True)
+        values = default if isinstance(default, list) else [default]
+        if any(isinstance(v, str) and v.startswith(("http://", "https://")) for v in values):
+            urls.append(field.alias)
+    assert "CHATGPT_BASE_URL" in urls and "OAUTH_BASE_URL" in urls
+    assert [u for u in urls if not str(u).endswith("_BASE_URL")] == []
+
+
+def test_simulated_settings_reach_only_the_simulator(tmp_path: Path) -> None:
+    """``simulated`` sends base URLs to the simulator, drops proxies and Redis, moves the store."""
+    real = load_settings(
+        {
+            "CHATGPT_BASE_URL": "https://a.example,https://b.example",
+            "OAUTH_BASE_URL": "https://auth.example",
+            "PROXY_URL": "http://127.0.0.1:1",
+            "EXPORT_PROXY_URL": "http://127.0.0.1:2",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+            "DATA_DIR": str(tmp_path / "real"),
+            "RETRY_TIMES": "5",
+        },
+        env_file=None,
+    )
+    sim = simulated(real, "http://127.0.0.1:9", tmp_path / "scratch")
+    for name, field in Settings.model_fields.items():
+        if str(field.alias).endswith("_BASE_URL"):
+            value = getattr(sim, name)
+            assert value in ("http://127.0.0.1:9", ["http://127.0.0.1:9"]), field.alias
+    assert sim.proxy_url == [] and sim.export_proxy_url is None and sim.redis_url is None
+    assert sim.data_dir == tmp_path / "scratch"
+    assert sim.retry_times == 5  # the rest is the user's
+
+
 @pytest.mark.slow
 def test_serve_simulate_one_command(tmp_path: Path) -> None:
-    """``chat2api serve --simulate`` answers the official SDK with no account and no network."""
+    """``serve --simulate`` answers with no account and no network, in a throw-away store.
+
+    The working directory's ``.env`` names a real store, Redis, a proxy and an
+    OAuth server on the internet: none of them is used, a RefreshToken added
+    while trying it is exchanged at the simulator, and the store is gone at exit.
+    """
+    admin_key = "k" * 32
+    (tmp_path / ".env").write_text(
+        "DATA_DIR=real-store\nREDIS_URL=redis://127.0.0.1:1/0\nPROXY_URL=http://127.0.0.1:1\n"
+        f"OAUTH_BASE_URL=https://auth.invalid\nADMIN_KEY={admin_key}\n"
+    )
     port = _free_port()
     log = (tmp_path / "serve.log").open("wb")
     command = [sys.executable, "-m", "chat2api", "serve", "--simulate"]
     proc = subprocess.Popen(
         [*command, "--host", "127.0.0.1", "--port", str(port)],
         cwd=tmp_path,
-        env={k: v for k, v in os.environ.items() if not k.startswith(("PYTHONMALLOC", "MALLOC_"))},
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("PYTHONMALLOC", "MALLOC_")) and k not in Settings.model_fields
+        },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     client = openai.OpenAI(
         base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-anything", max_retries=0
     )
+    admin = {"Authorization": f"Bearer {admin_key}"}
+    store = tmp_path / "store not found in the log"
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -172,8 +227,18 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
             model="gpt-4o", messages=[{"role": "user", "content": "say exactly: it works"}]
         )
         assert result.choices[0].message.content == "it works"
-        assert f"listening on http://127.0.0.1:{port}" in (tmp_path / "serve.log").read_text()
-        assert (tmp_path / "data" / "chat2api.db").is_file()
+        base = f"http://127.0.0.1:{port}/tokens/api"
+        added = httpx.post(
+            f"{base}/accounts", headers=admin, json={"tokens": mint_refresh_token()}, timeout=10
+        )
+        assert added.json()["added"] == 1
+        refreshed = httpx.post(f"{base}/refresh", headers=admin, timeout=30).json()
+        assert [r["status"] for r in refreshed["results"]] == ["refreshed"]
+        text = (tmp_path / "serve.log").read_text()
+        assert f"listening on http://127.0.0.1:{port}" in text
+        store = Path(re.search(r"store in (\S+);", text)[1])  # type: ignore[index]
+        assert store.name.startswith("chat2api-simulate-") and (store / "chat2api.db").is_file()
+        assert not (tmp_path / "real-store").exists() and not (tmp_path / "data").exists()
         # The server restarted itself in place with the C allocator, tuned (see cli.serve).
         environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
         assert b"PYTHONMALLOC=malloc" in environ
@@ -181,10 +246,11 @@ def test_serve_simulate_one_command(tmp_path: Path) -> None:
         assert b"MALLOC_MMAP_THRESHOLD_=16384" in environ
     finally:
         client.close()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # as Docker stops it
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
         log.close()
+    assert not store.exists()  # the throw-away store went with the process

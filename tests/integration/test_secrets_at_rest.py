@@ -13,7 +13,7 @@ import httpx2 as httpx
 
 from chat2api.sim import SimServer, mint_access_token, mint_refresh_token
 from chat2api.store import DB_FILE
-from servers import ServiceFactory, add_tokens, sdk
+from servers import ServiceFactory, add_tokens, sdk, send_path
 
 CODE = "pool-code-at-rest"
 LINK = re.compile(r"\((http://127\.0\.0\.1:\d+/v1/files/download/[\w-]+)\)")
@@ -57,7 +57,7 @@ def test_store_key_seals_tokens(make_service: ServiceFactory, sim: SimServer) ->
     exchanged = [
         r["headers"]["authorization"].removeprefix("Bearer ")
         for r in sim.state.requests
-        if r["path"] == "/backend-api/conversation"
+        if r["path"] == send_path(sim)
     ]
     assert len(set(exchanged)) == 2
     for secret in [access, refresh, *exchanged]:

@@ -196,10 +196,21 @@ async def test_redis_record_layout() -> None:
         delete_prefix(prefix)
 
 
+class FakeClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def test_sqlite_purges_expired_rows_in_bounded_batches(tmp_path: Path) -> None:
     """On SQLite each put deletes at most ``PURGE_BATCH`` expired rows; live rows stay."""
     path = tmp_path / "chat2api.db"
-    store = SQLiteStore(path)
+    clock = FakeClock()
+    store = SQLiteStore(path, clock=clock)
     expired = PURGE_BATCH + 20
 
     def rows() -> int:
@@ -210,12 +221,14 @@ async def test_sqlite_purges_expired_rows_in_bounded_batches(tmp_path: Path) -> 
             db.close()
 
     try:
+        # The clock stands still while they are written: none expires mid-loop.
         for n in range(expired):
-            # Long enough that none expires while the batch is written on a busy machine.
-            await store.put_record("response", f"old-{n}", {"n": n}, ttl=0.5)
+            await store.put_record("response", f"old-{n}", {"n": n}, ttl=10)
         await store.put_record("binding", "kept", {"n": -1})
-        await asyncio.sleep(0.6)
         assert rows() == expired + 1
+        clock.now += 10  # every ttl'd record expires at once (expires_at <= now)
+        assert await store.get_record("response", "old-0") is None
+        assert rows() == expired + 1  # reads hide them; only puts purge
         await store.put_record("binding", "new-1", {})
         assert rows() == expired + 1 - PURGE_BATCH + 1
         await store.put_record("binding", "new-2", {})

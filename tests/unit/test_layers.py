@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"api"},
     {"admin"},
     {"gateway"},
-    {"app"},
+    {"app", "configdoc"},
     {"cli"},  # also starts the simulator (``chat2api sim``)
     {"__main__"},
 ]

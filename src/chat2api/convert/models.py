@@ -1,7 +1,7 @@
 """The model table: OpenAI-style names a client sends → ChatGPT model slugs.
 
 This table is the single source for ``GET /v1/models`` and for routing; the
-README renders the same rows. Resolution, in order:
+docs/api.md ("Models") renders the same rows. Resolution, in order:
 
 1. an exact name in ``MODEL_TABLE``;
 2. ``gpt-4-gizmo-<gizmo id>`` → a custom GPT (gizmo conversation mode) on
@@ -27,7 +27,7 @@ Encoding = Literal["o200k_base", "cl100k_base"]
 GIZMO_PREFIX = "gpt-4-gizmo-"
 GIZMO_BASE_SLUG = "gpt-4o"
 
-# (OpenAI-style name, ChatGPT slug). Order only matters for the README.
+# (OpenAI-style name, ChatGPT slug). Order only matters for docs/api.md.
 MODEL_TABLE: tuple[tuple[str, str], ...] = (
     ("auto", "auto"),
     ("gpt-5", "gpt-5"),

@@ -28,8 +28,8 @@ def count(texts: list[str], encoding: str) -> list[int]:
     """Tokens in each text.
 
     Not ``toktok.batch_count``: it sets up its thread pool on every call
-    (reading the cgroup's CPU quota, mapping a stack), about 23 µs, twenty
-    times the counting of a short chat turn. ``truncate`` counts one text in
+    (reading the cgroup's CPU quota, mapping a stack), which costs more than
+    counting a short chat turn. ``truncate`` counts one text in
     one pass with no pool; with a limit no text reaches it cuts nothing and
     returns the whole count.
     """

@@ -7,7 +7,7 @@ logout everywhere, settings, MFA, invites, data export), or change what
 every other user of the account sees (memories, custom instructions, shared
 links) is answered here and never reaches the upstream. Reads the web app
 needs in order to start get a harmless stub instead of a 403, so the app
-still loads. The README's "Gateway" section shows this table; a test keeps
+still loads. docs/gateway.md shows this table; a test keeps
 the two in step.
 """
 

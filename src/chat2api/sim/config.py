@@ -26,7 +26,7 @@ DEFAULT_MODELS: tuple[str, ...] = (
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
-    """Every knob of the simulator; see docs/simulator.md for the meaning of each."""
+    """Every knob of the simulator; see docs/simulator-reference.md for the meaning of each."""
 
     # which send paths are served: "e2" (E3 endpoints 404), "e3" (both paths),
     # "e3-strict" (the E2 conversation POST answers 403 unusual activity)

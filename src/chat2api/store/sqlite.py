@@ -217,9 +217,14 @@ def private_file(path: Path) -> None:
 
 
 class SQLiteStore:
-    """The SQLite ``Store``; ``path=":memory:"`` for tests."""
+    """The SQLite ``Store``; ``path=":memory:"`` for tests.
 
-    def __init__(self, path: Path | str) -> None:
+    ``clock`` is the time records expire by (``put_record`` ttls, reads, purges):
+    tests pass their own to decide when a record has expired.
+    """
+
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
         if str(path) != ":memory:":
             private_file(Path(path))
         self.path = str(path)
@@ -398,7 +403,7 @@ class SQLiteStore:
     ) -> None:
         """Store (insert or replace) one JSON object; it expires after ``ttl`` s if given."""
         data = encode_record(kind, key, value, ttl).decode()
-        now = time.time()
+        now = self._clock()
         with _write(self._db) as db:
             # Expired rows are invisible to reads; each put clears a bounded batch
             # of them so the table does not grow with dead records.
@@ -420,7 +425,7 @@ class SQLiteStore:
         row = self._db.execute(
             "SELECT value FROM records WHERE kind = ? AND key = ? "
             "AND (expires_at IS NULL OR expires_at > ?)",
-            (kind, key, time.time()),
+            (kind, key, self._clock()),
         ).fetchone()
         return None if row is None else decode_record(row[0])
 
@@ -428,7 +433,7 @@ class SQLiteStore:
     async def delete_record(self, kind: str, key: str) -> bool:
         """Remove it; True if it existed and had not expired (an expired one goes too)."""
         check_record_id(kind, key)
-        now = time.time()
+        now = self._clock()
         row = self._db.execute(
             "DELETE FROM records WHERE kind = ? AND key = ? RETURNING expires_at",
             (kind, key),

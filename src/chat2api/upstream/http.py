@@ -22,9 +22,9 @@ going), so each such close calls for another.
 
 Memory: a burst of N concurrent requests leaves N idle handles in the
 session. So ``trim_idle`` (run every few seconds while sessions exist)
-closes idle handles beyond ``max_idle_handles`` (16: a handle costs about 30 KB and
-pins heap pages among the burst's freed memory, and a new one takes about
-0.1 ms to make). Once a burst has drained (at most
+closes idle handles beyond ``max_idle_handles`` (16: each pins heap pages
+among the burst's freed memory, and a new one is cheap to make; docs/design.md,
+"Memory goes back after a burst"). Once a burst has drained (at most
 ``QUIET_TRANSFERS`` transfers still running), it also runs a full garbage
 collection and ``malloc_trim`` so that the process goes back to its idle
 size: done then, the pause of a collection over many live objects delays

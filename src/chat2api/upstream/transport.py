@@ -20,7 +20,7 @@ connection cache) and does the rest once:
   page navigation (``Sec-Fetch-Mode: navigate``, ``Upgrade-Insecure-Requests``),
   wrong for the web app's own ``fetch()`` calls, and with them libcurl keeps a
   merged copy of every request header line (bearer token included) for as
-  long as the transfer runs, about 3 KB per open stream. Callers send the
+  long as the transfer runs (docs/design.md). Callers send the
   browser's headers for the kind of request they make
   (:mod:`chat2api.upstream.browser`); the transport asks for the encodings
   a browser accepts and decodes the body (``ACCEPT_ENCODING``).
