@@ -237,7 +237,6 @@ def create_app(settings: Settings) -> Chat2APIApp:
         backend = ChatGPTBackend(settings, sessions, solver)
         # The tokenizer's vocabulary lives in its worker process, stopped when idle.
         tokens = TokenCounter(idle_seconds=settings.token_worker_idle_seconds)
-        app.state.tokens = tokens
         oauth = OAuthClient(sessions, settings.oauth_base_url, settings.proxy_url)
         pool = AccountPool(store, oauth, pool_options(settings))
         app.state.chat2api = AppState(
@@ -251,6 +250,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             RefreshCache(oauth),
             FileUploader(backend),
             Downloader(backend, sessions, settings.export_proxy_url),
+            tokens,
         )
         scheduler = (
             asyncio.create_task(scheduled_refresh(pool, settings.refresh_check_seconds))

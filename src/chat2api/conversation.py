@@ -27,7 +27,8 @@ from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed, TextDelta
 from chat2api.protocol.stream import ConversationDecoder
-from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, OpenedConversation
+from chat2api.upstream.chatgpt import ChatGPTBackend, OpenedConversation
+from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chat2api.convert.usage import TokenCounter
 from chat2api.pool.pool import AccountPool
 from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
@@ -30,6 +31,7 @@ class AppState:
     refresh_cache: RefreshCache
     uploader: FileUploader
     downloader: Downloader
+    tokens: TokenCounter  # the tokenizer's vocabulary lives in its worker process
     logins: LoginThrottle = field(init=False)
 
     def __post_init__(self) -> None:

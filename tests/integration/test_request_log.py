@@ -18,7 +18,7 @@ import pytest
 
 from chat2api.api.requestlog import safe_path
 from chat2api.logs import JsonFormatter
-from chat2api.upstream.chatgpt import fingerprint
+from chat2api.values import fingerprint
 from servers import ServiceServer, sdk
 
 ASK = [{"role": "user", "content": "say exactly: logged"}]

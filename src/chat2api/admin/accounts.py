@@ -24,8 +24,8 @@ from chat2api.pool.tokens import (
 from chat2api.settings import Settings
 from chat2api.startup import shown_url
 from chat2api.store.base import Account, Store
-from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.http import sticky_choice, sticky_proxy
+from chat2api.values import Credentials
 
 AccountState = Literal["active", "cooling", "dead"]
 RefreshStatus = Literal["refreshed", "failed"]

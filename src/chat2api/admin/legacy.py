@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chat2api.gateway.identity import put_seed
 from chat2api.pool.jwt import token_expiry, token_plan
 from chat2api.pool.pool import AccountPool
 from chat2api.pool.tokens import GivenToken, parse_token
+from chat2api.store.seeds import put_seed
 
 BATCH = 200  # tokens per store transaction (and per step of the progress bar)
 ERROR_REASON = "listed in error_token.txt of chat2api 1.x"

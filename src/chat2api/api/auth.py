@@ -31,7 +31,7 @@ from chat2api.pool.lease import AccountSource, FixedAccount
 from chat2api.pool.sources import ClientRefreshToken
 from chat2api.pool.tokens import GivenToken, parse_token
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 
 @lru_cache(maxsize=64)

@@ -22,7 +22,7 @@ from chat2api.pool.lease import AccountSource, FixedAccount
 from chat2api.pool.pool import PoolLease
 from chat2api.pool.sources import PinnedPoolAccount
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 BINDING = "binding"
 BINDING_TTL = 30 * 86400.0

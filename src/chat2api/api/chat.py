@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -13,53 +13,33 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chat2api.answering import (
+    AnswerShape,
+    Ask,
+    account_fingerprint,
+    gather_attachments,
+    start_answer,
+)
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
-from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
 from chat2api.api.requestlog import note, note_error
-from chat2api.api.schemas import ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall
+from chat2api.api.routing import public_base
+from chat2api.api.sse import SSE_HEADERS, sse_data
 from chat2api.api.streaming import EventStream
-from chat2api.conversation import Turn, start_turn, stream_error
-from chat2api.convert.attachments import (
-    REQUEST_TOTAL,
-    Attachment,
-    Fetch,
-    Limits,
-    as_file,
-    load_part,
-    upload_by_url_split,
-)
 from chat2api.convert.completion import Answer
-from chat2api.convert.messages import (
-    PromptTurn,
-    attachment_parts,
-    conversation_body,
-    prompt_turns,
-)
+from chat2api.convert.messages import prompt_turns
 from chat2api.convert.models import listed_models, model_card, resolve_model
-from chat2api.convert.stop import StopCut
-from chat2api.convert.structured import (
-    StructuredAnswer,
-    chat_response_format,
-    format_instructions,
-)
-from chat2api.convert.toolcalls import ToolCalls
-from chat2api.convert.tools import parse_tools, require_schema, resolve_tool_choice
+from chat2api.convert.schemas import ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall
+from chat2api.convert.structured import chat_response_format, format_instructions
+from chat2api.convert.tools import ToolCalls, parse_tools, require_schema, resolve_tool_choice
 from chat2api.errors import Chat2APIError, InvalidRequest, ModelNotFound, StoreUnavailable
-from chat2api.net.fetch import Fetched, fetch_url
-from chat2api.pool.lease import Lease
-from chat2api.protocol.events import StreamFailed
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials, fingerprint
-from chat2api.upstream.files import UploadedFile
+from chat2api.values import PromptTurn
 
 log = logging.getLogger(__name__)
 
 SLUG_HEADER = "X-Chat2API-Model-Slug"
-BodyMaker = Callable[[Mapping[int, Sequence["UploadedFile"]]], dict[str, Any]]
-FETCH_TIMEOUT = 30.0
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _parse(raw: bytes) -> ChatCompletionRequest:
@@ -126,100 +106,10 @@ def legacy_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     return out
 
 
-async def gather_attachments(
-    state: AppState, messages: Sequence[ChatMessage]
-) -> tuple[list[ChatMessage], dict[int, list[Attachment]]]:
-    """Every image and file of ``messages``, fetched and checked before anything is sent.
-
-    With ``UPLOAD_BY_URL``, leading URLs of a user message's text become
-    attachments too (and leave the text). Returns the messages (so changed)
-    and the attachments by message index.
-    """
-    settings = state.settings
-    fetch = client_fetch(state)
-    found = await load_attachments(state, attachment_parts(messages))
-    if not settings.upload_by_url:
-        return list(messages), found
-    out = list(messages)
-    left = REQUEST_TOTAL - sum(len(a.data) for items in found.values() for a in items)
-    for index, message in enumerate(messages):
-        if message.role != "user" or not isinstance(message.content, str):
-            continue
-        urls, rest = upload_by_url_split(message.content)
-        for url in urls:
-            param = f"messages[{index}].content"
-            limit = Limits().within(left, param).file_bytes
-            fetched = await fetch(url, max_bytes=limit, param=param)
-            left -= len(fetched.data)
-            found.setdefault(index, []).append(
-                as_file(fetched.data, fetched.filename, fetched.content_type, param)
-            )
-        if urls:
-            out[index] = message.model_copy(update={"content": rest})
-    return out, found
-
-
-def client_fetch(state: AppState) -> Fetch:
-    """``fetch_url`` with this deployment's policy (timeout, FETCH_ALLOWED_HOSTS)."""
-    allowed = frozenset(state.settings.fetch_allowed_hosts)
-
-    async def fetch(url: str, *, max_bytes: int, param: str | None) -> Fetched:
-        return await fetch_url(
-            url, max_bytes=max_bytes, timeout=FETCH_TIMEOUT, allowed_hosts=allowed, param=param
-        )
-
-    return fetch
-
-
-async def load_attachments(
-    state: AppState, parts: Sequence[tuple[int, str, dict[str, Any]]]
-) -> dict[int, list[Attachment]]:
-    """``(index, param, part)`` image and file parts, loaded and checked, by index."""
-    fetch = client_fetch(state)
-    found: dict[int, list[Attachment]] = {}
-    left = REQUEST_TOTAL
-    for index, param, part in parts:
-        limits = Limits().within(left, param)
-        attachment = await load_part(part, param=param, fetch=fetch, limits=limits)
-        left -= len(attachment.data)
-        found.setdefault(index, []).append(attachment)
-    return found
-
-
-def upload_body(
-    state: AppState, attachments: Mapping[int, Sequence[Attachment]], make: BodyMaker
-) -> Callable[[Credentials], Awaitable[dict[str, Any]]]:
-    """A body builder that first uploads ``attachments`` to the leased account."""
-
-    async def body(credentials: Credentials) -> dict[str, Any]:
-        files = {
-            index: [await state.uploader.upload(credentials, a) for a in items]
-            for index, items in attachments.items()
-        }
-        return make(files)
-
-    return body
-
-
-def account_fingerprint(lease: Lease) -> str:
-    """The account of ``lease`` as the log shows it: a fingerprint, or ``anonymous``."""
-    token = lease.credentials.access_token
-    return "anonymous" if token is None else fingerprint(token)
-
-
-def public_base(request: Request, state: AppState) -> str:
-    """This service's URL as the client reached it, with the API prefix."""
-    return str(request.base_url).rstrip("/") + state.settings.prefix_path
-
-
 def new_messages(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
     """What a continued conversation has not seen: the messages after the last answer."""
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
     return list(messages[last + 1 :]) or list(messages[-1:])
-
-
-def sse_data(payload: dict[str, Any]) -> bytes:
-    return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
 async def list_models(request: Request) -> Response:
@@ -278,72 +168,58 @@ async def chat_completions(request: Request) -> Response:
         if chat.message_id:
             continues = (continues[0], chat.message_id)
         messages = new_messages(chat.messages)
-    messages, attachments = await gather_attachments(state, legacy_messages(messages))
+    messages, attachments = await gather_attachments(state.settings, legacy_messages(messages))
     parallel = chat.parallel_tool_calls and not legacy  # a legacy answer holds one call
     turns = prompt_turns(messages, tools, tool_choice, parallel)
     if fmt is not None:
-        turns.insert(0, ("system", format_instructions(fmt), None))
+        turns.insert(0, PromptTurn("system", format_instructions(fmt)))
     offset = len(turns) - len(messages)  # instruction turns may come first
     calls = None
     if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
         calls = ToolCalls(tools, parallel=parallel, choice=choice)
-    answer = Answer(
-        route,
-        turns,
-        chat.token_limit,
-        request.app.state.tokens,
-        calls,
-        structured=StructuredAnswer(fmt, live=chat.stream) if fmt is not None else None,
-        stop=StopCut(chat.stop_sequences) if chat.stop_sequences else None,
+    ask = Ask(
+        state=state,
+        accounts=accounts,
+        route=route,
+        turns=turns,
+        attachments={index + offset: items for index, items in attachments.items()},
+        history_disabled=state.settings.history_disabled,
+        continues=continues,
+        reasoning_effort=chat.reasoning_effort,
+        # web_search_options: the web app's own search, which decides by itself when to search.
+        system_hints=["search"] if chat.web_search_options is not None else [],
     )
-    answer.legacy_functions = legacy
-
-    by_turn = {index + offset: items for index, items in attachments.items()}
-    effort = chat.reasoning_effort  # the closure below outlives the request model
-    # web_search_options: the web app's own search, which decides by itself when to search.
-    hints = ["search"] if chat.web_search_options is not None else []
+    shape = AnswerShape(
+        token_limit=chat.token_limit,
+        tools=calls,
+        format=fmt,
+        stop=chat.stop_sequences,
+        live=chat.stream,
+        legacy_functions=legacy,
+    )
     stream, include_usage = chat.stream, chat.include_usage
     # Not kept while the upstream is asked: during a burst, most requests wait there.
     del chat, messages, attachments
 
-    async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
-        def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
-            return conversation_body(
-                [*turns, *extra],
-                route,
-                history_disabled=state.settings.history_disabled,
-                encoding=state.settings.upstream_encoding,
-                continues=continues,
-                reasoning_effort=effort,
-                files=files,
-                system_hints=hints,
-            )
-
-        body = upload_body(state, by_turn, make)
-        return await start_turn(
-            state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
-        )
-
-    turn = await start()
+    answering = await start_answer(ask, shape, public_base(request, state.settings.prefix_path))
+    turn, answer = answering.turn, answering.answer
     note(account=account_fingerprint(turn.lease))
-    answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
 
     async def remember() -> None:
         if history and answer.conversation_id:
             await save_binding(state, answer.conversation_id, owner, turn, answer)
 
-    await answer.apply(turn.metadata)  # ids known before the first chunk goes out
     headers: dict[str, str] = {}
     if slug := turn.metadata.model_slug:
         headers[SLUG_HEADER] = slug
-    correctable = calls is not None or fmt is not None
-    deltas = answer_deltas(turn, answer, start if correctable else None)
     if stream:
         return EventStream(
-            _stream(deltas, answer, remember, include_usage=include_usage, history=history),
-            headers=_SSE_HEADERS | headers,
+            _stream(
+                answering.deltas, answer, remember, include_usage=include_usage, history=history
+            ),
+            headers=SSE_HEADERS | headers,
         )
-    async for _ in deltas:
+    async for _ in answering.deltas:
         pass
     await remember()
     if answer.model_slug:
@@ -353,37 +229,6 @@ async def chat_completions(request: Request) -> Response:
         media_type="application/json",
         headers=headers,
     )
-
-
-async def answer_deltas(
-    turn: Turn, answer: Answer, start: Callable[[Sequence[PromptTurn]], Awaitable[Turn]] | None
-) -> AsyncGenerator[dict[str, Any], None]:
-    """The chunk deltas of an answer, across the one correction round if needed.
-
-    ``start`` opens that round (for an unusable tool call, a forced
-    ``tool_choice`` not followed, or an answer off the response format);
-    without tools or a format there is none, and ``None``
-    keeps the request's turns and attachments out of a long stream's memory.
-    Raises ``Chat2APIError`` when the upstream fails; the account's use counts
-    as a success once the model's answer ended normally.
-    """
-    while True:
-        events = turn.events()
-        try:
-            async for event in events:
-                if isinstance(event, StreamFailed):
-                    raise stream_error(event)
-                for delta in await answer.apply(event):
-                    yield delta
-                if answer.done:
-                    break
-            await turn.succeeded()
-        finally:
-            await events.aclose()  # left at the answer's end: not for the loop's hook
-            await turn.aclose()
-        if start is None or not answer.wants_correction:
-            return
-        turn = await start(answer.correction_turns())
 
 
 async def _stream(

@@ -20,19 +20,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from chat2api.answering import Ask, draw_image
 from chat2api.api.auth import account_source
-from chat2api.api.chat import public_base
-from chat2api.api.downloads import DownloadLinks
 from chat2api.api.errors import invalid_from_validation
+from chat2api.api.routing import public_base
 from chat2api.api.streaming import cancel_on_disconnect
-from chat2api.conversation import start_turn
-from chat2api.convert.messages import conversation_body
 from chat2api.convert.models import resolve_model
-from chat2api.errors import InvalidRequest, UpstreamUnavailable
-from chat2api.pool.lease import AccountSource
-from chat2api.protocol.events import ImageGenerated, Metadata
+from chat2api.errors import InvalidRequest
 from chat2api.state import AppState
 from chat2api.upstream.downloads import Generated
+from chat2api.values import PromptTurn
 
 IMAGE_MODEL = "auto"  # the upstream picks its image model itself (spec §1.10)
 
@@ -54,40 +51,6 @@ def _size(size: str | None) -> str | None:
     return size
 
 
-async def _one_image(
-    request: Request, state: AppState, accounts: AccountSource, prompt: str
-) -> tuple[ImageGenerated, str | None, DownloadLinks, Any]:
-    route = resolve_model(IMAGE_MODEL)
-    body = conversation_body(
-        [("user", prompt, None)],
-        route,
-        history_disabled=state.settings.history_disabled,
-        encoding=state.settings.upstream_encoding,
-        system_hints=["picture_v2"],
-    )
-    turn = await start_turn(
-        state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
-    )
-    links = DownloadLinks(state, public_base(request, state), turn.lease)
-    conversation_id = turn.metadata.conversation_id
-    image: ImageGenerated | None = None
-    try:
-        async for event in turn.events():
-            if isinstance(event, ImageGenerated):
-                image = event
-            elif isinstance(event, Metadata) and event.conversation_id:
-                conversation_id = event.conversation_id
-        await turn.succeeded()
-    finally:
-        await turn.aclose()
-    if image is None:
-        raise UpstreamUnavailable(
-            "The upstream answered without an image (it may have refused the prompt).",
-            code="no_image",
-        )
-    return image, conversation_id, links, turn.lease
-
-
 async def generate_images(request: Request) -> Response:
     """Create images from a prompt (the OpenAI images API)."""
     state: AppState = request.app.state.chat2api
@@ -101,22 +64,37 @@ async def generate_images(request: Request) -> Response:
         raise invalid_from_validation(exc.errors()) from exc
     size = _size(wanted.size)
     prompt = wanted.prompt if size is None else f"{wanted.prompt} size={size}"
+    base = public_base(request, state.settings.prefix_path)
     results = await asyncio.gather(
-        *(_one_image(request, state, accounts, prompt) for _ in range(wanted.n))
+        *(
+            draw_image(
+                Ask(
+                    state=state,
+                    accounts=accounts,
+                    route=resolve_model(IMAGE_MODEL),
+                    turns=[PromptTurn("user", prompt)],
+                    history_disabled=state.settings.history_disabled,
+                    system_hints=("picture_v2",),
+                ),
+                base,
+            )
+            for _ in range(wanted.n)
+        )
     )
     out: list[dict[str, Any]] = []
-    for image, conversation_id, links, lease in results:
+    for drawn in results:
         item: dict[str, Any] = {"revised_prompt": wanted.prompt}
+        image = drawn.image
         if wanted.response_format == "url":
-            item["url"] = await links.image(image, conversation_id)
+            item["url"] = await drawn.links.image(image, drawn.conversation_id)
         else:
             generated = Generated(
-                conversation_id=conversation_id,
+                conversation_id=drawn.conversation_id,
                 message_id=image.message_id,
                 asset_pointer=image.asset_pointer,
                 pending=image.pending,
             )
-            url = await state.downloader.download_url(lease.credentials, generated)
+            url = await state.downloader.download_url(drawn.lease.credentials, generated)
             _, body = await state.downloader.stream(url)
             item["b64_json"] = base64.b64encode(b"".join([c async for c in body])).decode()
         out.append(item)

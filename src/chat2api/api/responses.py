@@ -17,13 +17,20 @@ same API key (a hash of it is kept with them).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from chat2api.answering import (
+    AnswerShape,
+    Ask,
+    account_fingerprint,
+    load_attachments,
+    start_answer,
+)
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import (
     BINDING,
@@ -33,44 +40,30 @@ from chat2api.api.bindings import (
     owner_of,
     save_binding,
 )
-from chat2api.api.chat import (
-    account_fingerprint,
-    answer_deltas,
-    load_attachments,
-    public_base,
-    sse_data,
-    upload_body,
-)
-from chat2api.api.downloads import DownloadLinks
 from chat2api.api.requestlog import note, note_error
-from chat2api.api.routing import methods
+from chat2api.api.routing import methods, public_base
+from chat2api.api.sse import SSE_HEADERS, sse_event
 from chat2api.api.streaming import EventStream
-from chat2api.conversation import Turn, start_turn
 from chat2api.convert.completion import Answer
-from chat2api.convert.messages import PromptTurn, conversation_body
 from chat2api.convert.models import resolve_model
 from chat2api.convert.responses import (
     ResponseBuilder,
     input_turns,
     responses_usage,
 )
-from chat2api.convert.structured import (
-    StructuredAnswer,
-    format_instructions,
-    responses_text_format,
-)
-from chat2api.convert.toolcalls import ToolCalls
+from chat2api.convert.structured import format_instructions, responses_text_format
 from chat2api.convert.tools import (
+    ToolCalls,
+    ToolTable,
     parse_tools,
     require_schema,
     resolve_tool_choice,
     tool_instructions,
 )
-from chat2api.convert.tools_responses import ToolTable
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
-from chat2api.upstream.files import UploadedFile
+from chat2api.values import PromptTurn
 
 log = logging.getLogger(__name__)
 
@@ -152,17 +145,22 @@ async def create_response(request: Request) -> Response:
     turns, parts = input_turns(data["input"], data.get("instructions"), table)
     tool_choice = table.check_choice(data.get("tool_choice"))
     tools = await parse_tools(table.functions) or []  # before any fetch
-    attachments = await load_attachments(state, parts)
+    ask = Ask(
+        state=state,
+        accounts=accounts,
+        route=route,
+        turns=turns,
+        attachments=await load_attachments(state.settings, parts),
+        history_disabled=not store,
+        reasoning_effort=(data.get("reasoning") or {}).get("effort"),
+        system_hints=["search"] if table.search and tool_choice != "none" else [],
+    )
     calls = None
     if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
         calls = ToolCalls(tools, parallel=parallel, choice=choice)
-        turns.insert(0, ("system", tool_instructions(tools, tool_choice, parallel), None))
-        attachments = {index + 1: items for index, items in attachments.items()}
+        ask.prepend(PromptTurn("system", tool_instructions(tools, tool_choice, parallel)))
     if fmt is not None:
-        turns.insert(0, ("system", format_instructions(fmt), None))
-        attachments = {index + 1: items for index, items in attachments.items()}
-
-    continues: tuple[str, str] | None = None
+        ask.prepend(PromptTurn("system", format_instructions(fmt)))
     if previous := data.get("previous_response_id"):
         found = await find_continuation(
             state,
@@ -172,46 +170,21 @@ async def create_response(request: Request) -> Response:
             param="previous_response_id",
             what="Previous response",
         )
-        accounts, continues = found.accounts, found.continues
-
-    answer = Answer(
-        route,
-        turns,
-        data.get("max_output_tokens"),
-        request.app.state.tokens,
-        calls,
-        structured=StructuredAnswer(fmt, live=bool(data.get("stream")))
-        if fmt is not None
-        else None,
+        ask.accounts, ask.continues = found.accounts, found.continues
+    shape = AnswerShape(
+        token_limit=data.get("max_output_tokens"),
+        tools=calls,
+        format=fmt,
+        live=bool(data.get("stream")),
     )
-    effort = (data.get("reasoning") or {}).get("effort")
-    hints = ["search"] if table.search and tool_choice != "none" else []
 
-    async def start(extra: Sequence[PromptTurn] = ()) -> Turn:
-        def make(files: Mapping[int, Sequence[UploadedFile]]) -> dict[str, Any]:
-            return conversation_body(
-                [*turns, *extra],
-                route,
-                history_disabled=not store,
-                encoding=state.settings.upstream_encoding,
-                continues=continues,
-                reasoning_effort=effort,
-                files=files,
-                system_hints=hints,
-            )
-
-        body = upload_body(state, attachments, make)
-        return await start_turn(
-            state.backend, accounts, body, model=route.slug, retries=state.settings.retry_times
-        )
-
-    turn = await start()
+    answering = await start_answer(ask, shape, public_base(request, state.settings.prefix_path))
+    turn, answer = answering.turn, answering.answer
     note(account=account_fingerprint(turn.lease))
-    answer.links = DownloadLinks(state, public_base(request, state), turn.lease)
     builder = ResponseBuilder(
         data, text_format=fmt.echo() if fmt is not None else None, tools=table
     )
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    headers = dict(SSE_HEADERS)
     if warning := table.warning():
         headers[WARNING_HEADER] = warning
 
@@ -223,21 +196,14 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    correctable = calls is not None or fmt is not None
-    deltas = answer_deltas(turn, answer, start if correctable else None)
     if data.get("stream"):
-        return EventStream(_events(builder, deltas, answer, save), headers=headers)
-    async for delta in deltas:
+        return EventStream(_events(builder, answering.deltas, answer, save), headers=headers)
+    async for delta in answering.deltas:
         builder.feed(delta)
     builder.finish(responses_usage(await answer.usage()), finish_reason=answer.finish_reason)
     await save()
     del headers["Cache-Control"], headers["X-Accel-Buffering"]
     return Response(orjson.dumps(builder.response), media_type="application/json", headers=headers)
-
-
-def _event(event: dict[str, Any]) -> bytes:
-    kind: str = event["type"]
-    return b"event: " + kind.encode() + b"\n" + sse_data(event)
 
 
 async def _events(
@@ -248,15 +214,15 @@ async def _events(
 ) -> AsyncIterator[bytes]:
     """The Responses event stream; an upstream failure ends it with ``response.failed``."""
     for event in builder.start():
-        yield _event(event)
+        yield sse_event(event)
     try:
         async for delta in deltas:
             for event in builder.feed(delta):
-                yield _event(event)
+                yield sse_event(event)
     except Chat2APIError as exc:
         note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         for event in builder.fail(exc.code, exc.message):
-            yield _event(event)
+            yield sse_event(event)
         return
     finally:
         await deltas.aclose()
@@ -267,7 +233,7 @@ async def _events(
     except StoreUnavailable as exc:  # asked to be stored, and could not be
         events = builder.fail(exc.code, exc.message)
     for event in events:
-        yield _event(event)
+        yield sse_event(event)
 
 
 async def retrieve_response(request: Request) -> Response:

@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from chat2api.errors import InvalidRequest
 
-__all__ = ["Endpoint", "json_response", "methods", "prefixed", "read_body"]
+__all__ = ["Endpoint", "json_response", "methods", "prefixed", "public_base", "read_body"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 M = TypeVar("M", bound=BaseModel)
@@ -78,3 +78,8 @@ def prefixed(prefix: str, routes: Iterable[BaseRoute]) -> list[BaseRoute]:
         methods = sorted(route.methods - {"HEAD"}) if route.methods else None
         out.append(Route(prefix + route.path, route.endpoint, methods=methods, name=route.name))
     return out
+
+
+def public_base(request: Request, prefix_path: str) -> str:
+    """This service's URL as the client reached it, with the API prefix."""
+    return str(request.base_url).rstrip("/") + prefix_path

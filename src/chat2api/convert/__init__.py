@@ -1,1 +1,16 @@
-"""chat2api.convert."""
+"""Pure conversions between the OpenAI API and the web app's conversation."""
+
+__all__ = [
+    "attachments",
+    "completion",
+    "generated",
+    "messages",
+    "models",
+    "responses",
+    "schemas",
+    "stop",
+    "structured",
+    "token_worker",
+    "tools",
+    "usage",
+]

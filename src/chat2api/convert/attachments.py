@@ -28,10 +28,10 @@ from urllib.parse import unquote_to_bytes
 
 from chat2api.errors import InvalidRequest
 from chat2api.net.fetch import Fetched, human_size
+from chat2api.values import IMAGE_TYPES, Attachment
 
 MB = 1 << 20
 
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 _DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _PPTX = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
@@ -118,23 +118,6 @@ class Limits:
 
 # All attachments of one request together: each is held in memory until sent.
 REQUEST_TOTAL = 50 * MB
-
-
-@dataclass
-class Attachment:
-    """One checked attachment; ``mime_type`` is sniffed, never the client's label."""
-
-    data: bytes
-    mime_type: str
-    name: str
-    width: int | None
-    height: int | None
-    param: str
-
-    @property
-    def is_image(self) -> bool:
-        """Whether this is one of the accepted image types."""
-        return self.mime_type in IMAGE_TYPES
 
 
 # --- bytes --------------------------------------------------------------------

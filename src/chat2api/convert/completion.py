@@ -23,11 +23,10 @@ from chat2api.convert.generated import (
     image_markdown,
     output_block,
 )
-from chat2api.convert.messages import PromptTurn
 from chat2api.convert.models import ModelRoute
 from chat2api.convert.stop import StopCut
 from chat2api.convert.structured import StructuredAnswer
-from chat2api.convert.toolcalls import ToolCalls
+from chat2api.convert.tools import ToolCalls
 from chat2api.convert.usage import TokenCounter, Turns, prompt_texts, prompt_tokens
 from chat2api.protocol.events import (
     Citation,
@@ -41,6 +40,7 @@ from chat2api.protocol.events import (
     ReasoningDelta,
     TextDelta,
 )
+from chat2api.values import PromptTurn
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _ID_LENGTH = 29
@@ -78,12 +78,14 @@ class Answer:
         *,
         structured: StructuredAnswer | None = None,
         stop: StopCut | None = None,
+        links: Links | None = None,
+        legacy_functions: bool = False,
     ) -> None:
         self.route = route
         self.tools = tools
         self.structured = structured
         self.stop = stop
-        self.links: Links | None = None  # set once the account is known (downloads)
+        self.links = links  # generated files and images become download links
         self._sandbox = SandboxRewriter()
         self.citations: set[str] = set()  # URLs already cited
         self.annotations: list[dict[str, Any]] = []  # url_citation of the message, as OpenAI
@@ -98,7 +100,9 @@ class Answer:
         self.conversation_id: str | None = None
         self.message_id: str | None = None
         self.model_slug: str | None = None
-        self.legacy_functions = False  # asked with ``functions``: answer ``function_call``
+        self.legacy_functions = (
+            legacy_functions  # asked with ``functions``: answer ``function_call``
+        )
 
     @property
     def done(self) -> bool:

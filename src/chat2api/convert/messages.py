@@ -12,8 +12,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from chat2api.api.schemas import ChatMessage, OtherPart
 from chat2api.convert.models import ModelRoute
+from chat2api.convert.schemas import ChatMessage, OtherPart
 from chat2api.convert.tools import (
     FunctionTool,
     render_assistant_tool_calls,
@@ -22,6 +22,7 @@ from chat2api.convert.tools import (
     tool_instructions,
 )
 from chat2api.errors import InvalidRequest
+from chat2api.values import PromptTurn
 
 if TYPE_CHECKING:
     from chat2api.upstream.files import UploadedFile
@@ -75,9 +76,6 @@ def attachment_parts(messages: Sequence[ChatMessage]) -> list[tuple[int, str, di
     return out
 
 
-PromptTurn = tuple[str, str, str | None]  # (upstream role, text, name)
-
-
 def prompt_turns(
     messages: Sequence[ChatMessage],
     tools: Sequence[FunctionTool] = (),
@@ -93,20 +91,22 @@ def prompt_turns(
     """
     turns: list[PromptTurn] = []
     if tools and resolve_tool_choice(tool_choice, tools) != "none":
-        turns.append(("system", tool_instructions(tools, tool_choice, parallel_tool_calls), None))
+        turns.append(
+            PromptTurn("system", tool_instructions(tools, tool_choice, parallel_tool_calls))
+        )
     call_names: dict[str, str] = {}
     for i, message in enumerate(messages):
         text = message_text(message, i)
         if message.role in ("tool", "function"):
             call_id = message.tool_call_id or ""
             name = call_names.get(call_id) or message.name or ""
-            turns.append(("user", render_tool_result(call_id, name, text), None))
+            turns.append(PromptTurn("user", render_tool_result(call_id, name, text)))
         elif message.role == "assistant" and message.tool_calls:
             calls = [call.model_dump() for call in message.tool_calls]
             call_names.update((call.id, call.function.name) for call in message.tool_calls)
-            turns.append(("assistant", render_assistant_tool_calls(text, calls), None))
+            turns.append(PromptTurn("assistant", render_assistant_tool_calls(text, calls)))
         else:
-            turns.append((_ROLE_MAP[message.role], text, message.name))
+            turns.append(PromptTurn(_ROLE_MAP[message.role], text, message.name))
     return turns
 
 

@@ -16,15 +16,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from chat2api.convert.completion import CITATION_KEY
-from chat2api.convert.messages import PromptTurn
 from chat2api.convert.tools import render_assistant_tool_calls, render_tool_result
-from chat2api.convert.tools_responses import (
+from chat2api.convert.tools.responses import (
     ToolTable,
     call_item_fields,
     history_call,
     output_text_of,
 )
 from chat2api.errors import InvalidRequest
+from chat2api.values import PromptTurn
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 _TEXT_PARTS = ("input_text", "output_text", "text")
@@ -79,9 +79,9 @@ def input_turns(
     turns: list[PromptTurn] = []
     parts: list[AttachmentPart] = []
     if instructions:
-        turns.append(("system", instructions, None))
+        turns.append(PromptTurn("system", instructions))
     if isinstance(input_, str):
-        turns.append(("user", input_, None))
+        turns.append(PromptTurn("user", input_))
         return turns, parts
     if not isinstance(input_, list) or not input_:
         raise InvalidRequest("input must be a string or a non-empty list of items.", param="input")
@@ -90,7 +90,7 @@ def input_turns(
 
     def flush_calls() -> None:
         if pending_calls:
-            turns.append(("assistant", render_assistant_tool_calls(None, pending_calls), None))
+            turns.append(PromptTurn("assistant", render_assistant_tool_calls(None, pending_calls)))
             pending_calls.clear()
 
     for i, item in enumerate(input_):
@@ -114,15 +114,14 @@ def input_turns(
             found: list[tuple[str, dict[str, Any]]] = []
             text = _text(item.get("content", ""), f"{param}.content", found)
             parts.extend((len(turns), where, part) for where, part in found)
-            turns.append((role, text, None))
+            turns.append(PromptTurn(role, text))
         elif kind in _OUTPUTS:
             call_id = str(item.get("call_id", ""))
             result = output_text_of(item.get("output", ""))
             if result is None:
                 raise InvalidRequest("A tool output must be text.", param=f"{param}.output")
-            turns.append(
-                ("user", render_tool_result(call_id, names.get(call_id, ""), result), None)
-            )
+            tool_result = render_tool_result(call_id, names.get(call_id, ""), result)
+            turns.append(PromptTurn("user", tool_result))
         elif kind in _IGNORED_ITEMS:
             continue  # earlier reasoning, per-turn settings: nothing the model reads
         else:

@@ -2,7 +2,7 @@
 
 Handled the way function calls are (``convert.tools``): the format goes to
 the model in a short instruction (``format_instructions``); the answer is
-read with the tolerant JSON reader (``tools_json``), checked against the
+read with the tolerant JSON reader (``convert.tools.repair``), checked against the
 schema with ``jsonschema``, and asked for once more (``correction_turns``)
 when it does not fit. If the second answer does not fit either, the client
 gets ``ModelOutputError`` (``invalid_structured_output``), never prose
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
-from chat2api.convert.messages import PromptTurn
-from chat2api.convert.tools_json import repair_arguments
+from chat2api.convert.tools.repair import repair_arguments
 from chat2api.errors import InvalidRequest, ModelOutputError
+from chat2api.values import PromptTurn
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -93,7 +93,7 @@ def _json_schema(spec: Mapping[str, Any], param: str) -> OutputFormat:
     strict = spec.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _bad(f"{param}.strict must be a boolean.", f"{param}.strict")
-    # Size and meta-schema checks: ``tools_schema.require_schema``, awaited by the endpoint.
+    # Size and meta-schema checks: ``convert.tools.require_schema``, awaited by the endpoint.
     return OutputFormat("json_schema", name, dict(schema), description, bool(strict))
 
 
@@ -256,8 +256,8 @@ class StructuredAnswer:
         if self.format.kind == "json_schema":
             lines.append(f"{SCHEMA_LABEL} {_compact(self.format.schema)}")
         turns: list[PromptTurn] = [
-            ("assistant", self._text, None),
-            ("user", "\n".join(lines), None),
+            PromptTurn("assistant", self._text),
+            PromptTurn("user", "\n".join(lines)),
         ]
         self.corrected = True
         self.reason = None

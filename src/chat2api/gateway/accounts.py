@@ -18,7 +18,7 @@ from chat2api.errors import UpstreamError
 from chat2api.gateway.blocked import ACCOUNT_CHECK
 from chat2api.pool.jwt import token_plan
 from chat2api.state import AppState
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 CHECK_PATH = "/backend-api/accounts/check/v4-2023-04-27"
 

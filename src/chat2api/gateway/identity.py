@@ -31,13 +31,11 @@ from chat2api.pool.sources import RefreshCache
 from chat2api.pool.tokens import parse_token, token_problem
 from chat2api.state import AppState
 from chat2api.store.base import Account, Store
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.store.seeds import INDEX_KEY, INDEX_KIND, INDEX_LOCK_TTL, SEED, put_seed
+from chat2api.values import Credentials
 
-SEED = "seed"
 SESSION = "gateway_session"
-INDEX_KIND, INDEX_KEY = "gateway", "seeds"
 SESSION_TTL = 30 * 86400.0
-INDEX_LOCK_TTL = 10.0
 MAX_SEED_LENGTH = 256
 
 
@@ -274,18 +272,3 @@ class Identities:
         return Credentials(
             account.access_token or account.secret, account.workspace, key=account.id
         )
-
-
-async def put_seed(store: Store, seed: str, record: dict[str, Any]) -> None:
-    """Store a seed's record and its line in the index (under the index lock).
-
-    ``record`` holds ``account_id``, or ``token``/``token_kind``/``workspace``,
-    or ``any_account``; used by the admin API, ``/seedtoken`` and the legacy import.
-    """
-    async with store.lock("gateway-seeds", INDEX_LOCK_TTL):
-        await store.put_record(SEED, seed, record)
-        data = await store.get_record(INDEX_KIND, INDEX_KEY)
-        seeds = data.get("seeds", {}) if data else {}
-        index = dict(seeds) if isinstance(seeds, dict) else {}
-        index[seed] = record.get("account_id")
-        await store.put_record(INDEX_KIND, INDEX_KEY, {"seeds": index})

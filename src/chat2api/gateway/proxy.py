@@ -37,10 +37,10 @@ from chat2api.gateway.paths import encoded
 from chat2api.pool.pool import PoolLease
 from chat2api.state import AppState
 from chat2api.upstream.browser import client_hints
-from chat2api.upstream.chatgpt import Credentials
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import iter_body, map_transport_errors
 from chat2api.upstream.transport import Reply
+from chat2api.values import Credentials
 
 FORWARDED = frozenset(
     {

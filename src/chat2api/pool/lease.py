@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from chat2api.errors import UpstreamError, UpstreamModelUnavailable, UpstreamRateLimited
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 
 class Lease(Protocol):

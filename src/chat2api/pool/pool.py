@@ -43,7 +43,7 @@ from chat2api.pool.tokens import GivenToken
 from chat2api.settings import Settings
 from chat2api.store.base import Account, Store, account_key
 from chat2api.upstream.auth import OAuthClient, RefreshRejected
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
 

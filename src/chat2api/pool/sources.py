@@ -11,7 +11,7 @@ from chat2api.errors import NoUsableAccount
 from chat2api.pool.lease import FixedLease, Lease
 from chat2api.pool.pool import REFRESH_MARGIN, AccountPool
 from chat2api.upstream.auth import OAuthClient, RefreshRejected
-from chat2api.upstream.chatgpt import Credentials
+from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
 

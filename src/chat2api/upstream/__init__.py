@@ -1,1 +1,16 @@
-"""chat2api.upstream."""
+"""The ChatGPT web backend over HTTP: transport, sessions, the conversation, files."""
+
+__all__ = [
+    "auth",
+    "browser",
+    "catalog",
+    "chatgpt",
+    "downloads",
+    "e3",
+    "eras",
+    "errors",
+    "files",
+    "http",
+    "requirements",
+    "transport",
+]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from chat2api.errors import UpstreamError, UpstreamModelUnavailable
 
 if TYPE_CHECKING:
-    from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, Target
+    from chat2api.upstream.chatgpt import ChatGPTBackend, Target
+    from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ import random
 import time
 import uuid
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -64,16 +64,13 @@ from chat2api.upstream.http import (
 )
 from chat2api.upstream.requirements import read_requirements
 from chat2api.upstream.transport import Reply, Session
+from chat2api.values import Credentials
+from chat2api.values import fingerprint as fingerprint  # the old import path, still used
 
 log = logging.getLogger(__name__)
 
 FALLBACK_BUILD = "prod-f8b0b5ba4b2a3a6ddbd8f5a4b9c79e1c12f0c53c"
 FALLBACK_SCRIPT = "https://chatgpt.com/backend-api/sentinel/sdk.js"
-
-
-def fingerprint(secret: str) -> str:
-    """A short, stable, non-reversible name for a secret, safe to log."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:10]
 
 
 @functools.lru_cache(maxsize=256)
@@ -82,49 +79,6 @@ def _authorization(access_token: str) -> str:
     # an access token is 1-2 KB, and a burst has hundreds of requests waiting.
     # Only tokens in use at once need to share; 256 bounds what stays behind.
     return "Bearer " + access_token
-
-
-@functools.lru_cache(maxsize=4096)
-def _token_device_id(access_token: str) -> str:
-    # uuid5 hashes with SHA-1 and builds a UUID object: worth caching per token.
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "chat2api:" + access_token))
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Who the request runs as: an access token (and Team workspace) or nobody."""
-
-    access_token: str | None = None
-    account_id: str | None = None
-    # The login-free identity: one per Credentials object (so the sentinel and
-    # the conversation of one request agree), or a kept one to continue a
-    # login-free conversation.
-    device: str = field(default_factory=lambda: str(uuid.uuid4()))
-    # A pool account's id: its device id and proxy stay the same for the
-    # account's life, across refreshed AccessTokens.
-    key: str | None = None
-
-    @property
-    def anonymous(self) -> bool:
-        return self.access_token is None
-
-    @property
-    def device_id(self) -> str:
-        """The device id: stable per token; per request (or as kept) when login-free."""
-        if self.access_token is None:
-            return self.device
-        return _token_device_id(self.key or self.access_token)
-
-    @property
-    def sticky(self) -> str | None:
-        """What picks this account's proxy and proxy session: None when login-free."""
-        if self.access_token is None:
-            return None
-        return self.key or self.access_token
-
-    def __repr__(self) -> str:  # never print the token itself
-        who = "anonymous" if self.access_token is None else fingerprint(self.access_token)
-        return f"Credentials({who}, account_id={self.account_id!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,10 @@ from urllib.parse import quote, urlsplit
 
 from chat2api.errors import UpstreamError, UpstreamUnavailable
 from chat2api.upstream.browser import fetch_headers
-from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials
+from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import SessionPool, iter_body, map_transport_errors, open_stream
+from chat2api.values import Credentials
 
 POLL_DELAY = 1.0
 POLL_LIMIT = 120  # an image generation that takes longer than this many polls is given up

@@ -12,14 +12,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from chat2api.convert.attachments import Attachment
 from chat2api.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
 from chat2api.upstream.browser import fetch_headers
-from chat2api.upstream.chatgpt import ChatGPTBackend, Credentials, Target
+from chat2api.upstream.chatgpt import ChatGPTBackend, Target
 from chat2api.upstream.errors import error_from_response
 from chat2api.upstream.http import map_transport_errors
+from chat2api.values import IMAGE_TYPES, Attachment, Credentials
 
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 RETRIEVAL_TYPES = frozenset(
     {
         "application/pdf",

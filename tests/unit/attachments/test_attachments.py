@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from chat2api.convert.attachments import (
-    Attachment,
     Limits,
     decode_data_url,
     image_dimensions,
@@ -21,6 +20,7 @@ from chat2api.convert.attachments import (
 )
 from chat2api.errors import InvalidRequest
 from chat2api.net.fetch import Fetched, UrlNotAllowed
+from chat2api.values import Attachment
 
 # --- tiny real images, built by hand -------------------------------------------
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat2api.convert.tools_json import JsonNormalizer, JsonRepairError, repair_arguments
+from chat2api.convert.tools.repair import JsonNormalizer, JsonRepairError, repair_arguments
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chat2api.convert.tools import FunctionTool, parse_tools, validate_arguments
-from chat2api.convert.tools_schema import MAX_SCHEMA_DEPTH, MAX_TOOLS, measure
+from chat2api.convert.tools.schema import MAX_SCHEMA_DEPTH, MAX_TOOLS, measure
 from chat2api.errors import InvalidRequest
 
 

@@ -1,16 +1,5 @@
-"""OpenAI function calling over an upstream that has none (pure).
-
-The ChatGPT web backend only answers text, so chat2api describes the client's
-tools in a short instruction prepended to the conversation
-(``tool_instructions``), recognises the model's calls in the streamed answer
-(``ToolCallParser``), and renders earlier calls and their results back into
-the text history (``render_assistant_tool_calls``, ``render_tool_result``).
-The protocol and its rules are in docs/tools.md.
-
-This module is the public face; the parts live in ``tools_schema`` (the
-``tools`` field and argument checks), ``tools_json`` (tolerant JSON) and
-``tools_parser`` (the streaming recogniser).
-"""
+"""The tool protocol in the prompt: the instruction, earlier calls and results as text,
+the correction asked for an unusable call (docs/tools.md)."""
 
 from __future__ import annotations
 
@@ -18,52 +7,10 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chat2api.convert.tools_json import repair_arguments
-from chat2api.convert.tools_parser import (
-    CALL_END,
-    CALL_START,
-    CallArgumentsDelta,
-    CallDone,
-    CallInvalid,
-    CallStarted,
-    TextOut,
-    ToolCallParser,
-    ToolEvent,
-    new_call_id,
-)
-from chat2api.convert.tools_schema import (
-    FunctionTool,
-    parse_tools,
-    require_schema,
-    validate_arguments,
-)
+from chat2api.convert.tools.parser import CALL_END, CALL_START, CallInvalid
+from chat2api.convert.tools.repair import repair_arguments
+from chat2api.convert.tools.schema import FunctionTool
 from chat2api.errors import InvalidRequest
-
-__all__ = [
-    "CALL_END",
-    "CALL_START",
-    "RESULT_END",
-    "RESULT_START",
-    "CallArgumentsDelta",
-    "CallDone",
-    "CallInvalid",
-    "CallStarted",
-    "FunctionTool",
-    "TextOut",
-    "ToolCallParser",
-    "ToolEvent",
-    "call_syntax",
-    "correction_message",
-    "new_call_id",
-    "parse_tools",
-    "render_assistant_tool_calls",
-    "render_tool_result",
-    "repair_arguments",
-    "require_schema",
-    "resolve_tool_choice",
-    "tool_instructions",
-    "validate_arguments",
-]
 
 RESULT_START = "<tool_result"
 RESULT_END = "</tool_result>"

@@ -28,22 +28,21 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from chat2api.convert.messages import PromptTurn
-from chat2api.convert.tools import (
+from chat2api.convert.tools.parser import (
     CALL_END,
     CALL_START,
     CallArgumentsDelta,
     CallDone,
     CallInvalid,
     CallStarted,
-    FunctionTool,
     TextOut,
     ToolCallParser,
     ToolEvent,
-    call_syntax,
-    correction_message,
 )
+from chat2api.convert.tools.prompt import call_syntax, correction_message
+from chat2api.convert.tools.schema import FunctionTool
 from chat2api.errors import ModelOutputError
+from chat2api.values import PromptTurn
 
 
 class ToolCalls:
@@ -174,8 +173,8 @@ class ToolCalls:
             tool = self._tools.get(self._choice)
             message = call_syntax(self.missing or "", tool)
         turns: list[PromptTurn] = [
-            ("assistant", self._round_text, None),
-            ("user", message, None),
+            PromptTurn("assistant", self._round_text),
+            PromptTurn("user", message),
         ]
         self.corrected = True
         self.invalid = []

@@ -10,7 +10,7 @@ The model writes a call as a block (see docs/tools.md)::
 never waits for input it does not need: visible text is released at once
 except for a suffix that could still become a marker (at most 11 characters),
 the name is reported as soon as its string closes, and the arguments stream as
-normalized pieces (``tools_json.JsonNormalizer``), so the pieces of one call
+normalized pieces (``repair.JsonNormalizer``), so the pieces of one call
 always concatenate to its final ``CallDone.arguments``, repairs included.
 
 Markdown code (fenced blocks and inline spans) is tracked as the text goes by:
@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from chat2api.convert.tools_json import JsonNormalizer, JsonRepairError, repair_arguments
-from chat2api.convert.tools_schema import FunctionTool, validate_arguments
+from chat2api.convert.tools.repair import JsonNormalizer, JsonRepairError, repair_arguments
+from chat2api.convert.tools.schema import FunctionTool, validate_arguments
 
 __all__ = [
     "CALL_END",

@@ -1,0 +1,3 @@
+"""Accounts: the pool (selection, limits, cooldowns, refresh), leases, tokens."""
+
+__all__ = ["jwt", "lease", "pool", "schedule", "slots", "sources", "tokens"]
