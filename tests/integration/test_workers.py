@@ -72,11 +72,13 @@ class Serve:
 
     def workers(self) -> list[int]:
         """PIDs of the serving processes: the worker children, or the process itself."""
-        children = [
-            p.pid
-            for p in psutil.Process(self.proc.pid).children()
-            if "chat2api" in " ".join(p.cmdline())
-        ]
+        children = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if "chat2api" in " ".join(child.cmdline()):
+                    children.append(child.pid)
+            except psutil.NoSuchProcess:  # a worker that died while we looked (or a zombie)
+                continue
         return children or [self.proc.pid]
 
     def kill_tree(self) -> None:
