@@ -23,7 +23,9 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from starlette.requests import Request
@@ -35,6 +37,7 @@ from chat2api.sim.common import headers_of, identify, owner_of, parse_json, sim_
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.state import Conduit, Prepared, Requirements, SimState
 from chat2api.sim.streaming import ConnectionReset, EventStream
+from chat2api.sim.tokens import Account
 from chat2api.sim.turns import LiveTurn
 
 E3_HASH = "fnv"
@@ -131,27 +134,56 @@ def check_proof(
     return verdict is Verdict.OK
 
 
-# --------------------------------------------------------------------------- sentinel
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One E3 request past the checks every step makes first."""
+
+    state: SimState
+    headers: dict[str, str]
+    body: Any
+    who: Account | None
+    fault: str | None  # this step's queued fault, if it did not answer already
 
 
-async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
-    """POST …/sentinel/chat-requirements/prepare — a prepare token bound to an FNV challenge."""
-    state, headers, body = await _start(request, "prepares")
-    cfg = state.config
-    if cfg.era == "e2":
+async def _open_step(
+    request: Request,
+    counter: str,
+    step: str,
+    *,
+    early: Mapping[str, Callable[[], Response]] = MappingProxyType({}),
+    client_headers: bool = True,
+) -> _Step | Response | ConnectionReset:
+    """Count and record the request, then check, in order: the era (E2 has no E3
+    endpoints), the step's own faults (``early``), its `<step>:<kind>` fault, who
+    asks, and (``client_headers``) the client headers; the first refusal is the answer.
+    """
+    state, headers, body = await _start(request, counter)
+    if state.config.era == "e2":
         return faults.not_found()
-    fault = _step_fault(state, "prepare")
-    if fault == "prepare_404":
-        return faults.not_found()
+    fault = _step_fault(state, step)
+    if fault is not None and fault in early:
+        return early[fault]()
     edge = await _edge(state, fault)
     if edge is not None:
         return edge
     who = identify(request)
     if isinstance(who, Response):
         return who
-    refusal = client_headers_refusal(state, headers)
-    if refusal is not None:
+    if client_headers and (refusal := client_headers_refusal(state, headers)) is not None:
         return refusal
+    return _Step(state, headers, body, who, fault)
+
+
+# --------------------------------------------------------------------------- sentinel
+
+
+async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
+    """POST …/sentinel/chat-requirements/prepare — a prepare token bound to an FNV challenge."""
+    step = await _open_step(request, "prepares", "prepare", early={"prepare_404": faults.not_found})
+    if not isinstance(step, _Step):
+        return step
+    state, headers, body, who, fault = step.state, step.headers, step.body, step.who, step.fault
+    cfg = state.config
     p = body.get("p") if isinstance(body, dict) else None
     if cfg.require_p and not (isinstance(p, str) and p.startswith(REQUIREMENTS_PREFIX)):
         state.stats.rejected_sentinel += 1
@@ -198,22 +230,13 @@ async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
 
 async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
     """POST …/sentinel/chat-requirements/finalize — spend a prepare token, check its proof."""
-    state, headers, body = await _start(request, "finalizes")
+    step = await _open_step(
+        request, "finalizes", "finalize", early={"finalize_403": faults.sentinel_rejected}
+    )
+    if not isinstance(step, _Step):
+        return step
+    state, headers, body, who = step.state, step.headers, step.body, step.who
     cfg = state.config
-    if cfg.era == "e2":
-        return faults.not_found()
-    fault = _step_fault(state, "finalize")
-    if fault == "finalize_403":
-        return faults.sentinel_rejected()
-    edge = await _edge(state, fault)
-    if edge is not None:
-        return edge
-    who = identify(request)
-    if isinstance(who, Response):
-        return who
-    refusal = client_headers_refusal(state, headers)
-    if refusal is not None:
-        return refusal
     if not isinstance(body, dict) or "_unparsed" in body:
         return faults.json_response(422, {"detail": "Invalid finalize body"})
     owner = owner_of(who, headers)
@@ -271,22 +294,13 @@ def _conduit_token() -> str:
 
 async def conduit_prepare(request: Request) -> Response | ConnectionReset:
     """POST …/f/conversation/prepare — a conduit token for the next send (spec 4.2)."""
-    state, headers, body = await _start(request, "conduits")
+    step = await _open_step(
+        request, "conduits", "conduit", early={"conduit_prepare_404": faults.not_found}
+    )
+    if not isinstance(step, _Step):
+        return step
+    state, headers, body, who = step.state, step.headers, step.body, step.who
     cfg = state.config
-    if cfg.era == "e2":
-        return faults.not_found()
-    fault = _step_fault(state, "conduit")
-    if fault == "conduit_prepare_404":
-        return faults.not_found()
-    edge = await _edge(state, fault)
-    if edge is not None:
-        return edge
-    who = identify(request)
-    if isinstance(who, Response):
-        return who
-    refusal = client_headers_refusal(state, headers)
-    if refusal is not None:
-        return refusal
     if body is not None and (not isinstance(body, dict) or "_unparsed" in body):
         return faults.json_response(422, {"detail": "Invalid prepare body"})
     previous = headers.get("x-conduit-token")
@@ -404,19 +418,17 @@ async def resume(request: Request) -> Response | ConnectionReset | EventStream:
     `X-Conduit-Token` may be the turn's `resume_conversation_token`, the conduit
     token it was sent with, or any live conduit token of the caller (spent).
     """
-    state, headers, body = await _start(request, "resumes")
+    step = await _open_step(
+        request,
+        "resumes",
+        "resume",
+        early={"resume_404": faults.not_found},
+        client_headers=False,
+    )
+    if not isinstance(step, _Step):
+        return step
+    state, headers, body, who = step.state, step.headers, step.body, step.who
     cfg = state.config
-    if cfg.era == "e2":
-        return faults.not_found()
-    fault = _step_fault(state, "resume")
-    if fault == "resume_404":
-        return faults.not_found()
-    edge = await _edge(state, fault)
-    if edge is not None:
-        return edge
-    who = identify(request)
-    if isinstance(who, Response):
-        return who
     cid = _conversation_id(body)
     offset = body.get("offset") if isinstance(body, dict) else None
     if cid is None or isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -438,15 +450,10 @@ async def resume(request: Request) -> Response | ConnectionReset | EventStream:
 
 async def stop_conversation(request: Request) -> Response | ConnectionReset:
     """POST …/stop_conversation — end the conversation's running turn (idempotent)."""
-    state, headers, body = await _start(request, "stops")
-    if state.config.era == "e2":
-        return faults.not_found()
-    edge = await _edge(state, _step_fault(state, "stop"))
-    if edge is not None:
-        return edge
-    who = identify(request)
-    if isinstance(who, Response):
-        return who
+    step = await _open_step(request, "stops", "stop", client_headers=False)
+    if not isinstance(step, _Step):
+        return step
+    state, headers, body, who = step.state, step.headers, step.body, step.who
     cid = _conversation_id(body)
     if cid is None:
         return faults.json_response(422, {"detail": "Invalid stop body"})
