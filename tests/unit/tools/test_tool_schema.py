@@ -192,5 +192,6 @@ def test_schema_check_keeps_the_event_loop_free() -> None:
         return ticks, took
 
     ticks, took = asyncio.run(run())
-    # One tick per 5 ms while the check ran is the ideal; the GIL halves it at worst.
-    assert ticks >= max(3, took / 0.005 / 4), (ticks, took)
+    # On the loop the check would allow no tick at all while it ran; in a thread the
+    # ticker keeps going (how often depends on the GIL and the machine's load).
+    assert took > 0.05 and ticks >= 3, (ticks, took)
