@@ -8,6 +8,7 @@ __all__ = [
     "models",
     "responses",
     "schemas",
+    "sniff",
     "stop",
     "structured",
     "token_worker",
