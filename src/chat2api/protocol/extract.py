@@ -24,7 +24,10 @@ they already reported. Each takes ``out`` and appends its events to it.
   count. A tool message with ``metadata.async_task_type == "image_gen"``
   still unfinished at the end of the stream gives ``pending=True`` events at
   the end (``flush``): one per known pointer (sizes from the part only), or
-  one with ``asset_pointer=""`` when no pointer is known yet.
+  one with ``asset_pointer=""`` when no pointer is known yet. ``prompt`` is
+  the ``prompt`` of the JSON the model last sent an image tool (an assistant
+  ``code`` message to ``dalle.*`` or ``t2uay3k.sj1i4kz``), else the part's
+  ``metadata.dalle.prompt``.
 * ``Citations`` → ``Citation(url, title)``: sources of the answer message,
   in order, each URL once per stream: ``metadata.citations[i].metadata.{url,
   title}``, then ``metadata.content_references[i]`` (own ``url``;
@@ -36,6 +39,8 @@ they already reported. Each takes ``out`` and appends its events to it.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from chat2api.protocol.events import Citation, CodeRun, Event, ExecutionOutput, ImageGenerated
 
@@ -49,6 +54,7 @@ FINISHED = ("finished_successfully", "finished_partial_completion")
 # search query: those are tool invocations, not code, and produce no CodeRun.
 _CODE_RECIPIENTS = ("python", "python_user_visible")
 _IMAGE_POINTER = "image_asset_pointer"
+_IMAGE_TOOL = "t2uay3k.sj1i4kz"  # picture_v2's image tool; DALL·E's are ``dalle.*``
 
 
 def as_dict(value: object) -> dict[str, Any]:
@@ -139,12 +145,32 @@ def _image_parts(content: dict[str, Any]) -> list[dict[str, Any]]:
 class Images:
     """``ImageGenerated`` events, finished or (at the end of the stream) pending."""
 
-    __slots__ = ("_async", "_pointers", "pending")
+    __slots__ = ("_asked", "_async", "_pointers", "pending")
 
     def __init__(self) -> None:
         self._async: dict[str, dict[str, Any]] = {}  # image_gen tool messages still running
         self._pointers: set[str] = set()  # asset pointers already reported
+        self._asked: str | None = None  # the JSON the model last sent an image tool
         self.pending = False  # an ImageGenerated(pending=True) was emitted
+
+    def asked(self, message: dict[str, Any], content: dict[str, Any]) -> None:
+        """One state of a ``code`` message: kept when it is the model asking an image tool."""
+        recipient = message.get("recipient")
+        if isinstance(recipient, str) and (
+            recipient == _IMAGE_TOOL or recipient.startswith("dalle.")
+        ):
+            text = content.get("text")
+            self._asked = text if isinstance(text, str) else None
+
+    def _prompt(self, part: dict[str, Any]) -> str | None:
+        if self._asked is not None:
+            try:
+                asked = orjson.loads(self._asked)
+            except orjson.JSONDecodeError:
+                asked = None
+            if isinstance(asked, dict) and (prompt := nonempty(asked.get("prompt"))):
+                return prompt
+        return nonempty(as_dict(as_dict(part.get("metadata")).get("dalle")).get("prompt"))
 
     def observe(
         self,
@@ -170,7 +196,8 @@ class Images:
             if len(out) == before and not any(
                 nonempty(p.get("asset_pointer")) in self._pointers for p in _image_parts(content)
             ):
-                out.append(ImageGenerated("", None, None, True, key))  # pointer not known yet
+                # The pointer is not known yet.
+                out.append(ImageGenerated("", None, None, True, key, self._prompt({})))
                 self.pending = True
         self._async.clear()
 
@@ -190,7 +217,7 @@ class Images:
                 generation = as_dict(as_dict(part.get("metadata")).get("generation"))
                 width = width if width is not None else _size(generation.get("width"))
                 height = height if height is not None else _size(generation.get("height"))
-            out.append(ImageGenerated(pointer, width, height, pending, key))
+            out.append(ImageGenerated(pointer, width, height, pending, key, self._prompt(part)))
             self.pending = self.pending or pending
 
 

@@ -515,6 +515,8 @@ class ConversationDecoder:
         """CodeRun, ExecutionOutput and ImageGenerated from one message state."""
         if ctype == "code":
             self._code.observe(key, role, message, content, status, out)
+            if role == "assistant":
+                self._images.asked(message, content)
         elif ctype == "execution_output":
             self._outputs.observe(key, role, content, status, out)
         elif ctype == "multimodal_text":
