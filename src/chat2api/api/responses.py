@@ -59,6 +59,7 @@ from chat2api.convert.tools import (
     require_schema,
     resolve_tool_choice,
     tool_instructions,
+    with_image_size,
 )
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
@@ -149,11 +150,11 @@ async def create_response(request: Request) -> Response:
         state=state,
         accounts=accounts,
         route=route,
-        turns=turns,
+        turns=with_image_size(turns, table.image_size),
         attachments=await load_attachments(state.settings, parts),
         history_disabled=not store,
         reasoning_effort=(data.get("reasoning") or {}).get("effort"),
-        system_hints=["search"] if table.search and tool_choice != "none" else [],
+        system_hints=table.system_hints(data.get("tool_choice")),
     )
     calls = None
     if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
@@ -176,6 +177,7 @@ async def create_response(request: Request) -> Response:
         tools=calls,
         format=fmt,
         live=bool(data.get("stream")),
+        image_items=table.image is not None,  # images as image_generation_call items
     )
 
     answering = await start_answer(ask, shape, public_base(request, state.settings.prefix_path))

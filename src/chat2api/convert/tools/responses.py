@@ -15,7 +15,14 @@ such as the Codex CLI use them all:
 * ``web_search`` (any version) is the web app's own search: the
   conversation is sent with the ``search`` system hint, and the sources the
   answer cites come back as ``url_citation`` annotations;
-* other hosted tools (``file_search``, ``image_generation``, …) run on
+* ``image_generation`` is the web app's own image generation: the model may
+  draw when it sees fit (the upstream decides), and a ``tool_choice`` that
+  demands a picture sends the conversation with the ``picture_v2`` system
+  hint (``image_forced``); the image comes back as an
+  ``image_generation_call`` item. Of its options only ``size`` can be asked
+  for (in the prompt, as ``/v1/images/generations`` does); the rest is
+  ignored (docs/tools.md);
+* other hosted tools (``file_search``, ``code_interpreter``, …) run on
   OpenAI's side, which chat2api cannot do: they are left out, named in the
   ``X-Chat2API-Warning`` header, unless ``tool_choice`` demands one (then a
   400, ``unsupported_tool``).
@@ -27,16 +34,25 @@ name maps back.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from chat2api.errors import InvalidRequest
+from chat2api.values import PromptTurn
 
-__all__ = ["DEFAULT_NAMESPACE", "OfferedTool", "ToolTable", "custom_parameters"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "OfferedTool",
+    "ToolTable",
+    "custom_parameters",
+    "with_image_size",
+]
 
 DEFAULT_NAMESPACE = "functions"
 _SEPARATOR = "__"
+_SIZE = re.compile(r"\d{2,4}x\d{2,4}")
 
 
 def custom_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,6 +86,7 @@ class ToolTable:
     offered: dict[str, OfferedTool] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # hosted tool types, by type
     search: bool = False  # a web_search tool: the upstream searches by itself
+    image: dict[str, Any] | None = None  # the image_generation tool, as sent
 
     def add_tools(self, tools: object, param: str) -> None:
         """Add a ``tools`` list (the request's, or an ``additional_tools`` item's)."""
@@ -96,6 +113,14 @@ class ToolTable:
             return
         if kind.startswith("web_search"):
             self.search = True  # the web app's own search (system hint "search")
+            return
+        if kind == "image_generation":
+            size = tool.get("size", "auto")
+            if size != "auto" and not (isinstance(size, str) and _SIZE.fullmatch(size)):
+                raise InvalidRequest(
+                    "size must look like 1024x1024 (or auto).", param=f"{where}.size"
+                )
+            self.image = dict(tool)  # the web app's own image generation
             return
         if kind not in ("function", "custom"):
             if kind not in self.left_out:
@@ -143,6 +168,8 @@ class ToolTable:
             return tool_choice.get("mode", "auto") if kind else tool_choice
         if isinstance(kind, str) and kind.startswith("web_search") and self.search:
             return "auto"  # searching is the upstream's own decision, asked by the hint
+        if kind == "image_generation" and self.image is not None:
+            return "auto"  # the picture is asked by the picture_v2 hint (image_forced)
         raise InvalidRequest(
             f"tool_choice asks for the {kind!r} tool, which chat2api cannot run: only "
             "function and custom tools (also inside namespaces) are available.",
@@ -150,11 +177,45 @@ class ToolTable:
             code="unsupported_tool",
         )
 
+    def image_forced(self, tool_choice: object) -> bool:
+        """The request demands a picture: ``tool_choice`` names ``image_generation``,
+        or is ``"required"`` with it the only tool (not a function, not search)."""
+        if self.image is None:
+            return False
+        if isinstance(tool_choice, Mapping):
+            return tool_choice.get("type") == "image_generation"
+        return tool_choice == "required" and not self.functions and not self.search
+
+    def system_hints(self, tool_choice: object) -> list[str]:
+        """The web app's hints: ``picture_v2`` when a picture is demanded, else ``search``
+        with a web_search tool the choice does not rule out; the upstream decides the rest."""
+        if self.image_forced(tool_choice):
+            return ["picture_v2"]
+        return ["search"] if self.search and self.check_choice(tool_choice) != "none" else []
+
+    @property
+    def image_size(self) -> str | None:
+        """The ``WxH`` the image_generation tool asks for, or None for ``auto``."""
+        size = (self.image or {}).get("size", "auto")
+        return None if size == "auto" else str(size)
+
     def warning(self) -> str | None:
         """The ``X-Chat2API-Warning`` value when hosted tools were left out."""
         if not self.left_out:
             return None
         return "hosted tools left out (chat2api cannot run them): " + ", ".join(self.left_out)
+
+
+def with_image_size(turns: Sequence[PromptTurn], size: str | None) -> list[PromptTurn]:
+    """``turns`` with ``size=WxH`` after the last user turn's text, as the model reads a size."""
+    out = list(turns)
+    if size is None:
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].role == "user":
+            out[i] = out[i]._replace(text=f"{out[i].text} size={size}")
+            break
+    return out
 
 
 def call_item_fields(table: ToolTable, offered: str, arguments: str) -> dict[str, Any]:
