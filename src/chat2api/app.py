@@ -40,7 +40,7 @@ from chat2api.api.streaming import DisconnectWatch
 from chat2api.convert.usage import TokenCounter
 from chat2api.errors import RequestTooLarge
 from chat2api.pool.pool import AccountPool, pool_options
-from chat2api.pool.schedule import scheduled_refresh
+from chat2api.pool.schedule import identities_at_start, scheduled_refresh
 from chat2api.pool.sources import PoolAccounts, RefreshCache
 from chat2api.sentinel import PowSolver
 from chat2api.settings import Settings
@@ -257,6 +257,7 @@ def create_app(settings: Settings) -> Chat2APIApp:
             if settings.scheduled_refresh
             else None
         )
+        identities = asyncio.create_task(identities_at_start(pool))
         log.info("%s", startup_block(settings, store))
         # What start-up built lives as long as the process: kept out of the
         # collector's view, a full collection during a burst of requests
@@ -272,10 +273,11 @@ def create_app(settings: Settings) -> Chat2APIApp:
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
-            if scheduler is not None:
-                scheduler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scheduler
+            for task in (scheduler, identities):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await sessions.aclose()
             solver.close()
             await tokens.aclose()

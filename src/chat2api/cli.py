@@ -497,6 +497,8 @@ def tokens_refresh(
     failed = [r for r in results if r.status != "refreshed"]
     for result in results:
         outcome = "refreshed" if result.error is None else f"failed: {result.error}"
+        if result.merged_into is not None:
+            outcome += f", the same account as {result.merged_into}: merged into it"
         typer.echo(f"{result.id} {result.fingerprint} {outcome}")
     typer.echo(f"refreshed {len(results) - len(failed)} of {len(results)}")
     if failed:

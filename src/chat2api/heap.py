@@ -2,9 +2,12 @@
 
 ``chat2api serve`` is meant to run Python on the C allocator
 (``PYTHONMALLOC=malloc``, set by ``scripts/serve`` and the Docker image) so
-that what a burst of streams freed can go back to the system; the session
-pool calls :meth:`Heap.trim` once a burst has drained and
-:meth:`Heap.trim_if_grown` while it is quiet.
+that what a burst of streams freed can go back to the system. When to give
+it back is :class:`Reclaim`'s to decide: the session pool tells it, every
+few seconds, what it closed and how many transfers still run; it runs a
+full collection and :meth:`Heap.trim` once a burst has drained, and
+:meth:`Heap.trim_if_grown` while it is quiet (docs/design.md, "Memory goes
+back after a burst").
 
 :data:`MALLOC_ENV` (what ``scripts/serve`` and the image set) and
 :meth:`Heap.tune` (``mallopt`` at start, for a process started without them)
@@ -31,14 +34,25 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import mmap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HEAP", "MALLOC_ENV", "MMAP_THRESHOLD", "Heap"]
+__all__ = [
+    "HEAP",
+    "MALLOC_ENV",
+    "MMAP_THRESHOLD",
+    "QUIET_TRANSFERS",
+    "RECLAIM_BYTES",
+    "Heap",
+    "Reclaim",
+]
 
 MMAP_THRESHOLD = 16 << 10  # libcurl's smallest upload buffer: the blocks to map
+QUIET_TRANSFERS = 8  # a burst has drained once at most this many transfers run
+RECLAIM_BYTES = 4 << 20  # freed heap worth handing back to the system once quiet
 _M_TOP_PAD = -2  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_THRESHOLD = -3
 
@@ -138,3 +152,38 @@ class Heap:
 
 
 HEAP = Heap()
+
+
+class Reclaim:
+    """When to hand what a burst freed back to the system (see the module docstring).
+
+    :meth:`after_trim` is called after each round of closing idle handles,
+    with how many were closed, the count of connection sheds so far, and
+    the transfers running now. Closed handles or a new shed mean freed
+    memory: once at most ``QUIET_TRANSFERS`` transfers run, it runs a full
+    collection (a burst's replies and request bodies may sit in reference
+    cycles the young generations never reach; done then, the pause delays
+    nobody) and trims the heap. Otherwise, while quiet, it trims whenever
+    ``RECLAIM_BYTES`` more lie idle than after the last trim (what the
+    burst's tail freed later: clients' idle keep-alive connections, say).
+    """
+
+    def __init__(self, heap: Heap = HEAP) -> None:
+        self.heap = heap
+        self._pending = False  # handles or connections closed: memory to give back once quiet
+        self._sheds = 0  # the connection sheds seen so far
+
+    def after_trim(self, *, closed: int, sheds: int, active: int) -> None:
+        """Note what a trimming round closed; reclaim if it is time."""
+        # Connections a burst left open are closed once its last transfer
+        # ended, which may be after the reclaim that ran with a few still going.
+        self._pending = self._pending or closed > 0 or sheds != self._sheds
+        self._sheds = sheds
+        if active > QUIET_TRANSFERS:
+            return
+        if self._pending:
+            self._pending = False
+            gc.collect()
+            self.heap.trim()
+        else:
+            self.heap.trim_if_grown(RECLAIM_BYTES)

@@ -24,8 +24,8 @@ from curl_cffi import CurlError
 from curl_cffi.const import CurlECode
 
 from chat2api.errors import UpstreamConnectError, UpstreamTimeout, UpstreamUnavailable
+from chat2api.heap import QUIET_TRANSFERS
 from chat2api.upstream.http import (
-    QUIET_TRANSFERS,
     SessionPool,
     iter_body,
     map_transport_errors,

@@ -3,6 +3,9 @@
     python store_child.py write <location> <batches> <size>
         add ``batches`` batches of ``size`` accounts, one ``add_accounts`` each;
         account ids say their batch: ``b<batch>-<i>``
+    python store_child.py merge <location> <pairs>
+        for each pair ``p<i>-a``/``p<i>-b`` (already stored, ``a`` added first),
+        learn one identity for both: ``b`` merges into ``a``; prints ``merged <i>``
     python store_child.py hold <location> <lock> <ttl>
         take the lock, say so, and sleep (holding it) until killed
     python store_child.py slot <location> <account> <ttl>
@@ -49,6 +52,17 @@ async def write(location: str, batches: int, size: int) -> None:
     print("done", flush=True)
 
 
+async def merge(location: str, pairs: int) -> None:
+    store = open_store(location)
+    print("ready", flush=True)
+    for i in range(pairs):
+        await store.learn_identity(f"p{i:04d}-a", f"identity-{i}")
+        await store.learn_identity(f"p{i:04d}-b", f"identity-{i}")
+        print(f"merged {i}", flush=True)
+    await store.close()
+    print("done", flush=True)
+
+
 async def hold(location: str, name: str, ttl: float) -> None:
     store = open_store(location)
     async with store.lock(name, ttl) as acquired:
@@ -67,6 +81,8 @@ if __name__ == "__main__":
     command, location, *rest = sys.argv[1:]
     if command == "write":
         asyncio.run(write(location, int(rest[0]), int(rest[1])))
+    elif command == "merge":
+        asyncio.run(merge(location, int(rest[0])))
     elif command == "slot":
         asyncio.run(slot(location, rest[0], float(rest[1])))
     else:

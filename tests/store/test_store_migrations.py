@@ -17,10 +17,11 @@ from chat2api.store.sqlite import (
     m002_accounts,
     m003_records,
     m004_slots,
+    m005_identities,
     migrate,
 )
 
-ALL = ["m001_meta", "m002_accounts", "m003_records", "m004_slots"]
+ALL = ["m001_meta", "m002_accounts", "m003_records", "m004_slots", "m005_identities"]
 
 
 @pytest.fixture
@@ -41,10 +42,11 @@ def _tables(db: sqlite3.Connection) -> set[str]:
 
 def test_migrations_apply_in_order_and_are_recorded(memory: sqlite3.Connection) -> None:
     """A fresh database gets every migration, in order, each recorded."""
-    assert [m001_meta, m002_accounts, m003_records, m004_slots] == MIGRATIONS
+    assert [m001_meta, m002_accounts, m003_records, m004_slots, m005_identities] == MIGRATIONS
     assert migrate(memory) == ALL
     assert _recorded(memory) == ALL
     tables = {"meta", "accounts", "counters", "locks", "accounts_version", "records", "slots"}
+    tables.add("merged")
     assert tables <= _tables(memory)
     assert memory.execute("SELECT version FROM accounts_version").fetchall() == [(0,)]
 
@@ -75,7 +77,7 @@ def test_records_migration_upgrades_an_accounts_database(memory: sqlite3.Connect
     """A database made before records existed gets ``m003_records`` and later; its data stays."""
     migrate(memory, [m001_meta, m002_accounts])
     memory.execute("INSERT INTO counters VALUES ('rr', 7)")
-    assert migrate(memory) == ["m003_records", "m004_slots"]
+    assert migrate(memory) == ["m003_records", "m004_slots", "m005_identities"]
     assert _recorded(memory) == ALL
     assert memory.execute("SELECT value FROM counters").fetchall() == [(7,)]
     assert memory.execute("SELECT * FROM records").fetchall() == []
@@ -159,3 +161,22 @@ def test_concurrent_opens_of_a_fresh_file(tmp_path: Path) -> None:
         assert _recorded(db) == ALL
     finally:
         db.close()
+
+
+def test_identities_migration_keeps_the_accounts(tmp_path: Path) -> None:
+    """A database made before identities existed opens with its accounts, none with one."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    migrate(db, [m001_meta, m002_accounts, m003_records, m004_slots])
+    db.execute(
+        "INSERT INTO accounts (id, seq, kind, secret, added_at) "
+        "VALUES ('a1', 1, 'refresh_token', 'rt_old', 1.0)"
+    )
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        (account,) = store._db.execute("SELECT id, identity FROM accounts").fetchall()
+        assert account == ("a1", None)
+        assert _recorded(store._db)[-1] == "m005_identities"
+    finally:
+        store._db.close()

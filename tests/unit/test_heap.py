@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 
+from chat2api.heap import QUIET_TRANSFERS, RECLAIM_BYTES, Heap, Reclaim
+
 glibc_only = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's heap"
 )
@@ -89,3 +91,35 @@ def test_launchers_run_the_tuned_c_allocator() -> None:
     for name, value in MALLOC_ENV.items():
         assert f'{name}="${{{name}:-{value}}}"' in script
         assert f"{name}={value}" in docker
+
+
+class CountingHeap(Heap):
+    """A real ``Heap`` that also counts the trims ``Reclaim`` asks of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def trim(self) -> None:
+        self.calls.append("trim")
+        super().trim()
+
+    def trim_if_grown(self, threshold: int) -> bool:
+        self.calls.append(f"if_grown {threshold}")
+        return super().trim_if_grown(threshold)
+
+
+def test_reclaim_waits_for_quiet_then_trims_once() -> None:
+    """Freed handles or a shed call for one full trim once quiet; after that, only if grown."""
+    heap = CountingHeap()
+    reclaim = Reclaim(heap)
+    reclaim.after_trim(closed=3, sheds=0, active=QUIET_TRANSFERS + 1)
+    assert heap.calls == []  # a burst still runs: no pause now
+    reclaim.after_trim(closed=0, sheds=0, active=QUIET_TRANSFERS)
+    assert heap.calls == ["trim"]
+    reclaim.after_trim(closed=0, sheds=0, active=0)
+    assert heap.calls == ["trim", f"if_grown {RECLAIM_BYTES}"]
+    reclaim.after_trim(closed=0, sheds=1, active=0)  # connections closed after the burst
+    assert heap.calls[-1] == "trim"
+    reclaim.after_trim(closed=0, sheds=1, active=0)  # the same shed again: nothing new
+    assert heap.calls[-1] == f"if_grown {RECLAIM_BYTES}"

@@ -192,6 +192,8 @@ class RefreshResult:
     fingerprint: str
     status: RefreshStatus
     error: str | None = None
+    # The refresh showed it to be the same ChatGPT account as this one: merged into it.
+    merged_into: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -199,6 +201,7 @@ class RefreshResult:
             "fingerprint": self.fingerprint,
             "status": self.status,
             "error": self.error,
+            "merged_into": self.merged_into,
         }
 
 
@@ -241,7 +244,8 @@ async def refresh_one(pool: AccountPool, account: Account) -> RefreshResult:
     except UpstreamError as exc:
         current = await pool.store.get_account(account.id) or account
         return RefreshResult(account.id, current.fingerprint, "failed", exc.message)
-    return RefreshResult(account.id, fresh.fingerprint, "refreshed")
+    merged_into = fresh.id if fresh.id != account.id else None
+    return RefreshResult(account.id, fresh.fingerprint, "refreshed", merged_into=merged_into)
 
 
 async def refresh_accounts(

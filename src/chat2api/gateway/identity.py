@@ -134,7 +134,7 @@ class Identities:
         """The seed's record, binding an unknown seed to a pool account if allowed."""
         found = await self.store.get_record(SEED, seed)
         if found is not None and await self._usable(found):
-            return found
+            return await self._current(seed, found)
         if found is None and not self.auto_seed:
             raise LoginRefused("Unknown seed: ask the gateway's administrator for yours.")
         # A seed registered with an empty token (Chat-Share) takes any pool account.
@@ -160,9 +160,10 @@ class Identities:
         """Bind ``seed`` to a pool account or to a token (admin API); the record."""
         record: dict[str, Any] = {"created": time.time()}
         if account_id is not None:
-            if await self.store.get_account(account_id) is None:
+            account = await self.store.get_account(account_id)
+            if account is None:
                 raise NoUsableAccount(f"No pool account has the id {account_id!r}.")
-            record["account_id"] = account_id
+            record["account_id"] = account.id  # an id merged into another: that one
         elif token is not None:
             given = parse_token(token)
             problem = token_problem(given)
@@ -204,6 +205,22 @@ class Identities:
             if record is not None:
                 out[seed] = record
         return out
+
+    async def _current(self, seed: str, record: dict[str, Any]) -> dict[str, Any]:
+        """``record``, bound to the account its account was merged into, if it was.
+
+        The pool rebinds seeds after a merge; this catches one it missed (the
+        process died in between).
+        """
+        account_id = record.get("account_id")
+        if account_id is None:
+            return record
+        account = await self.store.get_account(account_id)
+        if account is None or account.id == account_id:
+            return record
+        record = record | {"account_id": account.id}
+        await put_seed(self.store, seed, record)
+        return record
 
     async def _usable(self, record: dict[str, Any]) -> bool:
         account_id = record.get("account_id")

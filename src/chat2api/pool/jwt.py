@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Any
 
 import orjson
@@ -51,3 +52,17 @@ def token_identity(token: str) -> str | None:
     if not isinstance(account, str) or not isinstance(user, str) or not account or not user:
         return None
     return f"{account}:{user}"
+
+
+def identity_key(token: str, workspace: str | None) -> str | None:
+    """What the store knows an account by (``Store.learn_identity``), if the token tells it.
+
+    A hash of ``token_identity`` and the Team workspace the account is used
+    in (``token,workspace``): the same user in two workspaces is two
+    accounts. The store never sees the user id itself.
+    """
+    identity = token_identity(token)
+    if identity is None:
+        return None
+    material = f"chat2api-identity:{identity},{workspace or ''}"
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

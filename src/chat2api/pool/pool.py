@@ -37,11 +37,12 @@ from chat2api.errors import (
     UpstreamRejected,
     UpstreamUnauthorized,
 )
-from chat2api.pool.jwt import token_expiry, token_identity, token_plan
+from chat2api.pool.jwt import identity_key, token_expiry, token_plan
 from chat2api.pool.slots import SharedSlots
 from chat2api.pool.tokens import GivenToken
 from chat2api.settings import Settings
-from chat2api.store.base import Account, Store, account_key
+from chat2api.store.base import Account, Learnt, Store, account_key
+from chat2api.store.seeds import rebind_seeds
 from chat2api.upstream.auth import OAuthClient, RefreshRejected
 from chat2api.values import Credentials
 
@@ -112,9 +113,13 @@ class PoolLease:
         credentials: Credentials,
         model: str,
         slot: str,
+        slot_account: str | None = None,
     ) -> None:
         self._pool = pool
         self._slot = slot
+        # The slot's account: another one when the refresh that made these
+        # credentials merged the account leased into ``account``.
+        self._slot_account = slot_account or account.id
         self.account = account
         self.key = account.id
         self.credentials = credentials
@@ -133,7 +138,7 @@ class PoolLease:
     async def release(self) -> None:
         if not self._released:
             self._released = True
-            await self._pool.release_slot(self.key, self._slot)
+            await self._pool.release_slot(self._slot_account, self._slot)
 
 
 class AccountPool:
@@ -172,22 +177,31 @@ class AccountPool:
     async def add_or_update(self, tokens: list[GivenToken]) -> tuple[list[str], list[str]]:
         """(ids added, the account id of each given token in order).
 
-        An AccessToken whose identity (``chatgpt_account_id`` + user id) is
-        that of an account in the pool, or of an earlier token of the same
-        call, is not a new account: it gives that account its AccessToken
-        when it expires later than the one held (and brings a dead account
-        back, since a new login is what fixes one).
+        An AccessToken whose identity (``chatgpt_account_id`` + user id, in
+        its workspace) is that of an account in the pool, or of an earlier
+        token of the same call, is not a new account: it gives that account
+        its AccessToken when it expires later than the one held (and brings
+        a dead account back, since a new login is what fixes one). A new
+        account's identity is then recorded (``learn_identity``): one added
+        meanwhile by another process for the same ChatGPT account is merged
+        with it. A RefreshToken's identity is known after its first exchange.
         """
         now = self.clock.time()
-        by_identity = await self._identities(tokens)
         accounts: dict[str, Account] = {}
+        seen: dict[str, Account] = {}  # identity → its account, in the pool or in this call
+        learn: dict[str, str] = {}  # new account id → its identity
         ids: list[str] = []
         for given in tokens:
             if given.kind == "other":
                 raise ValueError("only AccessTokens and RefreshTokens can join the pool")
-            identity = token_identity(given.token) if given.kind == "access_token" else None
-            same = by_identity.get((identity, given.workspace)) if identity else None
-            if same is not None:
+            identity = (
+                identity_key(given.token, given.workspace) if given.kind == "access_token" else None
+            )
+            same = None
+            if identity is not None:
+                same = seen.get(identity) or await self.store.account_with_identity(identity)
+            if identity is not None and same is not None:
+                seen[identity] = same
                 ids.append(same.id)
                 if same.id in accounts:  # an earlier token of this call: keep the fresher
                     _take_fresher(same, given.token)
@@ -207,23 +221,51 @@ class AccountPool:
                 account.plan = token_plan(given.token)
             ids.append(account.id)
             accounts.setdefault(account.id, account)
-            if identity:
-                by_identity[(identity, given.workspace)] = accounts[account.id]
+            if identity is not None:
+                seen[identity] = accounts[account.id]
+                learn[account.id] = identity
         added = await self.store.add_accounts(list(accounts.values()))
-        return added, ids
+        now_named: dict[str, str] = {}
+        for account_id, identity in learn.items():
+            learnt = await self.learn_identity(account_id, identity)
+            if learnt is not None and learnt.id != account_id:
+                now_named[account_id] = learnt.id
+        added = [i for i in added if i not in now_named]
+        return added, [now_named.get(i, i) for i in ids]
 
-    async def _identities(
-        self, tokens: list[GivenToken]
-    ) -> dict[tuple[str | None, str | None], Account]:
-        """The pool's accounts by (identity, workspace), read only when a token needs it."""
-        if not any(t.kind == "access_token" and token_identity(t.token) for t in tokens):
-            return {}
-        out: dict[tuple[str | None, str | None], Account] = {}
+    async def learn_identity(self, account_id: str, identity: str) -> Learnt | None:
+        """Record which ChatGPT account ``account_id`` is; merged with its twin if any.
+
+        After a merge, the gateway's seeds bound to the dropped id are bound to
+        the survivor (they would reach it through the alias anyway).
+        """
+        learnt = await self.store.learn_identity(account_id, identity)
+        if learnt is not None and learnt.merged is not None:
+            log.info(
+                "accounts %s and %s are one ChatGPT account: merged into %s",
+                learnt.id,
+                learnt.merged,
+                learnt.id,
+            )
+            await rebind_seeds(self.store, learnt.merged, learnt.id)
+        return learnt
+
+    async def learn_identities(self) -> int:
+        """Learn the identity of each account whose AccessToken tells one the store lacks.
+
+        For accounts stored before identities were recorded (and any whose
+        recording a crash cut short); duplicates among them are merged.
+        Returns how many were recorded.
+        """
+        learnt = 0
         for account in await self.store.list_accounts():
-            identity = token_identity(account.access_token) if account.access_token else None
-            if identity:
-                out.setdefault((identity, account.workspace), account)
-        return out
+            if account.identity is not None or not account.access_token:
+                continue
+            identity = identity_key(account.access_token, account.workspace)
+            if identity is not None:
+                await self.learn_identity(account.id, identity)
+                learnt += 1
+        return learnt
 
     async def _update_access(self, account: Account, token: str) -> None:
         expires = token_expiry(token)
@@ -237,8 +279,10 @@ class AccountPool:
             secret=token if account.kind == "access_token" else None,
             plan=token_plan(token),
         )
+        account.access_token, account.access_expires_at = token, expires
         if account.status == "dead":
             await self.store.set_status(account.id, "active")
+            account.status = "active"
         log.info("account %s: a newer AccessToken of the same account replaced its own", account.id)
 
     async def size(self) -> int:
@@ -391,14 +435,19 @@ class AccountPool:
         if slot is None:
             return None, None, True
         try:
-            credentials = await self._credentials(account)
+            current = await self._current(account)
         except RefreshRejected:
             await self.release_slot(account.id, slot)
             return None, None, False
         except BaseException:
             await self.release_slot(account.id, slot)
             raise
-        return PoolLease(self, account, credentials, model, slot), None, False
+        # After a merge the lease (its outcome, its cooldowns) is the survivor's;
+        # the slot stays where it was taken, until this lease ends.
+        credentials = Credentials(
+            current.access_token or current.secret, current.workspace, key=current.id
+        )
+        return PoolLease(self, current, credentials, model, slot, account.id), None, False
 
     async def release_slot(self, account_id: str, slot: str) -> None:
         """Free one concurrency slot and wake a waiting request."""
@@ -414,11 +463,11 @@ class AccountPool:
         expires = account.access_expires_at
         return expires is None or expires - REFRESH_MARGIN > self.clock.time()
 
-    async def _credentials(self, account: Account) -> Credentials:
+    async def _current(self, account: Account) -> Account:
+        """``account`` with a usable AccessToken: refreshed if needed (and maybe merged)."""
         if account.kind == "refresh_token" and not self._fresh(account):
             account = await self.refresh(account.id, stale=account.access_token)
-        token = account.access_token or account.secret
-        return Credentials(token, account.workspace, key=account.id)
+        return account
 
     async def refresh(self, account_id: str, *, stale: str | None = None) -> Account:
         """A fresh AccessToken for a RefreshToken account, exchanged at most once.
@@ -433,6 +482,7 @@ class AccountPool:
             account = await self.store.get_account(account_id)
             if account is None:
                 raise NoUsableAccount("The account was removed.")
+            account_id = account.id  # an id merged into another reads as that one
             if account.kind != "refresh_token":
                 return account
             if account.access_token != stale and self._fresh(account):
@@ -455,6 +505,11 @@ class AccountPool:
                     plan=token_plan(grant.access_token),
                 )
                 log.info("refreshed account %s", account_id)
+                # Now its identity is known: the account may be one already in the pool.
+                identity = identity_key(grant.access_token, account.workspace)
+                if identity is not None:
+                    learnt = await self.learn_identity(account_id, identity)
+                    account_id = learnt.id if learnt is not None else account_id
                 return await self.store.get_account(account_id) or account
 
     async def refresh_all(

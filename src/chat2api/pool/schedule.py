@@ -1,4 +1,4 @@
-"""Scheduled refresh (``SCHEDULED_REFRESH=true``).
+"""Scheduled refresh (``SCHEDULED_REFRESH=true``), and the identity check at start.
 
 Once at start, then every ``REFRESH_CHECK_SECONDS`` (an hour by default),
 every RefreshToken account whose AccessToken has less than five days left is
@@ -42,3 +42,20 @@ async def scheduled_refresh(
         except Chat2APIError as exc:  # a store or network hiccup must not end the schedule
             log.warning("scheduled refresh failed: %s", exc.message)
         await sleep(interval)
+
+
+async def identities_at_start(pool: AccountPool) -> int:
+    """Record the identities the store lacks (``AccountPool.learn_identities``), once.
+
+    Run at start in the background: a store written before identities were
+    kept (or by a process that died before recording one) gets them, and
+    two accounts of one ChatGPT account among them are merged.
+    """
+    try:
+        learnt = await pool.learn_identities()
+    except Chat2APIError as exc:
+        log.warning("identity check at start failed: %s", exc.message)
+        return 0
+    if learnt:
+        log.info("identity check at start: %d account(s) recorded", learnt)
+    return learnt

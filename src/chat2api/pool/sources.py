@@ -53,7 +53,9 @@ class PinnedPoolAccount:
     async def acquire(self, model: str, exclude: frozenset[str]) -> Lease:
         if self.account_id in exclude:
             raise NoUsableAccount("The account holding this conversation failed.")
-        return await self.pool.acquire_account(self.account_id, model)
+        lease = await self.pool.acquire_account(self.account_id, model)
+        self.account_id = lease.key  # an id since merged into another: that one
+        return lease
 
 
 class RefreshCache:

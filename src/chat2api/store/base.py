@@ -20,6 +20,15 @@ Design notes:
 * Updates to an id that is not stored (``set_status``, ``set_cooldown``,
   ``clear_cooldowns``, ``set_tokens``, ``record_use``) are ignored: an account
   removed while a request used it must not come back as a partial record.
+* One ChatGPT account is one account of the pool. Its *identity* (a hash
+  of its ``chatgpt_account_id``, user id and workspace, made by the pool
+  from a JWT) is known once one of its AccessTokens was seen, for a
+  RefreshToken only after an exchange. ``learn_identity`` records it; when
+  another account already has it, the two are merged in one transaction
+  (``merge_accounts`` says what the merged account keeps): the account
+  added first survives, and the other's id becomes an alias of it that
+  ``get_account`` follows, so whatever still names the dropped id (a seed,
+  a conversation binding, a download link) reaches the survivor.
 * Records (``put_record`` …) are small JSON objects any instance may need:
   saved Responses-API responses, and bindings of an upstream conversation to
   the account it lives on. ``encode_record`` checks and serialises them once,
@@ -118,6 +127,7 @@ class Account:
     successes: int = 0
     failures: int = 0
     added_at: float = 0.0
+    identity: str | None = None  # which ChatGPT account and user (``learn_identity``)
 
     @property
     def fingerprint(self) -> str:
@@ -130,6 +140,64 @@ class Account:
 
     def __repr__(self) -> str:  # never print secrets
         return f"Account({self.id}, {self.kind}, {self.status})"
+
+
+@dataclass(frozen=True, slots=True)
+class Learnt:
+    """What ``learn_identity`` did: the account's id now, and the id merged into it."""
+
+    id: str
+    merged: str | None = None  # the other account of the same identity, now an alias of ``id``
+
+
+def _token_rank(account: Account) -> tuple[bool, float]:
+    # Live beats dead, then the AccessToken that lasts longer (none lasts least).
+    expires = account.access_expires_at if account.access_token else None
+    return (account.status == "active", -1.0 if expires is None else expires)
+
+
+def merge_accounts(keep: Account, drop: Account, identity: str) -> Account:
+    """One account from two of the same identity: ``keep`` (added first) with ``drop``'s news.
+
+    * The id, ``added_at`` and workspace are ``keep``'s: the browser identity
+      (device id, proxy, user agent, impersonation), seed bindings and
+      conversations all hang on the id, so the upstream goes on seeing the
+      account it has seen longest.
+    * The tokens and what they decide (AccessToken, its expiry, plan, status
+      and dead reason) come from the *fresher* of the two: an active one over
+      a dead one, then the later-expiring AccessToken, ``drop`` on a tie (it
+      was added or refreshed last). The RefreshToken is the fresher one's if
+      it has one, else the other's: a RefreshToken is never traded for an
+      AccessToken alone.
+    * History is pooled: every cooldown (the later end per model: both were
+      the same upstream account), success and failure counts summed, the
+      later ``last_used``.
+    """
+    fresher, other = (keep, drop) if _token_rank(keep) > _token_rank(drop) else (drop, keep)
+    holder = fresher if fresher.kind == "refresh_token" or other.kind != "refresh_token" else other
+    cooldowns = dict(keep.cooldowns)
+    for model, until in drop.cooldowns.items():
+        cooldowns[model] = max(until, cooldowns.get(model, until))
+    last_used = [t for t in (keep.last_used, drop.last_used) if t is not None]
+    return Account(
+        id=keep.id,
+        kind=holder.kind,
+        secret=holder.secret,
+        workspace=keep.workspace,
+        access_token=fresher.access_token or other.access_token,
+        access_expires_at=(
+            fresher.access_expires_at if fresher.access_token else other.access_expires_at
+        ),
+        plan=fresher.plan or other.plan,
+        status=fresher.status,
+        dead_reason=fresher.dead_reason,
+        cooldowns=cooldowns,
+        last_used=max(last_used) if last_used else None,
+        successes=keep.successes + drop.successes,
+        failures=keep.failures + drop.failures,
+        added_at=keep.added_at,
+        identity=identity,
+    )
 
 
 def check_account(account: Account) -> None:
@@ -192,10 +260,30 @@ class Store(Protocol):
         (accounts whose id already exists are skipped, not updated; within one call
         the first of a repeated id wins). Every account is checked first
         (``check_account``): one invalid account raises ``ValueError`` and stores
-        nothing. An ``added_at`` of 0 is stamped with the time of the call."""
+        nothing. An ``added_at`` of 0 is stamped with the time of the call.
+        An id that was merged into an account still stored counts as existing;
+        ``identity`` is not stored by this call (``learn_identity`` sets it)."""
         ...
 
-    async def get_account(self, account_id: str) -> Account | None: ...
+    async def get_account(self, account_id: str) -> Account | None:
+        """The account, or None; an id merged into another reads as that other
+        account (the ``Account`` returned then has the survivor's id)."""
+        ...
+
+    async def account_with_identity(self, identity: str) -> Account | None:
+        """The account whose identity is ``identity``, if any."""
+        ...
+
+    async def learn_identity(self, account_id: str, identity: str) -> Learnt | None:
+        """Record that ``account_id``'s tokens are for ``identity``; None if it is not stored.
+
+        When another account has ``identity`` already, the two become one in
+        ONE transaction (all or nothing, even if the process dies): the one
+        added first keeps its id and takes ``merge_accounts`` of both, the
+        other is removed and its id (and every id merged into it before)
+        becomes an alias of the survivor; the version changes.
+        """
+        ...
 
     async def list_accounts(self) -> list[Account]:
         """Every account, oldest first."""

@@ -14,10 +14,18 @@ Key layout (``P`` is the key prefix, ``chat2api`` by default)::
                              expires with the latest of them
     P:rec:<kind>:<key>  string  one record (JSON object), with a PX expiry if
                              it has a ttl: Redis expires it, nothing sweeps
+    P:identities     hash    identity → the account that has it
+    P:merged         hash    an id merged into another → the survivor's id
+    P:merged_into:<id>  set  the ids merged into ``<id>`` (to repoint them
+                             when ``<id>`` is merged in turn)
 
 Everything that touches more than one key (add, remove, clear) or must not
 write to a removed account (the per-account updates) is a Lua script, which
 Redis runs atomically: a client that dies mid-call leaves all or nothing.
+``learn_identity`` computes a merge in Python (``merge_accounts``, shared
+with SQLite) and writes it in one ``MULTI``/``EXEC`` under ``WATCH`` of
+every key it read: a concurrent change makes it start over, a client that
+dies before ``EXEC`` leaves nothing.
 The scripts also touch keys they derive from the prefix, so the store
 expects a single Redis server, not a cluster.
 """
@@ -25,6 +33,7 @@ expects a single Redis server, not a cluster.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import random
 import secrets
@@ -39,21 +48,25 @@ from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
+from chat2api.errors import StoreUnavailable
 from chat2api.store.base import (
     Account,
     AccountKind,
     AccountStatus,
+    Learnt,
     StoreErrorMap,
     check_account,
     check_record_id,
     decode_record,
     encode_record,
+    merge_accounts,
 )
 
 DEFAULT_PREFIX = "chat2api"
 CONNECT_TIMEOUT = 2.0  # seconds: a Redis that does not answer is an outage, not a wait
 COMMAND_TIMEOUT = 10.0
 LOCK_POLL = (0.005, 0.025)  # seconds between tries for a held lock, jittered
+_WATCH_TRIES = 50  # a merge started over because a key it read changed, at most
 _LIST_CHUNK = 500  # accounts read per pipeline round trip by list_accounts
 _COOLDOWN = "cd:"
 # A connection Redis closed (a restart, an idle timeout) is replaced and the
@@ -70,12 +83,20 @@ _OUTAGE = StoreErrorMap(
     ),
 )
 
-# KEYS: accounts zset, seq, version, then one account key per account.
-# ARGV: a JSON object of the account's fields (string values) per account key.
+# KEYS: accounts zset, seq, version, merged, then one account key per account.
+# ARGV: the key prefix ("P:"), then a JSON object of the account's fields
+# (string values) per account key.
 _ADD = """
 local added = {}
-for i = 4, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
+for i = 5, #KEYS do
+  local id = cjson.decode(ARGV[i - 3])['id']
+  local into = redis.call('HGET', KEYS[4], id)
+  local alias = into and redis.call('EXISTS', ARGV[1] .. 'acct:' .. into) == 1
+  if not alias and into then
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('SREM', ARGV[1] .. 'merged_into:' .. into, id)
+  end
+  if not alias and redis.call('EXISTS', KEYS[i]) == 0 then
     local fields = cjson.decode(ARGV[i - 3])
     local flat = {}
     for k, v in pairs(fields) do
@@ -91,19 +112,27 @@ if #added > 0 then redis.call('INCR', KEYS[3]) end
 return added
 """
 
-# KEYS: accounts zset, version, account key. ARGV: id.
+# KEYS: accounts zset, version, account key, identities. ARGV: id.
 _REMOVE = """
+local identity = redis.call('HGET', KEYS[3], 'identity')
 if redis.call('DEL', KEYS[3]) == 0 then return 0 end
+if identity and redis.call('HGET', KEYS[4], identity) == ARGV[1] then
+  redis.call('HDEL', KEYS[4], identity)
+end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('INCR', KEYS[2])
 return 1
 """
 
-# KEYS: accounts zset, version. ARGV: the account key prefix ("P:acct:").
+# KEYS: accounts zset, version, identities, merged.
+# ARGV: the account key prefix ("P:acct:"), the merged-into prefix.
 _CLEAR = """
 local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
-for _, id in ipairs(ids) do redis.call('DEL', ARGV[1] .. id) end
-redis.call('DEL', KEYS[1])
+for _, id in ipairs(ids) do
+  redis.call('DEL', ARGV[1] .. id)
+  redis.call('DEL', ARGV[2] .. id)
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 if #ids > 0 then redis.call('INCR', KEYS[2]) end
 return #ids
 """
@@ -192,6 +221,7 @@ def _fields(account: Account, added_at: float) -> dict[str, str]:
         "successes": account.successes,
         "failures": account.failures,
         "added_at": account.added_at or added_at,
+        "identity": account.identity,
     }
     values |= {_COOLDOWN + model: until for model, until in account.cooldowns.items()}
     return {
@@ -223,6 +253,7 @@ def _account(fields: dict[str, str]) -> Account:
         successes=int(fields.get("successes", 0)),
         failures=int(fields.get("failures", 0)),
         added_at=float(fields.get("added_at", 0.0)),
+        identity=fields.get("identity"),
     )
 
 
@@ -282,16 +313,95 @@ class RedisStore:
         now = time.time()
         unique = list({a.id: a for a in reversed(accounts)}.values())[::-1]  # first one wins
         keys = [self._key("accounts"), self._key("seq"), self._key("version")]
-        keys += [self._acct(a.id) for a in unique]
-        args = [json.dumps(_fields(a, now)) for a in unique]
+        keys += [self._key("merged"), *(self._acct(a.id) for a in unique)]
+        # The identity is learnt, not given (``learn_identity``).
+        fields = [_fields(dataclasses.replace(a, identity=None), now) for a in unique]
+        args = [self._key(""), *(json.dumps(f) for f in fields)]
         added = await self._add(keys=keys, args=args)
         return [str(i) for i in added]
 
     @_OUTAGE.method
     async def get_account(self, account_id: str) -> Account | None:
-        """One account, or None."""
+        """One account (or the one a merged id names), or None."""
         fields = cast(dict[str, str], await self._redis.hgetall(self._acct(account_id)))
+        if not fields:
+            into = cast(str | None, await self._redis.hget(self._key("merged"), account_id))
+            if into is None:
+                return None
+            fields = cast(dict[str, str], await self._redis.hgetall(self._acct(into)))
         return _account(fields) if fields else None
+
+    @_OUTAGE.method
+    async def account_with_identity(self, identity: str) -> Account | None:
+        """The account whose identity is ``identity``, if any."""
+        account_id = cast(str | None, await self._redis.hget(self._key("identities"), identity))
+        if account_id is None:
+            return None
+        fields = cast(dict[str, str], await self._redis.hgetall(self._acct(account_id)))
+        # The index may name an account removed since: it is not listed.
+        return _account(fields) if fields.get("identity") == identity else None
+
+    @_OUTAGE.method
+    async def learn_identity(self, account_id: str, identity: str) -> Learnt | None:
+        """Record ``account_id``'s identity; merge it with the account that has it already."""
+        for _ in range(_WATCH_TRIES):
+            try:
+                return await self._learn(account_id, identity)
+            except redis_errors.WatchError:
+                await asyncio.sleep(random.uniform(*LOCK_POLL))
+        raise StoreUnavailable(
+            "The Redis store is too busy to merge two accounts right now; try again shortly."
+        )
+
+    async def _learn(self, account_id: str, identity: str) -> Learnt | None:
+        identities, merged = self._key("identities"), self._key("merged")
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(identities, merged, self._acct(account_id))
+            own_id = account_id
+            if not await pipe.exists(self._acct(account_id)):
+                into = cast(str | None, await pipe.hget(merged, account_id))
+                if into is None:
+                    return None
+                own_id = into
+                await pipe.watch(self._acct(own_id))
+            own = cast(dict[str, str], await pipe.hgetall(self._acct(own_id)))
+            if not own:
+                return None
+            other_id = cast(str | None, await pipe.hget(identities, identity))
+            other: dict[str, str] = {}
+            if other_id is not None and other_id != own_id:
+                await pipe.watch(self._acct(other_id), self._key("merged_into", own_id))
+                await pipe.watch(self._key("merged_into", other_id))
+                other = cast(dict[str, str], await pipe.hgetall(self._acct(other_id)))
+            if not other:
+                if own.get("identity") == identity and other_id == own_id:
+                    return Learnt(own_id)
+                pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+                pipe.hset(self._acct(own_id), "identity", identity)
+                pipe.hset(identities, identity, own_id)
+                await pipe.execute()
+                return Learnt(own_id)
+            assert other_id is not None
+            own_seq = await pipe.zscore(self._key("accounts"), own_id)
+            other_seq = await pipe.zscore(self._key("accounts"), other_id)
+            own_first = (own_seq or 0.0) < (other_seq or 0.0)
+            keep, drop = (own, other) if own_first else (other, own)
+            keep_id, drop_id = keep["id"], drop["id"]
+            aliases = cast(set[str], await pipe.smembers(self._key("merged_into", drop_id)))
+            account = merge_accounts(_account(keep), _account(drop), identity)
+            pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis-py
+            pipe.delete(self._acct(drop_id), self._acct(keep_id))
+            # (hset's mapping type is invariant in its key: a dict[str, str] is one.)
+            pipe.hset(self._acct(keep_id), mapping=cast(Any, _fields(account, account.added_at)))
+            pipe.zrem(self._key("accounts"), drop_id)
+            pipe.incr(self._key("version"))
+            pipe.hset(identities, identity, keep_id)
+            for alias in (*aliases, drop_id):
+                pipe.hset(merged, alias, keep_id)
+            pipe.sadd(self._key("merged_into", keep_id), *aliases, drop_id)
+            pipe.delete(self._key("merged_into", drop_id))
+            await pipe.execute()
+            return Learnt(keep_id, drop_id)
 
     @_OUTAGE.method
     async def list_accounts(self) -> list[Account]:
@@ -325,13 +435,16 @@ class RedisStore:
     async def remove_account(self, account_id: str) -> bool:
         """Remove one account; False if there was none."""
         keys = [self._key("accounts"), self._key("version"), self._acct(account_id)]
+        keys.append(self._key("identities"))
         return bool(await self._remove(keys=keys, args=[account_id]))
 
     @_OUTAGE.method
     async def clear_accounts(self) -> int:
         """Remove every account; returns how many there were."""
         keys = [self._key("accounts"), self._key("version")]
-        return int(await self._clear(keys=keys, args=[self._key("acct", "")]))
+        keys += [self._key("identities"), self._key("merged")]
+        args = [self._key("acct", ""), self._key("merged_into", "")]
+        return int(await self._clear(keys=keys, args=args))
 
     # --- one account's state -------------------------------------------------
 

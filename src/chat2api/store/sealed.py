@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from chat2api.errors import StoreUnavailable
-from chat2api.store.base import Account, AccountStatus, Store, check_account
+from chat2api.store.base import Account, AccountStatus, Learnt, Store, check_account
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -111,6 +111,14 @@ class SealedStore:
     async def get_account(self, account_id: str) -> Account | None:
         account = await self.inner.get_account(account_id)
         return None if account is None else self._opened(account)
+
+    async def account_with_identity(self, identity: str) -> Account | None:
+        account = await self.inner.account_with_identity(identity)
+        return None if account is None else self._opened(account)
+
+    async def learn_identity(self, account_id: str, identity: str) -> Learnt | None:
+        # A merge moves sealed values between accounts as they are: one key seals both.
+        return await self.inner.learn_identity(account_id, identity)
 
     async def list_accounts(self) -> list[Account]:
         return [self._opened(a) for a in await self.inner.list_accounts()]

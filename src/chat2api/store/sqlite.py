@@ -16,6 +16,7 @@ wait for each other instead of failing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -31,11 +32,13 @@ from chat2api.store.base import (
     Account,
     AccountKind,
     AccountStatus,
+    Learnt,
     StoreErrorMap,
     check_account,
     check_record_id,
     decode_record,
     encode_record,
+    merge_accounts,
 )
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -120,7 +123,28 @@ def m004_slots(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Migration] = [m001_meta, m002_accounts, m003_records, m004_slots]
+def m005_identities(db: sqlite3.Connection) -> None:
+    """Which ChatGPT account each account is (``learn_identity``), and merged ids."""
+    db.execute("ALTER TABLE accounts ADD COLUMN identity TEXT")
+    # At most one account per identity: a second one is merged, never stored.
+    db.execute(
+        "CREATE UNIQUE INDEX accounts_identity ON accounts (identity) WHERE identity IS NOT NULL"
+    )
+    # An account merged into another: its id now names the survivor (one hop,
+    # repointed when the survivor is merged in turn).
+    db.execute(
+        "CREATE TABLE merged (id TEXT PRIMARY KEY, into_id TEXT NOT NULL, merged_at REAL NOT NULL)"
+    )
+    db.execute("CREATE INDEX merged_into ON merged (into_id)")
+
+
+MIGRATIONS: list[Migration] = [
+    m001_meta,
+    m002_accounts,
+    m003_records,
+    m004_slots,
+    m005_identities,
+]
 
 
 @contextmanager
@@ -176,8 +200,9 @@ def migrate(db: sqlite3.Connection, migrations: list[Migration] = MIGRATIONS) ->
 
 _COLUMNS = (
     "id, kind, secret, workspace, access_token, access_expires_at, plan, status, "
-    "dead_reason, cooldowns, last_used, successes, failures, added_at"
+    "dead_reason, cooldowns, last_used, successes, failures, added_at, identity"
 )
+_SET_ALL = ", ".join(f"{column} = ?" for column in _COLUMNS.split(", ")[1:])
 
 
 def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
@@ -196,6 +221,7 @@ def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
         successes,
         failures,
         added_at,
+        identity,
     ) = row
     return Account(
         id=id_,
@@ -212,6 +238,29 @@ def _account(row: sqlite3.Row | tuple[Any, ...]) -> Account:
         successes=successes,
         failures=failures,
         added_at=added_at,
+        identity=identity,
+    )
+
+
+def _row(account: Account, added_at: float) -> tuple[Any, ...]:
+    """``account`` as the values of ``_COLUMNS``."""
+    a = account
+    return (
+        a.id,
+        a.kind,
+        a.secret,
+        a.workspace,
+        a.access_token,
+        a.access_expires_at,
+        a.plan,
+        a.status,
+        a.dead_reason,
+        json.dumps(a.cooldowns),
+        a.last_used,
+        a.successes,
+        a.failures,
+        a.added_at or added_at,
+        a.identity,
     )
 
 
@@ -222,12 +271,17 @@ def private_file(path: Path) -> None:
     file, so they are private too. A file that exists is narrowed to 0600.
     """
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    # An existing file is not opened: closing a descriptor of it would drop the
+    # POSIX locks another connection of this process holds on it (SQLite's
+    # "how to corrupt" 2.2), and another process could then delete the WAL
+    # under that connection (seen as "disk I/O error").
     try:
-        if os.fstat(fd).st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return
+    os.close(fd)
 
 
 class SQLiteStore:
@@ -266,32 +320,18 @@ class SQLiteStore:
         for account in accounts:
             check_account(account)
         now = time.time()
-        rows = [
-            (
-                a.id,
-                a.kind,
-                a.secret,
-                a.workspace,
-                a.access_token,
-                a.access_expires_at,
-                a.plan,
-                a.status,
-                a.dead_reason,
-                json.dumps(a.cooldowns),
-                a.last_used,
-                a.successes,
-                a.failures,
-                a.added_at or now,
-            )
-            for a in accounts
-        ]
+        # The identity is learnt, not given (``learn_identity``).
+        rows = [_row(dataclasses.replace(a, identity=None), now) for a in accounts]
         added: list[str] = []
         with _write(self._db) as db:
             (seq,) = db.execute("SELECT COALESCE(MAX(seq), 0) FROM accounts").fetchone()
             for row in rows:
+                if self._merged_into(row[0]) is not None:
+                    continue  # merged into an account still here: it is that account
+                db.execute("DELETE FROM merged WHERE id = ?", (row[0],))
                 cursor = db.execute(
                     f"INSERT INTO accounts (seq, {_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO NOTHING",
                     (seq + 1, *row),
                 )
@@ -302,13 +342,71 @@ class SQLiteStore:
                 db.execute("UPDATE accounts_version SET version = version + 1")
         return added
 
-    @_OUTAGE.method
-    async def get_account(self, account_id: str) -> Account | None:
-        """One account, or None."""
+    def _merged_into(self, account_id: str) -> str | None:
+        """The stored account ``account_id`` was merged into, if any."""
+        row = self._db.execute(
+            "SELECT into_id FROM merged JOIN accounts ON accounts.id = into_id WHERE merged.id = ?",
+            (account_id,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def _get(self, account_id: str) -> Account | None:
+        """One account, following a merged id to its survivor."""
         row = self._db.execute(
             f"SELECT {_COLUMNS} FROM accounts WHERE id = ?", (account_id,)
         ).fetchone()
+        if row is None:
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM accounts "
+                "WHERE id = (SELECT into_id FROM merged WHERE id = ?)",
+                (account_id,),
+            ).fetchone()
         return None if row is None else _account(row)
+
+    @_OUTAGE.method
+    async def get_account(self, account_id: str) -> Account | None:
+        """One account (or the one a merged id names), or None."""
+        return self._get(account_id)
+
+    @_OUTAGE.method
+    async def account_with_identity(self, identity: str) -> Account | None:
+        """The account whose identity is ``identity``, if any."""
+        row = self._db.execute(
+            f"SELECT {_COLUMNS} FROM accounts WHERE identity = ?", (identity,)
+        ).fetchone()
+        return None if row is None else _account(row)
+
+    @_OUTAGE.method
+    async def learn_identity(self, account_id: str, identity: str) -> Learnt | None:
+        """Record ``account_id``'s identity; merge it with the account that has it already."""
+        with _write(self._db) as db:
+            own = self._get(account_id)
+            if own is None:
+                return None
+            if own.identity == identity:
+                return Learnt(own.id)
+            row = db.execute(
+                f"SELECT seq, {_COLUMNS} FROM accounts WHERE identity = ? AND id != ?",
+                (identity, own.id),
+            ).fetchone()
+            if row is None:
+                db.execute("UPDATE accounts SET identity = ? WHERE id = ?", (identity, own.id))
+                return Learnt(own.id)
+            other = _account(row[1:])
+            (own_seq,) = db.execute("SELECT seq FROM accounts WHERE id = ?", (own.id,)).fetchone()
+            keep, drop = (own, other) if own_seq < row[0] else (other, own)
+            merged = merge_accounts(keep, drop, identity)
+            db.execute("DELETE FROM accounts WHERE id = ?", (drop.id,))
+            db.execute(
+                f"UPDATE accounts SET {_SET_ALL} WHERE id = ?",
+                (*_row(merged, merged.added_at)[1:], keep.id),
+            )
+            db.execute("UPDATE merged SET into_id = ? WHERE into_id = ?", (keep.id, drop.id))
+            db.execute(
+                "INSERT OR REPLACE INTO merged VALUES (?, ?, ?)", (drop.id, keep.id, time.time())
+            )
+            db.execute("UPDATE accounts_version SET version = version + 1")
+        return Learnt(keep.id, drop.id)
 
     @_OUTAGE.method
     async def list_accounts(self) -> list[Account]:
@@ -347,6 +445,7 @@ class SQLiteStore:
         """Remove every account; returns how many there were."""
         with _write(self._db) as db:
             removed = db.execute("DELETE FROM accounts").rowcount
+            db.execute("DELETE FROM merged")
             if removed:
                 db.execute("UPDATE accounts_version SET version = version + 1")
         return int(removed)

@@ -5,6 +5,7 @@ __all__ = [
     "browser",
     "catalog",
     "chatgpt",
+    "curl",
     "downloads",
     "e3",
     "eras",

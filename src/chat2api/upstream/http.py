@@ -24,14 +24,9 @@ Memory: a burst of N concurrent requests leaves N idle handles in the
 session. So ``trim_idle`` (run every few seconds while sessions exist)
 closes idle handles beyond ``max_idle_handles`` (16: each pins heap pages
 among the burst's freed memory, and a new one is cheap to make; docs/design.md,
-"Memory goes back after a burst"). Once a burst has drained (at most
-``QUIET_TRANSFERS`` transfers still running), it also runs a full garbage
-collection and ``malloc_trim`` so that the process goes back to its idle
-size: done then, the pause of a collection over many live objects delays
-nobody. Later, whenever it is quiet and ``RECLAIM_BYTES`` more of the
-process's private memory lies resident but unused by malloc than after the
-last trim (what the burst's tail freed, such as clients' idle keep-alive
-connections), it trims again.
+"Memory goes back after a burst"), then tells :class:`chat2api.heap.Reclaim`
+what it closed and how busy the sessions are: that decides when the freed
+memory goes back to the system.
 
 Every foreign transport exception is translated in ``map_transport_errors``,
 and nowhere else, into the ``chat2api.errors`` tree.
@@ -41,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -53,14 +47,12 @@ from curl_cffi import CurlError
 from curl_cffi.const import CurlECode
 
 from chat2api.errors import UpstreamConnectError, UpstreamTimeout, UpstreamUnavailable
-from chat2api.heap import HEAP
+from chat2api.heap import Reclaim
 from chat2api.upstream.transport import Reply, Session, TransferAborted
 
 log = logging.getLogger(__name__)
 
 TRIM_INTERVAL = 2.0
-QUIET_TRANSFERS = 8
-RECLAIM_BYTES = 4 << 20  # freed heap worth handing back to the system once quiet
 
 
 _CONNECT_CODES = frozenset(
@@ -146,8 +138,7 @@ class SessionPool:
         self.max_idle_handles = max_idle_handles
         self._sessions: dict[tuple[str, str | None, str | None], Session] = {}
         self._trimmer: asyncio.Task[None] | None = None
-        self._reclaim = False  # handles or connections closed: memory to give back once quiet
-        self._sheds = 0  # the sessions' connection sheds seen so far
+        self._reclaim = Reclaim()
         # Plain requests: (connect, read) is a total deadline of their sum.
         self.timeout = (connect_timeout, read_timeout)
         # Streams: curl aborts after this many seconds without a byte (headers
@@ -173,29 +164,16 @@ class SessionPool:
     def trim_idle(self) -> int:
         """Close idle handles beyond ``max_idle_handles`` per session; how many.
 
-        After handles were closed, the first call that finds the sessions
-        quiet also returns the freed memory to the system.
+        Then :class:`chat2api.heap.Reclaim` hands freed memory back to the
+        system if the sessions are quiet enough.
         """
         sessions = self._sessions.values()
         closed = sum(session.trim(self.max_idle_handles) for session in sessions)
-        # Connections a burst left open are closed once its last transfer
-        # ended, which may be after the reclaim that ran with a few still going.
-        sheds = sum(session.sheds for session in sessions)
-        self._reclaim = self._reclaim or closed > 0 or sheds != self._sheds
-        self._sheds = sheds
-        if sum(session.active for session in sessions) > QUIET_TRANSFERS:
-            return closed
-        if self._reclaim:
-            self._reclaim = False
-            # A burst's replies and request bodies may sit in reference cycles
-            # that only a full collection frees; the young generations never
-            # reach them.
-            gc.collect()
-            HEAP.trim()
-        else:
-            # What the burst's tail frees later (the clients' idle keep-alive
-            # connections, say) goes back too.
-            HEAP.trim_if_grown(RECLAIM_BYTES)
+        self._reclaim.after_trim(
+            closed=closed,
+            sheds=sum(session.sheds for session in sessions),
+            active=sum(session.active for session in sessions),
+        )
         return closed
 
     async def _trim_forever(self) -> None:

@@ -41,11 +41,10 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
-from curl_cffi import ffi as curl_ffi
-from curl_cffi import lib as curl_lib
 from curl_cffi.aio import AsyncCurl
 from curl_cffi.const import CurlECode, CurlMOpt
-from curl_cffi.requests.impersonate import REAL_TARGET_MAP
+
+from chat2api.upstream import curl
 
 __all__ = ["ACCEPT_ENCODING", "Reply", "ReplyHeaders", "Session", "TransferAborted"]
 
@@ -63,18 +62,11 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.NOSIGNAL: 1,
     CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
-_NULL = curl_ffi.NULL
+_NULL = curl.NULL
 
 
 class TransferAborted(CurlError):
     """The transfer was stopped by :meth:`Reply.aclose` or a header deadline."""
-
-
-def _set_multi_long(acurl: AsyncCurl, option: CurlMOpt, value: int) -> int:
-    # Not through AsyncCurl.setopt: curl_cffi 0.17 passes long options as a
-    # pointer, so curl would read an address as the value.
-    code: int = curl_lib.curl_multi_setopt(acurl._curlm, option, curl_ffi.cast("void *", value))
-    return code
 
 
 class ReplyHeaders:
@@ -333,34 +325,34 @@ class _BodyChunks:
 class _Handle:
     """A configured, impersonating easy handle and the reply it currently feeds.
 
-    A request's options go to ``curl_easy_setopt`` directly: curl_cffi's
-    ``Curl.setopt`` builds its lookup tables on every call, a few
-    microseconds each, ten times a request. Options that only hold a value
+    A request's options go to ``curl_easy_setopt`` directly (through
+    :mod:`chat2api.upstream.curl`, which says why). Options that only hold a value
     (timeouts, URL, method override) are remembered and not set again while
     unchanged: libcurl keeps options across a handle's transfers.
     """
 
-    __slots__ = ("_values", "curl", "header_slist", "reply")
+    __slots__ = ("_easy", "_values", "curl", "header_slist", "reply")
 
-    def __init__(self, curl: Curl) -> None:
-        self.curl = curl
+    def __init__(self, handle: Curl) -> None:
+        self.curl = handle
+        self._easy = curl.easy_handle(handle)
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
         self._values: dict[CurlOpt, object] = {}
 
     def _setopt(self, option: CurlOpt, param: Any) -> None:
-        code = curl_lib._curl_easy_setopt(self.curl._curl, option, param)
+        code = curl.easy_setopt(self._easy, option, param)
         if code:
             raise CurlError(f"curl_easy_setopt({option.name}) failed with code {code}", code)
 
     def set_action(self, option: CurlOpt, value: int) -> None:
         """A long option that acts when set (``HTTPGET``, ``NOBODY``), or changes every time."""
-        self._setopt(option, curl_ffi.new("long*", value))
+        self._setopt(option, curl.long_param(value))
 
     def set_long(self, option: CurlOpt, value: int) -> None:
         """A long option that holds a value."""
         if self._values.get(option) != value:
-            self._setopt(option, curl_ffi.new("long*", value))
+            self._setopt(option, curl.long_param(value))
             self._values[option] = value
 
     def set_text(self, option: CurlOpt, value: bytes | None) -> None:
@@ -371,7 +363,7 @@ class _Handle:
 
     def set_body(self, body: bytes) -> None:
         """``POSTFIELDS``: read in place, so the caller keeps ``body`` until it is sent."""
-        self._setopt(CurlOpt.POSTFIELDSIZE, curl_ffi.new("long*", len(body)))
+        self._setopt(CurlOpt.POSTFIELDSIZE, curl.long_param(len(body)))
         self._setopt(CurlOpt.POSTFIELDS, body)
 
     def on_body(self, chunk: bytes) -> int:
@@ -384,16 +376,13 @@ class _Handle:
 
     def set_headers(self, lines: list[bytes]) -> None:
         self.free_headers()
-        slist = _NULL
-        for line in lines:
-            slist = curl_lib.curl_slist_append(slist, line)
-        self.header_slist = slist
-        curl_lib._curl_easy_setopt(self.curl._curl, CurlOpt.HTTPHEADER, slist)
+        self.header_slist = curl.header_list(lines)
+        curl.easy_setopt(self._easy, CurlOpt.HTTPHEADER, self.header_slist)
 
     def free_headers(self) -> None:
         if self.header_slist != _NULL:
-            curl_lib._curl_easy_setopt(self.curl._curl, CurlOpt.HTTPHEADER, _NULL)
-            curl_lib.curl_slist_free_all(self.header_slist)
+            curl.easy_setopt(self._easy, CurlOpt.HTTPHEADER, _NULL)
+            curl.free_header_list(self.header_slist)
             self.header_slist = _NULL
 
     def close(self) -> None:
@@ -424,7 +413,7 @@ class Session:
     ) -> None:
         self.loop = asyncio.get_running_loop()
         # "chrome" and the like name curl_cffi's current default of that browser.
-        self._impersonate = REAL_TARGET_MAP.get(impersonate, impersonate)
+        self._impersonate = curl.real_target(impersonate)
         self._proxy = proxy
         self._max_connections = max_connections
         self._max_idle_connections = max_idle_connections
@@ -443,7 +432,7 @@ class Session:
         # session is idle again, _shed() closes what a burst left behind.
         acurl = AsyncCurl(loop=self.loop)
         for option in (CurlMOpt.MAX_TOTAL_CONNECTIONS, CurlMOpt.MAXCONNECTS):
-            if _set_multi_long(acurl, option, self._max_connections):
+            if curl.multi_setopt_long(acurl, option, self._max_connections):
                 raise ValueError(f"libcurl refused max_connections={self._max_connections}")
         return acurl
 
@@ -467,18 +456,18 @@ class Session:
     # -- handles
 
     def _new_handle(self) -> _Handle:
-        curl = Curl()
-        if curl.impersonate(self._impersonate, default_headers=False):
-            curl.close()
+        easy = Curl()
+        if easy.impersonate(self._impersonate, default_headers=False):
+            easy.close()
             raise ValueError(f"curl-impersonate does not know the target {self._impersonate!r}")
-        handle = _Handle(curl)
+        handle = _Handle(easy)
         for option, value in _HANDLE_OPTIONS.items():
-            curl.setopt(option, value)
+            easy.setopt(option, value)
         if self._proxy:
-            curl.setopt(CurlOpt.PROXY, self._proxy)
-            curl.setopt(CurlOpt.NOPROXY, "")
-        curl.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
-        curl.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
+            easy.setopt(CurlOpt.PROXY, self._proxy)
+            easy.setopt(CurlOpt.NOPROXY, "")
+        easy.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
+        easy.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
         return handle
 
     def _release(self, handle: _Handle) -> None:
