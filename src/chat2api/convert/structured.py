@@ -36,6 +36,7 @@ __all__ = [
     "StructuredAnswer",
     "chat_response_format",
     "format_instructions",
+    "json_schema_format",
     "responses_text_format",
 ]
 
@@ -79,18 +80,28 @@ def _bad(message: str, param: str) -> InvalidRequest:
 
 
 def _json_schema(spec: Mapping[str, Any], param: str) -> OutputFormat:
-    name = spec.get("name")
+    return json_schema_format(
+        spec.get("name"),
+        spec.get("schema", {"type": "object"}),
+        spec.get("description"),
+        spec.get("strict"),
+        param,
+    )
+
+
+def json_schema_format(
+    name: object, schema: object, description: object, strict: object, param: str
+) -> OutputFormat:
+    """A ``json_schema`` format from its fields; ``param`` is where they are in the request."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise _bad(
             f"{param}.name must be a string of 1-64 letters, digits, '_' or '-'.", f"{param}.name"
         )
-    schema = spec.get("schema", {"type": "object"})
     if not isinstance(schema, Mapping):
         raise _bad(f"{param}.schema must be a JSON schema object.", f"{param}.schema")
-    description = spec.get("description") or ""
+    description = description or ""
     if not isinstance(description, str):
         raise _bad(f"{param}.description must be a string.", f"{param}.description")
-    strict = spec.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _bad(f"{param}.strict must be a boolean.", f"{param}.strict")
     # Size and meta-schema checks: ``convert.tools.require_schema``, awaited by the endpoint.
