@@ -37,7 +37,6 @@ __all__ = [
     "chat_response_format",
     "format_instructions",
     "json_schema_format",
-    "responses_text_format",
 ]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
@@ -129,28 +128,6 @@ def chat_response_format(raw: object) -> OutputFormat | None:
     raise _bad(
         "response_format.type must be 'text', 'json_object' or 'json_schema'.",
         "response_format.type",
-    )
-
-
-def responses_text_format(raw: object) -> OutputFormat | None:
-    """The Responses ``text.format`` (the schema inline); None for plain text."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise _bad("text must be an object.", "text")
-    fmt = raw.get("format")
-    if fmt is None:
-        return None
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return OutputFormat("json_object")
-    if kind == "json_schema":
-        assert isinstance(fmt, Mapping)
-        return _json_schema(fmt, "text.format")
-    raise _bad(
-        "text.format.type must be 'text', 'json_object' or 'json_schema'.", "text.format.type"
     )
 
 
