@@ -25,7 +25,7 @@ from chat2api.convert.attachments import (
     load_part,
     upload_by_url_split,
 )
-from chat2api.convert.completion import Answer
+from chat2api.convert.completion import IMAGE_BYTES_KEY, IMAGE_KEY, Answer
 from chat2api.convert.messages import attachment_parts, conversation_body
 from chat2api.convert.models import ModelRoute
 from chat2api.convert.schemas import ChatMessage
@@ -39,6 +39,7 @@ from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.events import ImageGenerated, Metadata, StreamFailed
 from chat2api.settings import Settings
 from chat2api.state import AppState
+from chat2api.upstream.downloads import Downloader, Generated
 from chat2api.values import Attachment, Credentials, PromptTurn, fingerprint
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "answer_deltas",
     "draw_image",
     "gather_attachments",
+    "image_bytes",
     "load_attachments",
     "start_answer",
 ]
@@ -176,6 +178,7 @@ class AnswerShape:
     stop: Sequence[str] = ()
     live: bool = False  # a stream: structured output goes out as it comes when it can
     legacy_functions: bool = False  # asked with ``functions``: answer ``function_call``
+    image_items: bool = False  # images as deltas with their bytes (Responses' image_generation)
 
 
 @dataclass(slots=True)
@@ -205,14 +208,17 @@ async def start_answer(ask: Ask, shape: AnswerShape, base_url: str) -> Answering
         stop=stop,
         links=DownloadLinks(ask.state.store, base_url, turn.lease),
         legacy_functions=shape.legacy_functions,
+        image_items=shape.image_items,
     )
     await answer.apply(turn.metadata)
     correctable = shape.tools is not None or shape.format is not None
-    return Answering(turn, answer, answer_deltas(turn, answer, ask if correctable else None))
+    downloader = ask.state.downloader if shape.image_items else None
+    deltas = answer_deltas(turn, answer, ask if correctable else None, downloader)
+    return Answering(turn, answer, deltas)
 
 
 async def answer_deltas(
-    turn: Turn, answer: Answer, ask: Ask | None
+    turn: Turn, answer: Answer, ask: Ask | None, downloader: Downloader | None = None
 ) -> AsyncGenerator[dict[str, Any], None]:
     """The chunk deltas of an answer, across the one correction round if needed.
 
@@ -220,6 +226,9 @@ async def answer_deltas(
     ``tool_choice`` not followed, or an answer off the response format);
     without tools or a format there is none, and ``None`` keeps the
     request's turns and attachments out of a long stream's memory.
+    With ``downloader`` (an ``Answer`` made with ``image_items``), an image's
+    delta is followed by the same with its bytes, downloaded as the turn's
+    account while the turn is still open (a pending image is waited for).
     Raises ``Chat2APIError`` when the upstream fails; the account's use counts
     as a success once the model's answer ended normally.
     """
@@ -231,6 +240,12 @@ async def answer_deltas(
                     raise stream_error(event)
                 for delta in await answer.apply(event):
                     yield delta
+                    image = delta.get(IMAGE_KEY) if downloader is not None else None
+                    if downloader is not None and image is not None:
+                        data = await image_bytes(
+                            downloader, turn.lease.credentials, answer.conversation_id, image
+                        )
+                        yield {IMAGE_KEY: image, IMAGE_BYTES_KEY: data}
                 if answer.done:
                     break
             await turn.succeeded()
@@ -240,6 +255,24 @@ async def answer_deltas(
         if ask is None or not answer.wants_correction:
             return
         turn = await ask.start(answer.correction_turns())
+
+
+async def image_bytes(
+    downloader: Downloader,
+    credentials: Credentials,
+    conversation_id: str | None,
+    image: ImageGenerated,
+) -> bytes:
+    """The bytes of a generated image, as the account that drew it (a pending one waited for)."""
+    generated = Generated(
+        conversation_id=conversation_id,
+        message_id=image.message_id,
+        asset_pointer=image.asset_pointer,
+        pending=image.pending,
+    )
+    url = await downloader.download_url(credentials, generated)
+    _, body = await downloader.stream(url)
+    return b"".join([chunk async for chunk in body])
 
 
 @dataclass(slots=True)

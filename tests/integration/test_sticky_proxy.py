@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socketserver
 import threading
 import time
 import urllib.error
@@ -176,3 +177,117 @@ def test_each_account_keeps_its_user_agent_and_browser(
         (agent,) = seen[token]  # one user agent for all of the account's requests
         assert agent == view["user_agent"]
     assert {v["user_agent"] for v in views} == set(AGENTS)
+
+
+# -- the TLS fingerprint an account shows, observed where a network sees it
+
+
+def _client_hello_fingerprint(record: bytes) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(cipher suites, extension types) of a TLS ClientHello record, sorted, GREASE left out.
+
+    Sorted because Chrome shuffles its extensions per connection; padding (21)
+    and pre-shared key (41) left out because their presence follows the
+    hello's length and earlier sessions, not the browser.
+    """
+    assert record[0] == 0x16 and record[5] == 0x01, "not a TLS ClientHello"
+    body = record[9:]
+    at = 2 + 32  # client_version, random
+    at += 1 + body[at]  # session id
+    suites_len = int.from_bytes(body[at : at + 2], "big")
+    suites = [int.from_bytes(body[i : i + 2], "big") for i in range(at + 2, at + 2 + suites_len, 2)]
+    at += 2 + suites_len
+    at += 1 + body[at]  # compression methods
+    end = at + 2 + int.from_bytes(body[at : at + 2], "big")
+    at += 2
+    extensions = []
+    while at < end:
+        kind = int.from_bytes(body[at : at + 2], "big")
+        extensions.append(kind)
+        at += 4 + int.from_bytes(body[at + 2 : at + 4], "big")
+
+    def grease(value: int) -> bool:
+        return value & 0x0F0F == 0x0A0A
+
+    return (
+        tuple(sorted(s for s in suites if not grease(s))),
+        tuple(sorted(e for e in extensions if not grease(e) and e not in (21, 41))),
+    )
+
+
+class _HelloPeek(socketserver.BaseRequestHandler):
+    """An HTTPS proxy that opens the CONNECT tunnel, reads the ClientHello, and hangs up."""
+
+    seen: ClassVar[list[tuple[str, tuple[tuple[int, ...], tuple[int, ...]]]]] = []
+
+    def handle(self) -> None:
+        stream = self.request.makefile("rb")
+        head = b""
+        while not head.endswith(b"\r\n\r\n"):
+            line = stream.readline(8192)
+            if not line:
+                return
+            head += line
+        user = ""
+        for line in head.decode("latin-1").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "proxy-authorization":
+                user = base64.b64decode(value.strip().removeprefix("Basic ")).decode().split(":")[0]
+        self.request.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        header = stream.read(5)
+        record = header + stream.read(int.from_bytes(header[3:5], "big"))
+        _HelloPeek.seen.append((user, _client_hello_fingerprint(record)))
+
+
+def test_each_account_keeps_its_tls_fingerprint(make_service: ServiceFactory) -> None:
+    """IMPERSONATE with two browsers: each account's TLS ClientHello is always its own browser's.
+
+    The upstream is https behind a proxy that records the ClientHello inside
+    each account's CONNECT tunnel (its proxy session names the account) and
+    then hangs up, so every request fails at its first upstream call (the home
+    page, fetched as the account that needs it), which is beside the point.
+    """
+    tokens = [mint_access_token() for _ in range(6)]
+    while (
+        len({sticky_choice(["chrome", "safari"], account_key(t), "impersonate") for t in tokens})
+        < 2
+    ):
+        tokens.append(mint_access_token())
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _HelloPeek)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _HelloPeek.seen.clear()
+    try:
+        url = f"http://acct-{{}}:pw@127.0.0.1:{server.server_address[1]}"
+        service = make_service(
+            AUTHORIZATION=CODE,
+            CHATGPT_BASE_URL="https://chatgpt.invalid",
+            PROXY_URL=url,
+            IMPERSONATE="chrome,safari",
+            RETRY_TIMES="1",
+        )
+        ids = add_tokens(service.settings, *tokens)
+        for _ in range(2 * len(tokens)):
+            response = httpx.post(
+                service.base_url + "/v1/chat/completions",
+                headers={"Authorization": f"Bearer {CODE}"},
+                json={"model": "gpt-4o", "messages": USER},
+                timeout=60,
+            )
+            assert response.status_code >= 500  # the tunnel was hung up on
+    finally:
+        server.shutdown()
+        server.server_close()
+    session_of = {sticky_proxy([url], i).split("//")[1].split(":")[0]: i for i in ids}
+    by_account: dict[str, set[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
+    for user, fingerprint in _HelloPeek.seen:
+        by_account.setdefault(session_of[user], set()).add(fingerprint)
+    assert set(by_account) == set(ids)  # round-robin: every account tried, each twice
+    assert len(_HelloPeek.seen) >= 2 * len(ids)
+    browser_of = {i: sticky_choice(["chrome", "safari"], i, "impersonate") for i in by_account}
+    fingerprint_of: dict[str, set[tuple[tuple[int, ...], tuple[int, ...]]]] = {}
+    for account, fingerprints in by_account.items():
+        assert len(fingerprints) == 1, "an account showed two TLS fingerprints"
+        fingerprint_of.setdefault(browser_of[account], set()).update(fingerprints)
+    chrome, safari = fingerprint_of["chrome"], fingerprint_of["safari"]
+    assert len(chrome) == len(safari) == 1  # one browser, one fingerprint, whichever account
+    assert chrome != safari  # and the two browsers look different on the wire

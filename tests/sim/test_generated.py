@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chat2api.sim import mint_access_token
+from chat2api.sim import SimServer, mint_access_token
 from chat2api.sim.generated import (
     CITE_MARKER,
     CITE_TITLE,
@@ -25,6 +25,7 @@ from chat2api.sim.generated import (
     sandbox_csv,
     sandbox_output,
     sandbox_reply,
+    supporting_site,
 )
 from chat2api.sim.replies import parse_directives
 
@@ -348,6 +349,22 @@ def test_cite_metadata_only_at_the_end(client: Client) -> None:
     answers = [s for s in snapshots(reply) if s["author"]["role"] == "assistant"]
     assert all(s["metadata"]["citations"] == [] for s in answers[:-1])
     assert answers[-1]["metadata"]["citations"]
+
+
+@BOTH
+def test_cite_sources(client: Client, sim: SimServer, v1: bool) -> None:
+    """cite_sources > 1: the other sources are supporting websites of the one item."""
+    sim.state.config = sim.state.config.patched({"cite_sources": 3})
+    reply = client.converse("who won #sim:cite", v1=v1)
+    meta = final_messages(reply, v1)[-1]["metadata"]
+    (item,) = meta["content_references"][0]["items"]
+    sites = item["supporting_websites"]
+    assert sites == [supporting_site(1), supporting_site(2)]
+    assert [s["url"] for s in sites] == [
+        "https://www.example.org/sim/articles/source-4",
+        "https://www.example.org/sim/articles/source-5",
+    ]
+    assert len(meta["citations"]) == 1  # the 2024 shape names the one page
 
 
 def test_generated_turn_kept(client: Client) -> None:

@@ -17,6 +17,7 @@ from chat2api.sim.webapp import STUBS
 from .conftest import Client
 
 APP_JS = Path(__file__).parents[2] / "src" / "chat2api" / "sim" / "static" / "app.js"
+FNV_VECTORS = Path(__file__).parents[1] / "fixtures" / "fnv_vectors.json"
 NODE = shutil.which("node")
 needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
 
@@ -72,9 +73,11 @@ def test_app_js_makes_no_absolute_requests() -> None:
 
 @needs_node
 def test_js_fnv_matches_spec_vectors() -> None:
-    """app.js's FNV-1a matches spec 3.3's test vectors."""
-    got = run_node('console.log(JSON.stringify(["", "a", "hello", "0.5abc"].map(app.fnv1a)));')
-    assert got == ["ab3e7c0b", "1a80b1b3", "888d766e", "3f75bd87"]
+    """app.js's FNV-1a matches spec 3.3's test vectors (the shared fixture)."""
+    vectors = json.loads(FNV_VECTORS.read_text("utf-8"))["vectors"]
+    inputs = json.dumps([v["input"] for v in vectors])
+    got = run_node(f"console.log(JSON.stringify({inputs}.map(app.fnv1a)));")
+    assert got == [v["fnv"] for v in vectors]
 
 
 @needs_node

@@ -256,7 +256,10 @@ async def _stream(
         return
     finally:
         await deltas.aclose()
-    yield chunk({}, answer.finish_reason or "stop")
+    # The sources cited, all in the last chunk as OpenAI's search models send them
+    # (indices into the whole content; one list, so SDK accumulators keep it whole).
+    last = {"annotations": answer.annotations} if answer.annotations else {}
+    yield chunk(last, answer.finish_reason or "stop")
     try:
         await remember()
     except StoreUnavailable as exc:  # the answer came, but cannot be continued

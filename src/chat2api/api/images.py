@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from chat2api.answering import Ask, draw_image
+from chat2api.answering import Ask, draw_image, image_bytes
 from chat2api.api.auth import account_source
 from chat2api.api.errors import invalid_from_validation
 from chat2api.api.routing import public_base
@@ -28,7 +28,6 @@ from chat2api.api.streaming import cancel_on_disconnect
 from chat2api.convert.models import resolve_model
 from chat2api.errors import InvalidRequest
 from chat2api.state import AppState
-from chat2api.upstream.downloads import Generated
 from chat2api.values import PromptTurn
 
 IMAGE_MODEL = "auto"  # the upstream picks its image model itself (spec §1.10)
@@ -88,15 +87,10 @@ async def generate_images(request: Request) -> Response:
         if wanted.response_format == "url":
             item["url"] = await drawn.links.image(image, drawn.conversation_id)
         else:
-            generated = Generated(
-                conversation_id=drawn.conversation_id,
-                message_id=image.message_id,
-                asset_pointer=image.asset_pointer,
-                pending=image.pending,
+            data = await image_bytes(
+                state.downloader, drawn.lease.credentials, drawn.conversation_id, image
             )
-            url = await state.downloader.download_url(drawn.lease.credentials, generated)
-            _, body = await state.downloader.stream(url)
-            item["b64_json"] = base64.b64encode(b"".join([c async for c in body])).decode()
+            item["b64_json"] = base64.b64encode(data).decode()
         out.append(item)
     payload = {"created": int(time.time()), "data": out}
     return Response(orjson.dumps(payload), media_type="application/json")

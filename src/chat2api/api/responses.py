@@ -136,7 +136,11 @@ async def create_response(request: Request) -> Response:
         )
         ask.accounts, ask.continues = found.accounts, found.continues
     shape = AnswerShape(
-        token_limit=body.max_output_tokens, tools=calls, format=fmt, live=bool(body.stream)
+        token_limit=body.max_output_tokens,
+        tools=calls,
+        format=fmt,
+        live=bool(body.stream),
+        image_items=table.image is not None,  # images as image_generation_call items
     )
     store, stream, echoed = body.stored, bool(body.stream), body.echoed(model)
     # Not kept while the upstream is asked: during a burst, most requests wait there.

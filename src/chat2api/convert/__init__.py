@@ -10,6 +10,7 @@ __all__ = [
     "response_schemas",
     "responses",
     "schemas",
+    "sniff",
     "stop",
     "structured",
     "token_worker",

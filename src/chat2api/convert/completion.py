@@ -47,6 +47,11 @@ _ID_LENGTH = 29
 _ID_SPACE = len(_ID_ALPHABET) ** _ID_LENGTH
 MODERATION_REFUSAL = "I'm sorry, but I can't help with that request."
 CITATION_KEY = "_citation"  # on the delta that adds a citation's link: its url and title
+# With ``image_items`` (Responses' image_generation tool), a generated image is a
+# delta of its own: ``{IMAGE_KEY: ImageGenerated}``, then, once its bytes are
+# downloaded (``answering``), ``{IMAGE_KEY: ImageGenerated, IMAGE_BYTES_KEY: bytes}``.
+IMAGE_KEY = "_image"
+IMAGE_BYTES_KEY = "_image_bytes"
 
 
 def _content(text: str) -> list[dict[str, Any]]:
@@ -80,12 +85,14 @@ class Answer:
         stop: StopCut | None = None,
         links: Links | None = None,
         legacy_functions: bool = False,
+        image_items: bool = False,
     ) -> None:
         self.route = route
         self.tools = tools
         self.structured = structured
         self.stop = stop
         self.links = links  # generated files and images become download links
+        self.image_items = image_items  # images are deltas of their own, not links in the text
         self._sandbox = SandboxRewriter()
         self.citations: set[str] = set()  # URLs already cited
         self.annotations: list[dict[str, Any]] = []  # url_citation of the message, as OpenAI
@@ -144,6 +151,8 @@ class Answer:
         if isinstance(event, ExecutionOutput):
             return _content(await self._add_text(output_block(event)))
         if isinstance(event, ImageGenerated):
+            if self.image_items:
+                return [{IMAGE_KEY: event}]
             if self.links is None:
                 return []
             return _content(

@@ -3,11 +3,13 @@
 ``read_request`` takes a validated ``ResponseRequest`` (``convert.response_schemas``)
 and gives what ``chat2api.answering`` is asked with: the prompt turns
 (the structured-output and tool instructions, ``instructions``, then
-``input``), the image and file parts by turn, the client's tools
+``input``; a ``size=WxH`` the image_generation tool asks for goes after the
+last user text), the image and file parts by turn, the client's tools
 (``ToolTable``) and the resolved ``tool_choice``, the output format and the
-system hints. Earlier calls and their outputs are written back in the text
-the model writes and reads them in (``convert.tools``), under the names the
-model was offered. As ``convert.messages`` does for the Chat API.
+system hints (``picture_v2`` when a picture is demanded, else ``search``).
+Earlier calls and their outputs are written back in the text the model
+writes and reads them in (``convert.tools``), under the names the model was
+offered. As ``convert.messages`` does for the Chat API.
 """
 
 from __future__ import annotations
@@ -33,7 +35,12 @@ from chat2api.convert.response_schemas import (
     TextPart,
 )
 from chat2api.convert.structured import OutputFormat, format_instructions, json_schema_format
-from chat2api.convert.tools import instructions_for, render_calls, render_tool_result
+from chat2api.convert.tools import (
+    instructions_for,
+    render_calls,
+    render_tool_result,
+    with_image_size,
+)
 from chat2api.convert.tools.responses import ToolTable
 from chat2api.errors import InvalidRequest
 from chat2api.values import PromptTurn
@@ -84,7 +91,10 @@ def read_request(request: ResponseRequest) -> ResponseInput:
     if head:
         asked.turns = [*head, *turns]
         asked.parts = [(index + len(head), param, part) for index, param, part in parts]
-    if table.search and choice != "none":
+    asked.turns = with_image_size(asked.turns, table.image_size)
+    if table.image_forced(request.tool_choice):
+        asked.system_hints = ["picture_v2"]  # a picture is demanded: the web app draws one
+    elif table.search and choice != "none":
         asked.system_hints = ["search"]  # the web app's own search, when it sees fit
     return asked
 

@@ -15,6 +15,7 @@ be. Tags are capitalised: ``api.errors.param_from_loc`` leaves them out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
@@ -27,8 +28,10 @@ from pydantic import (
     StrictInt,
     StrictStr,
     Tag,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "AdditionalToolsItem",
@@ -41,6 +44,7 @@ __all__ = [
     "FunctionCallItem",
     "FunctionToolSpec",
     "HostedToolSpec",
+    "ImageGenerationToolSpec",
     "ImagePart",
     "InputItem",
     "ItemReference",
@@ -225,6 +229,24 @@ class NamespaceToolSpec(_Echoed):
     tools: list[ToolSpec]
 
 
+_IMAGE_SIZE = re.compile(r"\d{2,4}x\d{2,4}")
+
+
+class ImageGenerationToolSpec(_Echoed):
+    """The web app's own image generation. Only ``size`` can be asked for (in the
+    prompt); the other options (``quality``, ``background``, …) are echoed, not read."""
+
+    type: Literal["image_generation"]
+    size: str = "auto"
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _wxh_or_auto(cls, value: object) -> object:
+        if value == "auto" or (isinstance(value, str) and _IMAGE_SIZE.fullmatch(value)):
+            return value
+        raise PydanticCustomError("invalid_size", "size must look like 1024x1024 (or auto).")
+
+
 class HostedToolSpec(_Echoed):
     """``web_search*`` (the web app's own search) or a tool only OpenAI runs (left out)."""
 
@@ -235,10 +257,16 @@ ToolSpec = Annotated[
     Annotated[FunctionToolSpec, Tag("FunctionTool")]
     | Annotated[CustomToolSpec, Tag("CustomTool")]
     | Annotated[NamespaceToolSpec, Tag("NamespaceTool")]
+    | Annotated[ImageGenerationToolSpec, Tag("ImageGenerationTool")]
     | Annotated[HostedToolSpec, Tag("HostedTool")],
     _tagged(
         _by_type(
-            {"function": "FunctionTool", "custom": "CustomTool", "namespace": "NamespaceTool"},
+            {
+                "function": "FunctionTool",
+                "custom": "CustomTool",
+                "namespace": "NamespaceTool",
+                "image_generation": "ImageGenerationTool",
+            },
             other="HostedTool",
         ),
         "Each tool must be an object with a type.",
@@ -265,7 +293,7 @@ class ToolChoiceAllowed(_Echoed):
 
 
 class ToolChoiceHosted(_Echoed):
-    """A hosted tool by type: only ``web_search*`` can be honoured."""
+    """A hosted tool by type: only ``web_search*`` and ``image_generation`` can be honoured."""
 
     type: StrictStr
 

@@ -1,25 +1,38 @@
 """The Responses API's answer: output items and events (pure).
 
 The same chunk deltas the chat completions endpoint streams (content,
-reasoning, tool calls) are folded by ``ResponseBuilder`` into Responses
-output items, and, when streaming, into the Responses event sequence with
-sequence numbers. The request side is ``convert.response_request``.
+reasoning, tool calls; generated images with their bytes) are folded by
+``ResponseBuilder`` into Responses output items, and, when streaming, into
+the Responses event sequence with sequence numbers. The request side is
+``convert.response_request``.
 """
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from chat2api.convert.completion import CITATION_KEY
+from chat2api.convert.completion import CITATION_KEY, IMAGE_BYTES_KEY, IMAGE_KEY
+from chat2api.convert.sniff import image_dimensions, sniff_mime
 from chat2api.convert.tools.responses import ToolTable, call_item_fields
+from chat2api.protocol.events import ImageGenerated
 
 
 def new_id(prefix: str) -> str:
     """OpenAI-style object ids: ``resp_…``, ``msg_…``, ``rs_…``, ``fc_…``."""
     return f"{prefix}_{secrets.token_hex(24)}"
+
+
+# image_generation_call.output_format by the sniffed type of the bytes
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/webp": "webp",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+}
 
 
 class ResponseBuilder:
@@ -53,6 +66,7 @@ class ResponseBuilder:
         self._calls: dict[int, dict[str, Any]] = {}  # tool call index → call item
         self._offered: dict[int, str] = {}  # tool call index → the name the model called
         self._custom_args: dict[int, str] = {}  # custom calls: their JSON arguments so far
+        self._image: dict[str, Any] | None = None  # the image_generation_call awaiting its bytes
 
     # ------------------------------------------------------------- objects
 
@@ -120,7 +134,58 @@ class ResponseBuilder:
                 events += self._annotate(content, cited)
         for call in delta.get("tool_calls") or []:
             events += self._call(call)
+        if (image := delta.get(IMAGE_KEY)) is not None:
+            data = delta.get(IMAGE_BYTES_KEY)
+            events += self._image_started() if data is None else self._image_done(image, data)
         return events
+
+    def _image_started(self) -> list[dict[str, Any]]:
+        """An ``image_generation_call`` item, generating until its bytes come."""
+        events = self._close_open()
+        item: dict[str, Any] = {
+            "id": new_id("ig"),
+            "type": "image_generation_call",
+            "status": "in_progress",
+            "result": None,
+        }
+        self.output.append(item)
+        self._image = item
+        index = len(self.output) - 1
+        added = self._event("response.output_item.added", output_index=index, item=dict(item))
+        events.append(added)
+        for status in ("in_progress", "generating"):
+            item["status"] = status
+            events.append(
+                self._event(
+                    f"response.image_generation_call.{status}",
+                    item_id=item["id"],
+                    output_index=index,
+                )
+            )
+        return events
+
+    def _image_done(self, image: ImageGenerated, data: bytes) -> list[dict[str, Any]]:
+        """The image's bytes came: the item is completed with them (base64)."""
+        item, self._image = self._image, None
+        assert item is not None
+        item["status"] = "completed"
+        item["result"] = base64.b64encode(data).decode()
+        fmt = _IMAGE_FORMATS.get(sniff_mime(data) or "")
+        if fmt is not None:
+            item["output_format"] = fmt
+        size = image_dimensions(data)
+        if size is None and image.width and image.height:
+            size = (image.width, image.height)
+        if size is not None:
+            item["size"] = f"{size[0]}x{size[1]}"
+        if image.prompt:
+            item["revised_prompt"] = image.prompt
+        index = self.output.index(item)
+        done = "response.image_generation_call.completed"
+        return [
+            self._event(done, item_id=item["id"], output_index=index),
+            self._event("response.output_item.done", output_index=index, item=dict(item)),
+        ]
 
     def _text_into(self, kind: str, text: str) -> list[dict[str, Any]]:
         events: list[dict[str, Any]] = []
@@ -354,6 +419,8 @@ class ResponseBuilder:
         """End with ``response.failed`` carrying the error."""
         self.status = "failed"
         self.error = {"code": code or "server_error", "message": message}
+        if self._image is not None:  # its bytes never came
+            self._image["status"] = "failed"
         return [self._event("response.failed", response=self.response)]
 
 

@@ -82,6 +82,8 @@ class ImageGenerated:
     ``asset_pointer`` is ``file-service://<id>`` or ``sediment://<id>``;
     ``pending`` means the generation was still running when the stream ended
     (asynchronous image generation): the caller polls the conversation.
+    ``prompt`` is what the model asked the image tool to draw, when the
+    stream said so.
     """
 
     asset_pointer: str
@@ -89,6 +91,7 @@ class ImageGenerated:
     height: int | None = None
     pending: bool = False
     message_id: str | None = None
+    prompt: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

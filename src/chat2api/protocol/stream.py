@@ -65,32 +65,11 @@ Rules worth knowing
   message first seen already finished is *history* only if no assistant/tool
   message has yet been seen in progress; after that, a message that arrives
   finished in one record (legacy tool results usually do) belongs to the turn.
-* ``CodeRun(language, code)``: an assistant ``code`` message whose
-  ``recipient`` is ``python`` or ``python_user_visible`` -- once, when it
-  finishes, when the next assistant/tool message starts, or at the end of the
-  stream, whichever comes first. ``language`` is ``content.language`` unless
-  missing, empty or ``"unknown"``, then the recipient; ``code`` is
-  ``content.text``. Code to image tools (``dalle.*``, ``t2uay3k.sj1i4kz``:
-  a JSON payload) and ``web.run`` (a search query) are tool invocations, not
-  code for the reader, and give nothing.
-* ``ExecutionOutput(text)``: a ``tool`` message with ``content_type``
-  ``execution_output``, once, when it finishes; ``text`` is ``content.text``.
-* ``ImageGenerated``: each ``image_asset_pointer`` part (non-empty
-  ``asset_pointer``) of an assistant or tool ``multimodal_text`` message,
-  once per pointer over the stream, when the message finishes; ``width`` /
-  ``height`` from the part, else from ``metadata.generation``; ``message_id``
-  is that message's id. User messages (input images) never count. A tool
-  message with ``metadata.async_task_type == "image_gen"`` still unfinished
-  at the end of the stream gives ``pending=True`` events at the end marker (or
-  ``close()``): one per known pointer (sizes from the part only), or one with
-  ``asset_pointer=""`` when no pointer is known yet. A pending image makes
-  the end of the stream legitimate: ``close()`` does not raise, and no
-  ``Finished`` is invented for it.
-* ``Citation(url, title)``: sources of the answer message, in order, each
-  URL once per stream: ``metadata.citations[i].metadata.{url,title}``, then
-  ``metadata.content_references[i]`` (own ``url``; ``items[j]`` and their
-  ``supporting_websites[k]``; ``sources[j]``). Legacy resends the whole list
-  each snapshot and v1 appends to it; both give only the new URLs.
+* What the model made besides text (``CodeRun``, ``ExecutionOutput``,
+  ``ImageGenerated``, ``Citation``) is read from the same message states by
+  the extractors of ``protocol.extract``, which hold their rules. A pending
+  image makes the end of the stream legitimate: ``close()`` does not raise,
+  and no ``Finished`` is invented for it.
 * End: ``message_stream_complete`` and ``data: [DONE]`` set ``done``; records
   after ``[DONE]`` are ignored. At the first end marker (or ``close()``) an
   open code message, held marker text and pending images are flushed, then
@@ -123,18 +102,22 @@ from chat2api.protocol.errors import (
     UnsupportedEncoding,
 )
 from chat2api.protocol.events import (
-    Citation,
-    CodeRun,
     Event,
-    ExecutionOutput,
     Finished,
     FinishType,
-    ImageGenerated,
     Metadata,
     Moderated,
     ReasoningDelta,
     StreamFailed,
     TextDelta,
+)
+from chat2api.protocol.extract import (
+    FINISHED,
+    Citations,
+    CodeRuns,
+    Images,
+    Outputs,
+    as_dict,
 )
 from chat2api.protocol.markers import MarkerFilter
 from chat2api.protocol.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
@@ -143,30 +126,21 @@ __all__ = ["ConversationDecoder", "decode_stream"]
 
 Format = Literal["legacy", "v1"]
 
-# Tuples, not sets: the values tested against them come from JSON and may be
-# unhashable lists or dicts.
-_FINISHED = ("finished_successfully", "finished_partial_completion")
 _FINISH_TYPES: dict[str, FinishType] = {"max_tokens": "max_tokens", "interrupted": "interrupted"}
 _ANSWER_TYPES = ("text", "multimodal_text")
 _REASONING_SEP = "\n\n"
-# Recipients whose ``code`` messages are code the user wants to see. Image tools
-# (``dalle.text2im``, ``t2uay3k.sj1i4kz``) get a JSON payload and ``web.run`` a
-# search query: those are tool invocations, not code, and produce no CodeRun.
-_CODE_RECIPIENTS = ("python", "python_user_visible")
-_IMAGE_POINTER = "image_asset_pointer"
 
 
 class _Msg:
     """What has been emitted for one message id."""
 
-    __slots__ = ("echo", "emitted", "history", "reasoning", "tool_done")
+    __slots__ = ("echo", "emitted", "history", "reasoning")
 
     def __init__(self, echo: bool, history: bool) -> None:
         self.echo = echo
         self.history = history  # first seen finished before this turn started
         self.emitted = 0  # characters of this message's rendering already sent
         self.reasoning = False  # has this message contributed reasoning text
-        self.tool_done = False  # its CodeRun / ExecutionOutput was emitted
 
 
 def _text_parts(root: object) -> list[Any] | None:
@@ -206,71 +180,6 @@ def _thoughts_text(content: dict[str, Any]) -> str:
     return _REASONING_SEP.join(texts)
 
 
-def _dict(value: object) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _size(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _image_parts(content: dict[str, Any]) -> list[dict[str, Any]]:
-    parts = content.get("parts")
-    if not isinstance(parts, list):
-        return []
-    return [p for p in parts if isinstance(p, dict) and p.get("content_type") == _IMAGE_POINTER]
-
-
-def _sources(metadata: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """``(url, title)`` of the answer's sources, in order, duplicates included.
-
-    ``metadata.citations[i]``: ``{start_ix, end_ix, citation_format_type,
-    metadata: {type, title, url, text, ...}}`` (url/title also accepted at
-    the entry's top level). ``metadata.content_references[i]``: its own
-    ``url``/``title`` when present, then each of ``items[j]`` (``{title, url,
-    attribution, ...}``) with their ``supporting_websites[k]``, then
-    ``sources[j]`` (``sources_footnote``). ``fallback_items``, ``alt`` and
-    ``images`` are not read.
-    """
-    found: list[tuple[str, str | None]] = []
-
-    def take(node: object) -> None:
-        if isinstance(node, dict):
-            url = _str(node.get("url"))
-            if url is not None:
-                found.append((url, _str(node.get("title"))))
-
-    citations = metadata.get("citations")
-    if isinstance(citations, list):
-        for entry in citations:
-            if isinstance(entry, dict):
-                inner = entry.get("metadata")
-                take(inner if isinstance(inner, dict) and "url" in inner else entry)
-    references = metadata.get("content_references")
-    if isinstance(references, list):
-        for ref in references:
-            if not isinstance(ref, dict):
-                continue
-            take(ref)
-            items = ref.get("items")
-            if isinstance(items, list):
-                for item in items:
-                    take(item)
-                    sites = item.get("supporting_websites") if isinstance(item, dict) else None
-                    if isinstance(sites, list):
-                        for site in sites:
-                            take(site)
-            sources = ref.get("sources")
-            if isinstance(sources, list):
-                for source in sources:
-                    take(source)
-    return found
-
-
 class ConversationDecoder:
     """Incremental decoder of one conversation response body (both formats)."""
 
@@ -294,13 +203,11 @@ class ConversationDecoder:
         self._closed = False
         self._turn_started = False  # an assistant/tool message was seen in progress
         self._marks = MarkerFilter()  # private-use markers of the current answer
-        self._code: tuple[str, str, str] | None = None  # (id, language, code) not yet emitted
-        self._async_images: dict[str, dict[str, Any]] = {}  # image_gen tool messages
-        # Dicts used as sets (seen keys): one decoder per open stream, and an
-        # empty dict is 64 bytes where an empty set is 216.
-        self._pointers: set[str] = set()  # asset pointers already reported
-        self._pending_images = False  # an ImageGenerated(pending=True) was emitted
-        self._cited: set[str] = set()  # citation URLs already reported
+        # What the model made besides text (protocol.extract).
+        self._code = CodeRuns()
+        self._outputs = Outputs()
+        self._images = Images()
+        self._citations = Citations()
         self._deferred: ProtocolError | None = None  # raised after the events before it
         # The answer's single text part while it streams: (parts list, its state).
         # A record that only appends to that text skips the full re-reading of
@@ -376,7 +283,7 @@ class ConversationDecoder:
             not self._finished
             and not self._failed
             and not self._moderated
-            and not self._pending_images
+            and not self._images.pending
         ):
             raise StreamTruncated("the stream ended before the answer finished")
         return out
@@ -431,13 +338,13 @@ class ConversationDecoder:
             if isinstance(token, str) and token:
                 self._resume_token = token
         elif kind == "moderation":
-            verdict = _dict(obj.get("moderation_response"))
+            verdict = as_dict(obj.get("moderation_response"))
             blocked = verdict.get("blocked") is True
             if (blocked or verdict.get("flagged") is True) and not self._moderated:
                 self._moderated = True
                 out.append(Moderated(blocked=blocked))
         elif kind == "server_ste_metadata":
-            meta = _dict(obj.get("metadata"))
+            meta = as_dict(obj.get("metadata"))
             slug = meta.get("resolved_model_slug")
             if not isinstance(slug, str) or not slug:
                 slug = meta.get("model_slug")
@@ -509,7 +416,7 @@ class ConversationDecoder:
         self._sync_metadata(out)
 
     def _message(self, message: dict[str, Any], out: list[Event]) -> None:
-        role = _dict(message.get("author")).get("role")
+        role = as_dict(message.get("author")).get("role")
         if role != "assistant" and role != "tool":
             return  # user / system echoes
         mid = message.get("id")
@@ -520,15 +427,14 @@ class ConversationDecoder:
             finished = status == "finished_successfully"
             state = self._msgs[key] = _Msg(finished, finished and not self._turn_started)
             self._turn_started = self._turn_started or not finished
-            if self._code is not None and self._code[0] != key:
-                self._flush_code(out)  # the next message started: the code is complete
+            self._code.started(key, out)  # the next message started: earlier code is complete
         if self._finished:
             return
-        content = _dict(message.get("content"))
+        content = as_dict(message.get("content"))
         ctype = content.get("content_type")
-        metadata = _dict(message.get("metadata"))
+        metadata = as_dict(message.get("metadata"))
         if not state.history:
-            self._tool_events(key, state, role, message, content, ctype, metadata, status, out)
+            self._tool_events(key, role, message, content, ctype, metadata, status, out)
         if state.echo:
             return
         if role == "tool":
@@ -550,7 +456,7 @@ class ConversationDecoder:
                 and not metadata.get("is_thinking_preamble_message")
             ):
                 self._answer(key, state, message, content, metadata, status, out)
-        elif ctype == "system_error" and status in _FINISHED and not self._failed:
+        elif ctype == "system_error" and status in FINISHED and not self._failed:
             self._failed = True
             text = content.get("text")
             name = content.get("name")
@@ -583,12 +489,12 @@ class ConversationDecoder:
                 if new:
                     out.append(TextDelta(new))
             state.emitted = len(text)
-        self._citations(metadata, out)
-        if status not in _FINISHED:
+        self._citations.observe(metadata, out)
+        if status not in FINISHED:
             self._streaming = state  # this observation read the answer, still in progress
         else:
             self._release_text(out)
-            kind = _dict(metadata.get("finish_details")).get("type")
+            kind = as_dict(metadata.get("finish_details")).get("type")
             finish = _FINISH_TYPES.get(kind, "stop") if isinstance(kind, str) else "stop"
             if message.get("end_turn") is True or finish != "stop":
                 self._answer_finish = finish
@@ -598,7 +504,6 @@ class ConversationDecoder:
     def _tool_events(
         self,
         key: str,
-        state: _Msg,
         role: object,
         message: dict[str, Any],
         content: dict[str, Any],
@@ -609,75 +514,13 @@ class ConversationDecoder:
     ) -> None:
         """CodeRun, ExecutionOutput and ImageGenerated from one message state."""
         if ctype == "code":
-            recipient = message.get("recipient")
-            if role == "assistant" and recipient in _CODE_RECIPIENTS and not state.tool_done:
-                language = _str(content.get("language"))
-                if language is None or language == "unknown":
-                    language = str(recipient)
-                code = content.get("text")
-                self._code = (key, language, code if isinstance(code, str) else "")
-                if status in _FINISHED:
-                    self._flush_code(out)
+            self._code.observe(key, role, message, content, status, out)
+            if role == "assistant":
+                self._images.asked(message, content)
         elif ctype == "execution_output":
-            if role == "tool" and status in _FINISHED and not state.tool_done:
-                state.tool_done = True
-                text = content.get("text")
-                out.append(ExecutionOutput(text if isinstance(text, str) else ""))
+            self._outputs.observe(key, role, content, status, out)
         elif ctype == "multimodal_text":
-            if status in _FINISHED:
-                self._async_images.pop(key, None)
-                self._images(key, content, pending=False, out=out)
-            elif role == "tool" and metadata.get("async_task_type") == "image_gen":
-                self._async_images[key] = content
-
-    def _flush_code(self, out: list[Event]) -> None:
-        if self._code is None:
-            return
-        key, language, code = self._code
-        self._code = None
-        state = self._msgs.get(key)
-        if state is not None and not state.tool_done:
-            state.tool_done = True
-            out.append(CodeRun(language, code))
-
-    def _images(
-        self, key: str, content: dict[str, Any], *, pending: bool, out: list[Event]
-    ) -> None:
-        for part in _image_parts(content):
-            pointer = _str(part.get("asset_pointer"))
-            if pointer is None or pointer in self._pointers:
-                continue
-            self._pointers.add(pointer)
-            width = _size(part.get("width"))
-            height = _size(part.get("height"))
-            if not pending and (width is None or height is None):
-                # picture_v2 keeps the sizes in metadata.generation; while the
-                # image renders its height there is partial, so only once finished.
-                generation = _dict(_dict(part.get("metadata")).get("generation"))
-                width = width if width is not None else _size(generation.get("width"))
-                height = height if height is not None else _size(generation.get("height"))
-            out.append(ImageGenerated(pointer, width, height, pending, key))
-            self._pending_images = self._pending_images or pending
-
-    def _pending(self, out: list[Event]) -> None:
-        """End of stream: image_gen tool messages still running are reported pending."""
-        for key, content in self._async_images.items():
-            before = len(out)
-            self._images(key, content, pending=True, out=out)
-            if len(out) == before and not any(
-                _str(p.get("asset_pointer")) in self._pointers for p in _image_parts(content)
-            ):
-                out.append(ImageGenerated("", None, None, True, key))  # pointer not known yet
-                self._pending_images = True
-        self._async_images.clear()
-
-    def _citations(self, metadata: dict[str, Any], out: list[Event]) -> None:
-        if not metadata.get("citations") and not metadata.get("content_references"):
-            return
-        for url, title in _sources(metadata):
-            if url not in self._cited:
-                self._cited.add(url)
-                out.append(Citation(url, title))
+            self._images.observe(key, role, content, metadata, status, out)
 
     def _release_text(self, out: list[Event]) -> None:
         if self._marks.holding:
@@ -711,9 +554,9 @@ class ConversationDecoder:
         """End of the stream (end marker or close): flush what waits for it, then Finished."""
         self._fast = None
         if not self._finished:
-            self._flush_code(out)
+            self._code.flush(out)
             self._release_text(out)
-            self._pending(out)
+            self._images.flush(out)
         if self._answer_finish is not None and not self._finished:
             self._finished = True
             out.append(Finished(self._answer_finish))
@@ -726,7 +569,7 @@ def _is_echo(root: object) -> bool:
     message = root.get("message")
     if not isinstance(message, dict):
         return False
-    role = _dict(message.get("author")).get("role")
+    role = as_dict(message.get("author")).get("role")
     return isinstance(role, str) and role in ("user", "system")
 
 

@@ -77,6 +77,9 @@ class SimConfig:
     retrieval_polls: int = 1
     # picture_v2: the N-th GET /conversation/{id} shows the image finished
     image_async_polls: int = 2
+    # #sim:cite: how many sources the answer cites (the first is CITE_URL; the
+    # others are supporting websites of its content reference)
+    cite_sources: int = 1
     # largest file_size POST /backend-api/files accepts
     max_upload_bytes: int = 64 * 1024 * 1024
     # kept files, uploaded and generated (the oldest dropped first)
@@ -119,6 +122,8 @@ class SimConfig:
             raise ValueError("retrieval_polls, image_async_polls, max_upload_bytes must be >= 0")
         if self.max_files < 1:
             raise ValueError("max_files must be >= 1")
+        if self.cite_sources < 1:
+            raise ValueError("cite_sources must be >= 1")
         if self.chunk_delay < 0 or self.slow_seconds < 0 or self.refresh_delay < 0:
             raise ValueError("delays must be >= 0")
 

@@ -4,7 +4,7 @@ One send, in order: `sentinel/chat-requirements/prepare` (requirements token
 `p` → `prepare_token` + FNV challenge), `…/finalize` (the proof, checked here
 against the seed and difficulty issued with that prepare token → the
 chat-requirements token), `f/conversation/prepare` (→ conduit token), then
-`f/conversation` (the conversation handler in app.py, which calls
+`f/conversation` (the conversation handler in send.py, which calls
 `check_send` in place of the E2 sentinel check). Every token is bound to its
 owner (the token's user and account, or the anonymous device id) and is good
 for one use; a rejected token or proof is a 403 with an empty body, as the
@@ -30,7 +30,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from chat2api.sim import faults
 from chat2api.sim.common import headers_of, identify, owner_of, parse_json, sim_state
@@ -482,22 +481,3 @@ async def stream_status(request: Request) -> Response:
     if live is None or not live.is_streaming(state.config.resume_window):
         return faults.not_found()
     return faults.json_response(200, {"status": "IS_STREAMING"})
-
-
-def routes() -> list[Route]:
-    """The E3 routes of both prefixes, except `f/conversation` itself (app.py owns it)."""
-    out: list[Route] = []
-    for prefix in ("/backend-api", "/backend-anon"):
-        out += [
-            Route(
-                f"{prefix}/sentinel/chat-requirements/prepare", sentinel_prepare, methods=["POST"]
-            ),
-            Route(
-                f"{prefix}/sentinel/chat-requirements/finalize", sentinel_finalize, methods=["POST"]
-            ),
-            Route(f"{prefix}/f/conversation/prepare", conduit_prepare, methods=["POST"]),
-            Route(f"{prefix}/f/conversation/resume", resume, methods=["POST"]),
-            Route(f"{prefix}/stop_conversation", stop_conversation, methods=["POST"]),
-            Route(f"{prefix}/conversation/{{id}}/stream_status", stream_status, methods=["GET"]),
-        ]
-    return out

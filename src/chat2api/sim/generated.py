@@ -9,7 +9,8 @@ exact bytes and text the simulator will produce:
 * `image_request(prompt)` — the image prompt and size asked for (`size=WxH`);
 * `dalle_code(...)`, `image_gen_code(...)`, `image_reply_text(prompt)`;
 * `sandbox_code()`, `sandbox_output()`, `sandbox_csv()`, `sandbox_reply()`;
-* `cite_text(prompt)`, `citations(text)`, `content_references(text)`.
+* `cite_text(prompt)`, `citations(text)`, `content_references(text, sources)`,
+  `supporting_site(k)`.
 """
 
 from __future__ import annotations
@@ -209,8 +210,23 @@ def citations(text: str) -> list[dict[str, Any]]:
     ]
 
 
-def content_references(text: str) -> list[dict[str, Any]]:
-    """`metadata.content_references` (2025 `grouped_webpages` shape) for the cite marker."""
+def supporting_site(k: int) -> dict[str, Any]:
+    """The `k`-th (from 1) supporting website of the cited page: `source-<3+k>`."""
+    n = 3 + k
+    return {
+        "title": f"Simulated supporting source {n}",
+        "url": f"https://{CITE_DOMAIN}/sim/articles/source-{n}",
+        "pub_date": None,
+        "snippet": "Another page the simulator pretends to have searched.",
+        "attribution": CITE_DOMAIN,
+    }
+
+
+def content_references(text: str, sources: int = 1) -> list[dict[str, Any]]:
+    """`metadata.content_references` (2025 `grouped_webpages` shape) for the cite marker.
+
+    ``sources`` > 1 cites more pages, as `supporting_websites` of the one item.
+    """
     start = text.index(CITE_MARKER)
     return [
         {
@@ -231,7 +247,7 @@ def content_references(text: str) -> list[dict[str, Any]]:
                     "snippet": "A page the simulator pretends to have searched.",
                     "attribution": CITE_DOMAIN,
                     "refs": [{"turn_index": 0, "ref_type": "search", "ref_index": 3}],
-                    "supporting_websites": [],
+                    "supporting_websites": [supporting_site(k) for k in range(1, sources)],
                 }
             ],
             "fallback_items": [],

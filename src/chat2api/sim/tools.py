@@ -156,7 +156,7 @@ def generate(
             chunks=tuple(split_chunks(text, words)),
             answer_extra={
                 "citations": citations(text),
-                "content_references": content_references(text),
+                "content_references": content_references(text, state.config.cite_sources),
             },
         )
     if kind == "sandbox":

@@ -214,8 +214,12 @@ class ChatGPTBackend:
     def _prefix(creds: Credentials) -> str:
         return "/backend-anon" if creds.anonymous else "/backend-api"
 
-    async def home_info(self, target: Target) -> _HomeInfo:
-        """Build id and script URLs of the web app, cached per base URL."""
+    async def home_info(self, target: Target, creds: Credentials | None = None) -> _HomeInfo:
+        """Build id and script URLs of the web app, cached per base URL.
+
+        Fetched as the account that needs it (its proxy, browser and user
+        agent), so the upstream never sees the account in another browser.
+        """
         ttl = self._settings.build_cache_seconds
         info = self._home.get(target.base_url)
         if info is not None and time.monotonic() - info.fetched_at < ttl:
@@ -225,13 +229,13 @@ class ChatGPTBackend:
             info = self._home.get(target.base_url)
             if info is not None and time.monotonic() - info.fetched_at < ttl:
                 return info
-            info = await self._fetch_home(target)
+            info = await self._fetch_home(target, self.profile_for(creds).user_agent)
             self._home[target.base_url] = info
             return info
 
-    async def _fetch_home(self, target: Target) -> _HomeInfo:
-        session = self._sessions.session(target.base_url, target.proxy)
-        headers = dict(document_headers(self._profile.user_agent))
+    async def _fetch_home(self, target: Target, user_agent: str) -> _HomeInfo:
+        session = self.session(target)
+        headers = dict(document_headers(user_agent))
         if self._settings.auth_key:
             headers["authkey"] = self._settings.auth_key
         with map_transport_errors("fetching the home page"):
@@ -344,7 +348,7 @@ class ChatGPTBackend:
         self, target: Target, creds: Credentials
     ) -> tuple[dict[str, str], str | None]:
         """E2: the sentinel headers for one conversation, and any challenge left unsolved."""
-        home = await self.home_info(target)
+        home = await self.home_info(target, creds)
         profile = replace(
             self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
         )
@@ -492,7 +496,7 @@ class ChatGPTBackend:
         if self._settings.conversation_only:  # no home page either: the gateway has its own
             home = _HomeInfo(FALLBACK_BUILD, (FALLBACK_SCRIPT,), 0.0, FALLBACK_BUILD)
         else:
-            home = await self.home_info(target)
+            home = await self.home_info(target, creds)
         for attempt in range(2):
             sentinel: dict[str, str] = {}
             challenge = None

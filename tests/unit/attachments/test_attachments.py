@@ -1,94 +1,23 @@
-"""Content parts → attachments: sniffing, dimensions, data URLs, limits, part shapes."""
+"""Content parts → attachments: data URLs, limits, part shapes (byte sniffing: test_sniff.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import struct
-import zlib
 from typing import Any
 
 import pytest
+from built_images import gif, jpeg, png, webp_vp8x
 
 from chat2api.convert.attachments import (
     Limits,
     decode_data_url,
-    image_dimensions,
     load_part,
-    sniff_mime,
     upload_by_url_split,
 )
 from chat2api.errors import InvalidRequest
 from chat2api.net.fetch import Fetched, UrlNotAllowed
 from chat2api.values import Attachment
-
-# --- tiny real images, built by hand -------------------------------------------
-
-
-def png(width: int, height: int) -> bytes:
-    """A complete, valid RGB PNG of the given size (black pixels)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    rows = b"".join(b"\x00" + b"\x00\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
-def gif(width: int, height: int) -> bytes:
-    """A complete GIF89a: a 2-colour table and one image filling the screen."""
-    screen = b"GIF89a" + struct.pack("<HHBBB", width, height, 0x80, 0, 0)
-    palette = b"\x00\x00\x00\xff\xff\xff"
-    image = b"\x2c" + struct.pack("<HHHHB", 0, 0, width, height, 0)
-    pixels = b"\x02\x02\x4c\x01\x00"  # LZW min code size 2, one tiny data block
-    return screen + palette + image + pixels + b"\x3b"
-
-
-def jpeg(width: int, height: int, *, sof: int = 0xC0, fill: bool = False) -> bytes:
-    """A JPEG header: SOI, APP0 (JFIF), DQT, SOFn with the size, then SOS."""
-    app0 = b"\xff\xe0" + struct.pack(">H", 16) + b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
-    dqt = b"\xff\xdb" + struct.pack(">H", 67) + b"\x00" + bytes(range(64))
-    sof_body = struct.pack(">BHHB", 8, height, width, 1) + b"\x01\x11\x00"
-    frame = bytes([0xFF, sof]) + struct.pack(">H", 2 + len(sof_body)) + sof_body
-    sos = b"\xff\xda" + struct.pack(">H", 8) + b"\x01\x01\x00\x00\x3f\x00"
-    padding = b"\xff\xff" if fill else b""
-    return b"\xff\xd8" + app0 + dqt + padding + frame + sos + b"\x00" * 8 + b"\xff\xd9"
-
-
-def riff(chunk: bytes, body: bytes) -> bytes:
-    """A WebP RIFF container holding one chunk."""
-    payload = b"WEBP" + chunk + struct.pack("<I", len(body)) + body
-    return b"RIFF" + struct.pack("<I", len(payload)) + payload
-
-
-def webp_vp8x(width: int, height: int) -> bytes:
-    """An extended-format (VP8X) WebP header."""
-    return riff(
-        b"VP8X",
-        b"\x00\x00\x00\x00"
-        + (width - 1).to_bytes(3, "little")
-        + (height - 1).to_bytes(3, "little"),
-    )
-
-
-def webp_vp8l(width: int, height: int) -> bytes:
-    """A lossless (VP8L) WebP header."""
-    bits = (width - 1) | ((height - 1) << 14)
-    return riff(b"VP8L", b"\x2f" + bits.to_bytes(4, "little") + b"\x00" * 4)
-
-
-def webp_vp8(width: int, height: int) -> bytes:
-    """A lossy (VP8) WebP header: frame tag, start code, sizes."""
-    return riff(
-        b"VP8 ", b"\x9d\x01\x00" + b"\x9d\x01\x2a" + struct.pack("<HH", width, height) + b"\x00" * 8
-    )
 
 
 def b64(data: bytes) -> str:
@@ -130,104 +59,6 @@ def refused(part: dict[str, Any], fetch: Any = NO_FETCH, **kwargs: Any) -> Inval
     assert info.value.param == "messages[2].content[1]"
     assert info.value.status_code == 400
     return info.value
-
-
-# --- dimensions and sniffing ---------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("data", "mime", "size"),
-    [
-        (png(3, 2), "image/png", (3, 2)),
-        (gif(5, 7), "image/gif", (5, 7)),
-        (jpeg(640, 480), "image/jpeg", (640, 480)),
-        (jpeg(17, 9, sof=0xC2), "image/jpeg", (17, 9)),
-        (jpeg(4, 4, fill=True), "image/jpeg", (4, 4)),
-        (webp_vp8x(1000, 300), "image/webp", (1000, 300)),
-        (webp_vp8l(16383, 1), "image/webp", (16383, 1)),
-        (webp_vp8(320, 240), "image/webp", (320, 240)),
-    ],
-    ids=[
-        "png",
-        "gif",
-        "jpeg",
-        "jpeg-progressive",
-        "jpeg-fill",
-        "webp-vp8x",
-        "webp-vp8l",
-        "webp-vp8",
-    ],
-)
-def test_image_dimensions_and_type(data: bytes, mime: str, size: tuple[int, int]) -> None:
-    """Each format's header gives its type and (width, height)."""
-    assert sniff_mime(data) == mime
-    assert image_dimensions(data) == size
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        png(3, 2)[:20],
-        b"\x89PNG\r\n\x1a\n" + b"\x00" * 30,
-        gif(5, 7)[:8],
-        gif(0, 7),
-        b"\xff\xd8\xff\xda\x00\x08",  # scan before any frame header
-        jpeg(0, 10),
-        b"\xff\xd8\xff\xe0\x00\x10JFIF",  # cut off before SOF
-        riff(b"VP8 ", b"\x00" * 10),  # no start code
-        riff(b"ABCD", b"\x00" * 10),
-        b"plain text",
-        b"",
-    ],
-    ids=[
-        "png-cut",
-        "png-no-ihdr",
-        "gif-cut",
-        "gif-zero-width",
-        "jpeg-sos-first",
-        "jpeg-zero-width",
-        "jpeg-cut",
-        "webp-no-start-code",
-        "webp-unknown-chunk",
-        "text",
-        "empty",
-    ],
-)
-def test_broken_or_foreign_headers_have_no_dimensions(data: bytes) -> None:
-    """Truncated, zero-sized or non-image data gives None, never an exception."""
-    assert image_dimensions(data) is None
-
-
-def test_dimension_parser_survives_every_prefix() -> None:
-    """Every prefix of every test image parses to a size or None (no IndexError)."""
-    for image in (
-        png(3, 2),
-        gif(5, 7),
-        jpeg(8, 8),
-        webp_vp8x(2, 2),
-        webp_vp8l(2, 2),
-        webp_vp8(2, 2),
-    ):
-        for end in range(len(image) + 1):
-            result = image_dimensions(image[:end])
-            assert result is None or (result[0] > 0 and result[1] > 0)
-
-
-@pytest.mark.parametrize(
-    ("data", "mime"),
-    [
-        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "application/pdf"),
-        (b"PK\x03\x04\x14\x00\x00\x00", "application/zip"),
-        ("name,qty\nß,2\n".encode(), "text/plain"),
-        (b"\xff\xfe\x00\x00binary", None),
-        (b"text with a \x00 NUL", None),
-        (b"", None),
-    ],
-    ids=["pdf", "zip", "utf8-text", "binary", "nul", "empty"],
-)
-def test_sniff_documents(data: bytes, mime: str | None) -> None:
-    """PDF, zip and UTF-8 text are recognised; other binary data is not."""
-    assert sniff_mime(data) == mime
 
 
 # --- data URLs -------------------------------------------------------------------

@@ -277,9 +277,7 @@ def test_private_address_is_refused_before_connecting() -> None:
     """http://10.0.0.1/ is refused at once: no resolver call, no connection attempt."""
     resolve, asked = static_resolver({})
     connect, hops = spy_connector()
-    started = time.monotonic()
     error = refusal("http://10.0.0.1/", resolver=resolve, connector=connect)
-    assert time.monotonic() - started < 0.5
     assert isinstance(error, UrlNotAllowed)
     assert "private address (10.0.0.1)" in error.message
     assert asked == [] and hops == []
@@ -401,14 +399,17 @@ async def _endless_chunks(target: str, req: dict[str, str], w: asyncio.StreamWri
         await w.drain()
 
 
+STALL_SECONDS = 10.0  # how long the stalling handlers keep the client waiting
+
+
 async def _no_answer(target: str, req: dict[str, str], w: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(10)
+    await asyncio.sleep(STALL_SECONDS)
 
 
 async def _stalled_body(target: str, req: dict[str, str], w: asyncio.StreamWriter) -> None:
     w.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
     await w.drain()
-    await asyncio.sleep(10)
+    await asyncio.sleep(STALL_SECONDS)
 
 
 @pytest.mark.parametrize(
@@ -463,9 +464,10 @@ def test_failed_fetches_are_typed_400s(
     assert done.error.param == kwargs.get("param")
     assert len(done.server.requests) == requests
     timeout = kwargs.get("timeout", 5.0)
-    assert done.took < min(timeout, 1.0) + 1.5  # the deadline holds, with room for a slow CI
-    if kind is UrlTimeout:
-        assert done.took >= 0.4
+    if kind is UrlTimeout:  # the deadline, not the server's 10 s stall, ended it
+        assert timeout * 0.8 <= done.took < STALL_SECONDS
+    else:  # ended by what the server sent, not waited out into the deadline
+        assert done.took < timeout
 
 
 def test_body_exactly_at_the_limit_is_accepted() -> None:

@@ -35,7 +35,10 @@ PY = (
     "total = sum(range(1, 101))\nprint(total)\n\nimport matplotlib.pyplot as plt\n"
     "plt.plot([1, 2, 3], [1, 4, 9])\nplt.savefig('/mnt/data/chart.png')\n"
 )
-DALLE = ImageGenerated("file-service://file-AbC123xyz", 1024, 1024, False, TOOL)
+FOX = "A red fox sitting in fresh snow"
+DALLE = ImageGenerated(
+    "file-service://file-AbC123xyz", 1024, 1024, False, TOOL, f"{FOX}, watercolor"
+)
 FOX_TEXT = [TextDelta("Here is"), TextDelta(" your watercolor fox"), TextDelta(" in the snow.")]
 SANDBOX_TEXT = [
     TextDelta("The sum is 5050."),
@@ -68,12 +71,19 @@ EXPECTED: dict[str, list[Event]] = {
     "v1_image_async": [
         CONV_ONLY,
         Metadata(CONV, None, "gpt-5-3"),
-        ImageGenerated("sediment://file_00000000a1b2c3d4e5f6a7b8c9d0e1f2", 1024, 1536, True, TOOL),
+        ImageGenerated(
+            "sediment://file_00000000a1b2c3d4e5f6a7b8c9d0e1f2",
+            1024,
+            1536,
+            True,
+            TOOL,
+            f"{FOX}, photorealistic",
+        ),
     ],
     "legacy_image_async": [
         CONV_ONLY,
         Metadata(CONV, None, "gpt-4o"),
-        ImageGenerated("", None, None, True, TOOL),
+        ImageGenerated("", None, None, True, TOOL, f"{FOX}, photorealistic"),
     ],
     "legacy_code_interpreter": [
         CONV_ONLY,
@@ -442,6 +452,26 @@ def test_unfinished_non_async_tool_image_is_not_reported() -> None:
     assert of(ImageGenerated, events) == []
     with pytest.raises(StreamTruncated):
         decoder.close()
+
+
+def test_image_prompt_from_the_tool_call_else_the_dalle_metadata() -> None:
+    """prompt: the JSON the model sent the image tool; without it, metadata.dalle.prompt."""
+    code = {"content_type": "code", "language": "json", "text": '{"prompt": "a kite"}'}
+    asked = message(mid="c", content=code, recipient="t2uay3k.sj1i4kz")
+    tool = message(mid="t", role="tool", content=images(), metadata=ASYNC)
+    done = {**asked, "status": "finished_successfully"}
+    body = snapshot(asked) + snapshot(done) + snapshot(tool) + END
+    assert of(ImageGenerated, decode_stream(body.encode())) == [
+        ImageGenerated("", None, None, True, "t", "a kite")
+    ]
+    part = pointer(
+        "file-service://file-d", width=8, height=8, metadata={"dalle": {"prompt": "owl"}}
+    )
+    done = message(mid="d", role="tool", content=images(part), status="finished_successfully")
+    body = snapshot({**done, "status": "in_progress"}) + snapshot(done) + answer() + END
+    assert of(ImageGenerated, decode_stream(body.encode())) == [
+        ImageGenerated("file-service://file-d", 8, 8, False, "d", "owl")
+    ]
 
 
 def test_pending_image_comes_before_finished() -> None:

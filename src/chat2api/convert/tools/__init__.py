@@ -42,7 +42,7 @@ from chat2api.convert.tools.prompt import (
     tool_instructions,
 )
 from chat2api.convert.tools.repair import repair_arguments
-from chat2api.convert.tools.responses import ToolTable
+from chat2api.convert.tools.responses import ToolTable, with_image_size
 from chat2api.convert.tools.schema import (
     FunctionTool,
     check_tools,
@@ -82,4 +82,5 @@ __all__ = [
     "resolve_tool_choice",
     "tool_instructions",
     "validate_arguments",
+    "with_image_size",
 ]

@@ -15,7 +15,14 @@ such as the Codex CLI use them all:
 * ``web_search`` (any version) is the web app's own search: the
   conversation is sent with the ``search`` system hint, and the sources the
   answer cites come back as ``url_citation`` annotations;
-* other hosted tools (``file_search``, ``image_generation``, …) run on
+* ``image_generation`` is the web app's own image generation: the model may
+  draw when it sees fit (the upstream decides), and a ``tool_choice`` that
+  demands a picture sends the conversation with the ``picture_v2`` system
+  hint (``image_forced``); the image comes back as an
+  ``image_generation_call`` item. Of its options only ``size`` can be asked
+  for (in the prompt, as ``/v1/images/generations`` does); the rest is
+  ignored (docs/tools.md);
+* other hosted tools (``file_search``, ``code_interpreter``, …) run on
   OpenAI's side, which chat2api cannot do: they are left out, named in the
   ``X-Chat2API-Warning`` header, unless ``tool_choice`` demands one (then a
   400, ``unsupported_tool``).
@@ -35,6 +42,7 @@ from chat2api.convert.response_schemas import (
     CustomToolFormat,
     CustomToolSpec,
     FunctionToolSpec,
+    ImageGenerationToolSpec,
     NamespaceToolSpec,
     ToolChoice,
     ToolChoiceAllowed,
@@ -44,12 +52,18 @@ from chat2api.convert.response_schemas import (
 )
 from chat2api.convert.tools.schema import FunctionTool, check_tools, require_valid_tools
 from chat2api.errors import InvalidRequest
+from chat2api.values import PromptTurn
 
-__all__ = ["DEFAULT_NAMESPACE", "OfferedTool", "ToolTable", "custom_parameters"]
+__all__ = [
+    "DEFAULT_NAMESPACE",
+    "OfferedTool",
+    "ToolTable",
+    "custom_parameters",
+    "with_image_size",
+]
 
 DEFAULT_NAMESPACE = "functions"
 _SEPARATOR = "__"
-_MODES = ("none", "auto", "required")
 
 
 def custom_parameters(fmt: CustomToolFormat | None) -> dict[str, Any]:
@@ -83,6 +97,7 @@ class ToolTable:
     offered: dict[str, OfferedTool] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # hosted tool types, by type
     search: bool = False  # a web_search tool: the upstream searches by itself
+    image: dict[str, Any] | None = None  # the image_generation tool, as sent (for its size)
 
     def add_tools(self, tools: Sequence[ToolSpec] | None, param: str) -> None:
         """Add a ``tools`` list (the request's, or an ``additional_tools`` item's)."""
@@ -97,6 +112,9 @@ class ToolTable:
             return
         if kind.startswith("web_search"):
             self.search = True  # the web app's own search (system hint "search")
+            return
+        if isinstance(tool, ImageGenerationToolSpec):
+            self.image = tool.model_dump(exclude_unset=True)  # the web app's image generation
             return
         if not isinstance(tool, FunctionToolSpec | CustomToolSpec):
             if kind not in self.left_out:
@@ -165,6 +183,8 @@ class ToolTable:
         kind = tool_choice.type
         if kind.startswith("web_search") and self.search:
             return "auto"  # searching is the upstream's own decision, asked by the hint
+        if kind == "image_generation" and self.image is not None:
+            return "auto"  # the picture is asked by the picture_v2 hint (image_forced)
         raise InvalidRequest(
             f"tool_choice asks for the {kind!r} tool, which chat2api cannot run: only "
             "function and custom tools (also inside namespaces) are available.",
@@ -172,11 +192,38 @@ class ToolTable:
             code="unsupported_tool",
         )
 
+    def image_forced(self, tool_choice: ToolChoice | None) -> bool:
+        """The request demands a picture: ``tool_choice`` names ``image_generation``,
+        or is ``"required"`` with it the only tool (not a function, not search)."""
+        if self.image is None or tool_choice is None:
+            return False
+        if isinstance(tool_choice, str):
+            return tool_choice == "required" and not self.functions and not self.search
+        return tool_choice.type == "image_generation"
+
+    @property
+    def image_size(self) -> str | None:
+        """The ``WxH`` the image_generation tool asks for, or None for ``auto``."""
+        size = (self.image or {}).get("size", "auto")
+        return None if size == "auto" else str(size)
+
     def warning(self) -> str | None:
         """The ``X-Chat2API-Warning`` value when hosted tools were left out."""
         if not self.left_out:
             return None
         return "hosted tools left out (chat2api cannot run them): " + ", ".join(self.left_out)
+
+
+def with_image_size(turns: Sequence[PromptTurn], size: str | None) -> list[PromptTurn]:
+    """``turns`` with ``size=WxH`` after the last user turn's text, as the model reads a size."""
+    out = list(turns)
+    if size is None:
+        return out
+    for i in range(len(out) - 1, -1, -1):
+        if out[i].role == "user":
+            out[i] = out[i]._replace(text=f"{out[i].text} size={size}")
+            break
+    return out
 
 
 def call_item_fields(table: ToolTable, offered: str, arguments: str) -> dict[str, Any]:
