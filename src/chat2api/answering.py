@@ -138,11 +138,6 @@ class Ask:
     reasoning_effort: str | None = None
     system_hints: Sequence[str] = ()
 
-    def prepend(self, turn: PromptTurn) -> None:
-        """An instruction turn before the others (the attachments' indexes follow)."""
-        self.turns.insert(0, turn)
-        self.attachments = {index + 1: items for index, items in self.attachments.items()}
-
     async def start(self, extra: Sequence[PromptTurn] = ()) -> Turn:
         """Open one upstream turn for these turns (and ``extra`` after them)."""
         settings = self.state.settings

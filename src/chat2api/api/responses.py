@@ -17,10 +17,11 @@ same API key (a hash of it is kept with them).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -40,31 +41,20 @@ from chat2api.api.bindings import (
     owner_of,
     save_binding,
 )
+from chat2api.api.errors import invalid_from_validation
 from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import methods, public_base
 from chat2api.api.sse import SSE_HEADERS, sse_event
 from chat2api.api.streaming import EventStream
 from chat2api.convert.completion import Answer
 from chat2api.convert.models import resolve_model
-from chat2api.convert.responses import (
-    ResponseBuilder,
-    input_turns,
-    responses_usage,
-)
-from chat2api.convert.structured import format_instructions, responses_text_format
-from chat2api.convert.tools import (
-    ToolCalls,
-    ToolTable,
-    parse_tools,
-    require_schema,
-    resolve_tool_choice,
-    tool_instructions,
-    with_image_size,
-)
+from chat2api.convert.response_request import read_request
+from chat2api.convert.response_schemas import ResponseRequest
+from chat2api.convert.responses import ResponseBuilder, responses_usage
+from chat2api.convert.tools import ToolCalls, require_schema
 from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
-from chat2api.values import PromptTurn
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +63,13 @@ WARNING_HEADER = "X-Chat2API-Warning"
 RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
 
 
-def _field(data: Mapping[str, Any], name: str, kind: type) -> Any:
-    """``data[name]`` if absent or of type ``kind`` (a bool is not an int here)."""
-    value = data.get(name)
-    if value is None:
-        return None
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise InvalidRequest(f"Invalid type for '{name}': expected {kind.__name__}.", param=name)
-    return value
-
-
 def _unsupported(param: str, why: str) -> InvalidRequest:
     return InvalidRequest(
         f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
     )
 
 
-def _parse(raw: bytes) -> dict[str, Any]:
+def _parse(raw: bytes) -> ResponseRequest:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -98,30 +78,20 @@ def _parse(raw: bytes) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    if data.get("model") is not None and (not isinstance(data["model"], str) or not data["model"]):
-        raise InvalidRequest("model must be a model name (or left out).", param="model")
-    if data.get("input") is None:
-        raise InvalidRequest("Missing required parameter: 'input'.", param="input")
-    _field(data, "stream", bool)
-    _field(data, "store", bool)
-    _field(data, "parallel_tool_calls", bool)
-    _field(data, "instructions", str)
-    _field(data, "previous_response_id", str)
-    limit = _field(data, "max_output_tokens", int)
-    if limit is not None and limit < 1:
-        raise InvalidRequest("max_output_tokens must be at least 1.", param="max_output_tokens")
-    if _field(data, "top_logprobs", int):
+    try:
+        return ResponseRequest.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_validation(exc.errors()) from exc
+
+
+def refuse_unsupported(request: ResponseRequest) -> None:
+    """Refuse fields whose explicit ask cannot be honoured (docs/api.md lists every field)."""
+    if request.top_logprobs:
         raise _unsupported("top_logprobs", "token probabilities are not available upstream.")
-    if _field(data, "background", bool):
+    if request.background:
         raise _unsupported("background", "responses are answered while the request waits.")
-    include = _field(data, "include", list) or []
-    if any(isinstance(i, str) and i.endswith("logprobs") for i in include):
+    if any(item.endswith("logprobs") for item in request.include or ()):
         raise _unsupported("include", "token probabilities are not available upstream.")
-    reasoning = _field(data, "reasoning", dict) or {}
-    effort = reasoning.get("effort")
-    if effort not in (None, "none", "minimal", "low", "medium", "high", "xhigh"):
-        raise InvalidRequest(f"Unknown reasoning effort {effort!r}.", param="reasoning.effort")
-    return data
 
 
 async def create_response(request: Request) -> Response:
@@ -131,38 +101,31 @@ async def create_response(request: Request) -> Response:
     """
     state: AppState = request.app.state.chat2api
     accounts: AccountSource = await account_source(request, state)  # the key before the body
-    data = _parse(await request.body())
-    data["model"] = data.get("model") or state.settings.default_model
-    note(model=data["model"])
-    route = resolve_model(data["model"])
-    store = data.get("store", True) is not False
+    body = _parse(await request.body())
+    model = body.model or state.settings.default_model
+    note(model=model)
+    refuse_unsupported(body)
+    route = resolve_model(model)
     owner = owner_of(request)
-    table = ToolTable()
-    table.add_tools(data.get("tools"), "tools")
-    parallel = data.get("parallel_tool_calls", True) is not False
-    fmt = responses_text_format(data.get("text"))
+    asked = read_request(body)
+    fmt, table = asked.format, asked.tools
     if fmt is not None and fmt.kind == "json_schema":
         await require_schema(fmt.schema, "text.format.schema")
-    turns, parts = input_turns(data["input"], data.get("instructions"), table)
-    tool_choice = table.check_choice(data.get("tool_choice"))
-    tools = await parse_tools(table.functions) or []  # before any fetch
+    await table.require_valid()  # before any fetch
     ask = Ask(
         state=state,
         accounts=accounts,
         route=route,
-        turns=with_image_size(turns, table.image_size),
-        attachments=await load_attachments(state.settings, parts),
-        history_disabled=not store,
-        reasoning_effort=(data.get("reasoning") or {}).get("effort"),
-        system_hints=table.system_hints(data.get("tool_choice")),
+        turns=asked.turns,
+        attachments=await load_attachments(state.settings, asked.parts),
+        history_disabled=not body.stored,
+        reasoning_effort=body.reasoning_effort,
+        system_hints=asked.system_hints,
     )
     calls = None
-    if tools and (choice := resolve_tool_choice(tool_choice, tools)) != "none":
-        calls = ToolCalls(tools, parallel=parallel, choice=choice)
-        ask.prepend(PromptTurn("system", tool_instructions(tools, tool_choice, parallel)))
-    if fmt is not None:
-        ask.prepend(PromptTurn("system", format_instructions(fmt)))
-    if previous := data.get("previous_response_id"):
+    if asked.calls_tools:
+        calls = ToolCalls(table.functions, parallel=body.parallel, choice=asked.choice)
+    if previous := body.previous_response_id:
         found = await find_continuation(
             state,
             previous,
@@ -173,18 +136,21 @@ async def create_response(request: Request) -> Response:
         )
         ask.accounts, ask.continues = found.accounts, found.continues
     shape = AnswerShape(
-        token_limit=data.get("max_output_tokens"),
+        token_limit=body.max_output_tokens,
         tools=calls,
         format=fmt,
-        live=bool(data.get("stream")),
+        live=bool(body.stream),
         image_items=table.image is not None,  # images as image_generation_call items
     )
+    store, stream, echoed = body.stored, bool(body.stream), body.echoed(model)
+    # Not kept while the upstream is asked: during a burst, most requests wait there.
+    del body, asked
 
     answering = await start_answer(ask, shape, public_base(request, state.settings.prefix_path))
     turn, answer = answering.turn, answering.answer
     note(account=account_fingerprint(turn.lease))
     builder = ResponseBuilder(
-        data, text_format=fmt.echo() if fmt is not None else None, tools=table
+        echoed, text_format=fmt.echo() if fmt is not None else None, tools=table
     )
     headers = dict(SSE_HEADERS)
     if warning := table.warning():
@@ -198,7 +164,7 @@ async def create_response(request: Request) -> Response:
         )
         await save_binding(state, builder.id, owner, turn, answer)
 
-    if data.get("stream"):
+    if stream:
         return EventStream(_events(builder, answering.deltas, answer, save), headers=headers)
     async for delta in answering.deltas:
         builder.feed(delta)

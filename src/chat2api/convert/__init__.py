@@ -6,6 +6,8 @@ __all__ = [
     "generated",
     "messages",
     "models",
+    "response_request",
+    "response_schemas",
     "responses",
     "schemas",
     "sniff",

@@ -1,11 +1,10 @@
-"""The Responses API shapes ⇄ chat2api's answer (pure).
+"""The Responses API's answer: output items and events (pure).
 
-Requests: ``input`` (a string or items) and ``instructions`` become prompt
-turns; Responses-style function tools become the chat-completions tool
-shape the tool engine takes. Answers: the same chunk deltas the chat
-completions endpoint streams (content, reasoning, tool calls) are folded by
+The same chunk deltas the chat completions endpoint streams (content,
+reasoning, tool calls; generated images with their bytes) are folded by
 ``ResponseBuilder`` into Responses output items, and, when streaming, into
-the Responses event sequence with sequence numbers.
+the Responses event sequence with sequence numbers. The request side is
+``convert.response_request``.
 """
 
 from __future__ import annotations
@@ -18,119 +17,13 @@ from typing import Any
 
 from chat2api.convert.completion import CITATION_KEY, IMAGE_BYTES_KEY, IMAGE_KEY
 from chat2api.convert.sniff import image_dimensions, sniff_mime
-from chat2api.convert.tools import render_assistant_tool_calls, render_tool_result
-from chat2api.convert.tools.responses import (
-    ToolTable,
-    call_item_fields,
-    history_call,
-    output_text_of,
-)
-from chat2api.errors import InvalidRequest
+from chat2api.convert.tools.responses import ToolTable, call_item_fields
 from chat2api.protocol.events import ImageGenerated
-from chat2api.values import PromptTurn
-
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
-_TEXT_PARTS = ("input_text", "output_text", "text")
-_ATTACHMENT_PARTS = ("input_image", "input_file")
-AttachmentPart = tuple[int, str, dict[str, Any]]  # (turn index, param, the part)
 
 
 def new_id(prefix: str) -> str:
     """OpenAI-style object ids: ``resp_…``, ``msg_…``, ``rs_…``, ``fc_…``."""
     return f"{prefix}_{secrets.token_hex(24)}"
-
-
-def _text(
-    content: object, param: str, attachments: list[tuple[str, dict[str, Any]]] | None = None
-) -> str:
-    """The text of a message's content; image and file parts go to ``attachments``."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequest("Message content must be a string or a list of parts.", param=param)
-    texts: list[str] = []
-    for j, part in enumerate(content):
-        kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind in _TEXT_PARTS and isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif kind in _ATTACHMENT_PARTS and attachments is not None:
-            attachments.append((f"{param}[{j}]", dict(part)))
-        else:
-            raise InvalidRequest(
-                f"Content parts of type {kind!r} are not supported here.",
-                param=f"{param}[{j}]",
-                code="unsupported_content_part",
-            )
-    return "\n".join(texts)
-
-
-_IGNORED_ITEMS = frozenset({"reasoning", "configuration_update"})
-_CALLS = ("function_call", "custom_tool_call")
-_OUTPUTS = ("function_call_output", "custom_tool_call_output")
-
-
-def input_turns(
-    input_: object, instructions: str | None, tools: ToolTable | None = None
-) -> tuple[list[PromptTurn], list[AttachmentPart]]:
-    """Prompt turns for a Responses ``input`` (and ``instructions``, first), and the
-    image and file parts of its messages by turn index.
-
-    Tools sent as an ``additional_tools`` item go to ``tools``; earlier calls
-    are written back under the names the model was offered.
-    """
-    table = tools if tools is not None else ToolTable()
-    turns: list[PromptTurn] = []
-    parts: list[AttachmentPart] = []
-    if instructions:
-        turns.append(PromptTurn("system", instructions))
-    if isinstance(input_, str):
-        turns.append(PromptTurn("user", input_))
-        return turns, parts
-    if not isinstance(input_, list) or not input_:
-        raise InvalidRequest("input must be a string or a non-empty list of items.", param="input")
-    names: dict[str, str] = {}
-    pending_calls: list[dict[str, Any]] = []
-
-    def flush_calls() -> None:
-        if pending_calls:
-            turns.append(PromptTurn("assistant", render_assistant_tool_calls(None, pending_calls)))
-            pending_calls.clear()
-
-    for i, item in enumerate(input_):
-        param = f"input[{i}]"
-        if not isinstance(item, Mapping):
-            raise InvalidRequest("Each input item must be an object.", param=param)
-        kind = item.get("type", "message")
-        if kind in _CALLS:
-            call = history_call(table, item)
-            names[call["id"]] = call["function"]["name"]
-            pending_calls.append(call)
-            continue
-        if kind == "additional_tools":
-            table.add_tools(item.get("tools"), f"{param}.tools")
-            continue
-        flush_calls()
-        if kind == "message":
-            role = _ROLES.get(str(item.get("role")))
-            if role is None:
-                raise InvalidRequest(f"Unknown role {item.get('role')!r}.", param=f"{param}.role")
-            found: list[tuple[str, dict[str, Any]]] = []
-            text = _text(item.get("content", ""), f"{param}.content", found)
-            parts.extend((len(turns), where, part) for where, part in found)
-            turns.append(PromptTurn(role, text))
-        elif kind in _OUTPUTS:
-            call_id = str(item.get("call_id", ""))
-            result = output_text_of(item.get("output", ""))
-            if result is None:
-                raise InvalidRequest("A tool output must be text.", param=f"{param}.output")
-            tool_result = render_tool_result(call_id, names.get(call_id, ""), result)
-            turns.append(PromptTurn("user", tool_result))
-        elif kind in _IGNORED_ITEMS:
-            continue  # earlier reasoning, per-turn settings: nothing the model reads
-        else:
-            raise InvalidRequest(f"Input items of type {kind!r} are not supported.", param=param)
-    flush_calls()
-    return turns, parts
 
 
 # image_generation_call.output_format by the sniffed type of the bytes

@@ -36,7 +36,7 @@ __all__ = [
     "StructuredAnswer",
     "chat_response_format",
     "format_instructions",
-    "responses_text_format",
+    "json_schema_format",
 ]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
@@ -79,18 +79,28 @@ def _bad(message: str, param: str) -> InvalidRequest:
 
 
 def _json_schema(spec: Mapping[str, Any], param: str) -> OutputFormat:
-    name = spec.get("name")
+    return json_schema_format(
+        spec.get("name"),
+        spec.get("schema", {"type": "object"}),
+        spec.get("description"),
+        spec.get("strict"),
+        param,
+    )
+
+
+def json_schema_format(
+    name: object, schema: object, description: object, strict: object, param: str
+) -> OutputFormat:
+    """A ``json_schema`` format from its fields; ``param`` is where they are in the request."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise _bad(
             f"{param}.name must be a string of 1-64 letters, digits, '_' or '-'.", f"{param}.name"
         )
-    schema = spec.get("schema", {"type": "object"})
     if not isinstance(schema, Mapping):
         raise _bad(f"{param}.schema must be a JSON schema object.", f"{param}.schema")
-    description = spec.get("description") or ""
+    description = description or ""
     if not isinstance(description, str):
         raise _bad(f"{param}.description must be a string.", f"{param}.description")
-    strict = spec.get("strict")
     if strict is not None and not isinstance(strict, bool):
         raise _bad(f"{param}.strict must be a boolean.", f"{param}.strict")
     # Size and meta-schema checks: ``convert.tools.require_schema``, awaited by the endpoint.
@@ -118,28 +128,6 @@ def chat_response_format(raw: object) -> OutputFormat | None:
     raise _bad(
         "response_format.type must be 'text', 'json_object' or 'json_schema'.",
         "response_format.type",
-    )
-
-
-def responses_text_format(raw: object) -> OutputFormat | None:
-    """The Responses ``text.format`` (the schema inline); None for plain text."""
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise _bad("text must be an object.", "text")
-    fmt = raw.get("format")
-    if fmt is None:
-        return None
-    kind = fmt.get("type") if isinstance(fmt, Mapping) else None
-    if kind == "text":
-        return None
-    if kind == "json_object":
-        return OutputFormat("json_object")
-    if kind == "json_schema":
-        assert isinstance(fmt, Mapping)
-        return _json_schema(fmt, "text.format")
-    raise _bad(
-        "text.format.type must be 'text', 'json_object' or 'json_schema'.", "text.format.type"
     )
 
 

@@ -34,7 +34,9 @@ from chat2api.convert.tools.prompt import (
     RESULT_START,
     call_syntax,
     correction_message,
+    instructions_for,
     render_assistant_tool_calls,
+    render_calls,
     render_tool_result,
     resolve_tool_choice,
     tool_instructions,
@@ -43,8 +45,10 @@ from chat2api.convert.tools.repair import repair_arguments
 from chat2api.convert.tools.responses import ToolTable, with_image_size
 from chat2api.convert.tools.schema import (
     FunctionTool,
+    check_tools,
     parse_tools,
     require_schema,
+    require_valid_tools,
     validate_arguments,
 )
 
@@ -64,13 +68,17 @@ __all__ = [
     "ToolEvent",
     "ToolTable",
     "call_syntax",
+    "check_tools",
     "correction_message",
+    "instructions_for",
     "new_call_id",
     "parse_tools",
     "render_assistant_tool_calls",
+    "render_calls",
     "render_tool_result",
     "repair_arguments",
     "require_schema",
+    "require_valid_tools",
     "resolve_tool_choice",
     "tool_instructions",
     "validate_arguments",

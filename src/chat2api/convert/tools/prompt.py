@@ -4,7 +4,7 @@ the correction asked for an unusable call (docs/tools.md)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from chat2api.convert.tools.parser import CALL_END, CALL_START, CallInvalid
@@ -68,8 +68,12 @@ def _choice_rule(choice: str) -> str:
 def tool_instructions(
     tools: Sequence[FunctionTool], tool_choice: object, parallel_tool_calls: bool
 ) -> str:
-    """The instruction prepended to a request that carries ``tools``."""
-    choice = resolve_tool_choice(tool_choice, tools)
+    """The instruction prepended to a request that carries ``tools`` (``tool_choice`` as sent)."""
+    return instructions_for(tools, resolve_tool_choice(tool_choice, tools), parallel_tool_calls)
+
+
+def instructions_for(tools: Sequence[FunctionTool], choice: str, parallel_tool_calls: bool) -> str:
+    """``tool_instructions`` for a resolved ``choice`` (as ``resolve_tool_choice`` gives it)."""
     lines = [
         "# Tools",
         "You can call the functions below. To call one, write this block, "
@@ -105,18 +109,25 @@ def render_assistant_tool_calls(
     content: str | None, tool_calls: Sequence[Mapping[str, Any]]
 ) -> str:
     """An assistant message that made ``tool_calls`` (OpenAI shape), as the model wrote it."""
-    parts = [content.rstrip()] if content and content.strip() else []
+    calls: list[tuple[str, str]] = []
     for call in tool_calls:
         function = call.get("function")
         if not isinstance(function, Mapping):
             continue
         arguments = function.get("arguments")
-        parts.append(
-            _call_block(
+        calls.append(
+            (
                 str(function.get("name", "")),
                 arguments if isinstance(arguments, str) else _compact(arguments or {}),
             )
         )
+    return render_calls(content, calls)
+
+
+def render_calls(content: str | None, calls: Iterable[tuple[str, str]]) -> str:
+    """Text, then ``(name, JSON arguments)`` calls, as the model wrote them."""
+    parts = [content.rstrip()] if content and content.strip() else []
+    parts.extend(_call_block(name, arguments) for name, arguments in calls)
     return "\n".join(parts)
 
 

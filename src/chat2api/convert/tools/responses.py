@@ -34,11 +34,23 @@ name maps back.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from chat2api.convert.response_schemas import (
+    CustomToolFormat,
+    CustomToolSpec,
+    FunctionToolSpec,
+    ImageGenerationToolSpec,
+    NamespaceToolSpec,
+    ToolChoice,
+    ToolChoiceAllowed,
+    ToolChoiceCustom,
+    ToolChoiceFunction,
+    ToolSpec,
+)
+from chat2api.convert.tools.schema import FunctionTool, check_tools, require_valid_tools
 from chat2api.errors import InvalidRequest
 from chat2api.values import PromptTurn
 
@@ -52,15 +64,13 @@ __all__ = [
 
 DEFAULT_NAMESPACE = "functions"
 _SEPARATOR = "__"
-_SIZE = re.compile(r"\d{2,4}x\d{2,4}")
 
 
-def custom_parameters(tool: Mapping[str, Any]) -> dict[str, Any]:
-    """The one-string-argument schema a free-form tool is offered with."""
+def custom_parameters(fmt: CustomToolFormat | None) -> dict[str, Any]:
+    """The one-string-argument schema a free-form tool (of input ``fmt``) is offered with."""
     about = "The tool's raw input text, exactly as the tool takes it (not JSON-encoded)."
-    fmt = tool.get("format")
-    if isinstance(fmt, Mapping) and fmt.get("type") == "grammar":
-        about += f" It must match this {fmt.get('syntax', '')} grammar: {fmt.get('definition', '')}"
+    if fmt is not None and fmt.type == "grammar":
+        about += f" It must match this {fmt.syntax or ''} grammar: {fmt.definition or ''}"
     return {
         "type": "object",
         "properties": {"input": {"type": "string", "description": about}},
@@ -80,71 +90,67 @@ class OfferedTool:
 
 @dataclass
 class ToolTable:
-    """The client's tools as chat-completions function tools, and the way back."""
+    """The client's tools as the functions the engine offers, and the way back."""
 
-    functions: list[dict[str, Any]] = field(default_factory=list)
+    functions: list[FunctionTool] = field(default_factory=list)
+    places: list[str] = field(default_factory=list)  # where each function was declared
     offered: dict[str, OfferedTool] = field(default_factory=dict)
     left_out: list[str] = field(default_factory=list)  # hosted tool types, by type
     search: bool = False  # a web_search tool: the upstream searches by itself
-    image: dict[str, Any] | None = None  # the image_generation tool, as sent
+    image: dict[str, Any] | None = None  # the image_generation tool, as sent (for its size)
 
-    def add_tools(self, tools: object, param: str) -> None:
+    def add_tools(self, tools: Sequence[ToolSpec] | None, param: str) -> None:
         """Add a ``tools`` list (the request's, or an ``additional_tools`` item's)."""
-        if tools is None:
-            return
-        if not isinstance(tools, list):
-            raise InvalidRequest("tools must be a list.", param=param)
-        for i, tool in enumerate(tools):
+        for i, tool in enumerate(tools or ()):
             self._add(tool, f"{param}[{i}]", None)
 
-    def _add(self, tool: object, where: str, namespace: str | None) -> None:
-        kind = tool.get("type") if isinstance(tool, Mapping) else None
-        if not isinstance(tool, Mapping) or not isinstance(kind, str):
-            raise InvalidRequest("Each tool must be an object with a type.", param=f"{where}.type")
-        if kind == "namespace" and namespace is None:
-            name = tool.get("name")
-            if not isinstance(name, str) or not name:
-                raise InvalidRequest("A namespace tool needs a name.", param=f"{where}.name")
-            inner = tool.get("tools")
-            if not isinstance(inner, list):
-                raise InvalidRequest("A namespace tool needs tools.", param=f"{where}.tools")
-            for j, member in enumerate(inner):
-                self._add(member, f"{where}.tools[{j}]", name)
+    def _add(self, tool: ToolSpec, where: str, namespace: str | None) -> None:
+        kind = tool.type
+        if isinstance(tool, NamespaceToolSpec) and namespace is None:
+            for j, member in enumerate(tool.tools):
+                self._add(member, f"{where}.tools[{j}]", tool.name)
             return
         if kind.startswith("web_search"):
             self.search = True  # the web app's own search (system hint "search")
             return
-        if kind == "image_generation":
-            size = tool.get("size", "auto")
-            if size != "auto" and not (isinstance(size, str) and _SIZE.fullmatch(size)):
-                raise InvalidRequest(
-                    "size must look like 1024x1024 (or auto).", param=f"{where}.size"
-                )
-            self.image = dict(tool)  # the web app's own image generation
+        if isinstance(tool, ImageGenerationToolSpec):
+            self.image = tool.model_dump(exclude_unset=True)  # the web app's image generation
             return
-        if kind not in ("function", "custom"):
+        if not isinstance(tool, FunctionToolSpec | CustomToolSpec):
             if kind not in self.left_out:
                 self.left_out.append(kind)
             return
-        name = tool.get("name")
-        if not isinstance(name, str):
-            raise InvalidRequest("A tool needs a name.", param=f"{where}.name")
-        offered = name if namespace in (None, DEFAULT_NAMESPACE) else namespace + _SEPARATOR + name
-        function: dict[str, Any] = {"name": offered}
-        if isinstance(tool.get("description"), str):
-            function["description"] = tool["description"]
-        if kind == "custom":
-            function["parameters"] = custom_parameters(tool)
-        else:
-            function.update({k: tool[k] for k in ("parameters", "strict") if k in tool})
+        name = tool.name
+        offered = self.offered_name(name, namespace)
         if offered in self.offered:
             return  # the same tool sent twice (tools and additional_tools): offered once
-        self.offered[offered] = OfferedTool(kind, name, namespace)  # type: ignore[arg-type]
-        self.functions.append({"type": "function", "function": function})
+        parameters: dict[str, Any] | None
+        if isinstance(tool, CustomToolSpec):
+            back = OfferedTool("custom", name, namespace)
+            parameters, strict = custom_parameters(tool.format), False
+        else:
+            back = OfferedTool("function", name, namespace)
+            parameters, strict = tool.parameters, bool(tool.strict)
+        description = tool.description or ""
+        if parameters is None:
+            function = FunctionTool(offered, description, strict=strict)
+        else:
+            function = FunctionTool(offered, description, dict(parameters), strict)
+        self.offered[offered] = back
+        self.functions.append(function)
+        self.places.append(where)
 
-    def offered_name(self, name: str, namespace: object) -> str:
+    def check(self) -> None:
+        """Refuse bad names and oversized schemas (``convert.tools.check_tools``)."""
+        check_tools(self.functions, self.places)
+
+    async def require_valid(self) -> None:
+        """Refuse a parameter schema that is not a valid JSON schema (in a thread)."""
+        await require_valid_tools(self.functions, self.places)
+
+    def offered_name(self, name: str, namespace: str | None) -> str:
         """The name the model knows a call of the client's history by."""
-        if isinstance(namespace, str) and namespace and namespace != DEFAULT_NAMESPACE:
+        if namespace and namespace != DEFAULT_NAMESPACE:
             return namespace + _SEPARATOR + name
         return name
 
@@ -152,21 +158,30 @@ class ToolTable:
         """The client's tool behind an offered name (a plain function when unknown)."""
         return self.offered.get(offered) or OfferedTool("function", offered)
 
-    def check_choice(self, tool_choice: object) -> object:
-        """``tool_choice`` in the chat-completions shape; naming a left-out tool is a 400."""
-        if not isinstance(tool_choice, Mapping):
+    def choice(self, tool_choice: ToolChoice | None) -> str:
+        """``"none"``, ``"auto"``, ``"required"`` or the offered name the model must call.
+
+        Naming a tool chat2api left out is a 400 (``unsupported_tool``); a
+        named function not among the tools, once there are any, too.
+        """
+        if tool_choice is None:
+            return "auto"
+        if isinstance(tool_choice, str):
             return tool_choice
-        kind = tool_choice.get("type")
-        if kind == "function":
-            name = tool_choice.get("name")
-            if isinstance(name, str):
-                name = self.offered_name(name, tool_choice.get("namespace"))
-            return {"type": "function", "function": {"name": name}}
-        if kind == "custom":
-            return {"type": "function", "function": {"name": tool_choice.get("name")}}
-        if kind in ("allowed_tools", None):
-            return tool_choice.get("mode", "auto") if kind else tool_choice
-        if isinstance(kind, str) and kind.startswith("web_search") and self.search:
+        if isinstance(tool_choice, ToolChoiceAllowed):
+            return tool_choice.mode
+        if isinstance(tool_choice, ToolChoiceFunction | ToolChoiceCustom):
+            namespace = (
+                tool_choice.namespace if isinstance(tool_choice, ToolChoiceFunction) else None
+            )
+            name = self.offered_name(tool_choice.name, namespace)
+            if self.functions and name not in self.offered:
+                raise InvalidRequest(
+                    f"tool_choice names {name!r}, which is not in tools.", param="tool_choice.name"
+                )
+            return name
+        kind = tool_choice.type
+        if kind.startswith("web_search") and self.search:
             return "auto"  # searching is the upstream's own decision, asked by the hint
         if kind == "image_generation" and self.image is not None:
             return "auto"  # the picture is asked by the picture_v2 hint (image_forced)
@@ -177,21 +192,14 @@ class ToolTable:
             code="unsupported_tool",
         )
 
-    def image_forced(self, tool_choice: object) -> bool:
+    def image_forced(self, tool_choice: ToolChoice | None) -> bool:
         """The request demands a picture: ``tool_choice`` names ``image_generation``,
         or is ``"required"`` with it the only tool (not a function, not search)."""
-        if self.image is None:
+        if self.image is None or tool_choice is None:
             return False
-        if isinstance(tool_choice, Mapping):
-            return tool_choice.get("type") == "image_generation"
-        return tool_choice == "required" and not self.functions and not self.search
-
-    def system_hints(self, tool_choice: object) -> list[str]:
-        """The web app's hints: ``picture_v2`` when a picture is demanded, else ``search``
-        with a web_search tool the choice does not rule out; the upstream decides the rest."""
-        if self.image_forced(tool_choice):
-            return ["picture_v2"]
-        return ["search"] if self.search and self.check_choice(tool_choice) != "none" else []
+        if isinstance(tool_choice, str):
+            return tool_choice == "required" and not self.functions and not self.search
+        return tool_choice.type == "image_generation"
 
     @property
     def image_size(self) -> str | None:
@@ -234,31 +242,3 @@ def call_item_fields(table: ToolTable, offered: str, arguments: str) -> dict[str
     if tool.namespace not in (None, DEFAULT_NAMESPACE):
         out["namespace"] = tool.namespace
     return out
-
-
-def history_call(table: ToolTable, item: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``function_call`` / ``custom_tool_call`` input item as a chat-completions tool call."""
-    import json
-
-    name = table.offered_name(str(item.get("name", "")), item.get("namespace"))
-    if item.get("type") == "custom_tool_call":
-        arguments = json.dumps({"input": str(item.get("input", ""))}, ensure_ascii=False)
-    else:
-        arguments = item.get("arguments", "{}")
-    return {
-        "id": str(item.get("call_id", "")),
-        "type": "function",
-        "function": {"name": name, "arguments": arguments},
-    }
-
-
-def output_text_of(output: object) -> str | None:
-    """A tool output's text: a string, or the text parts of a list (``input_text`` …)."""
-    if isinstance(output, str):
-        return output
-    if isinstance(output, Sequence):
-        texts = [
-            p["text"] for p in output if isinstance(p, Mapping) and isinstance(p.get("text"), str)
-        ]
-        return "\n".join(texts)
-    return None

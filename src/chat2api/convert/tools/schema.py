@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -28,7 +28,14 @@ from chat2api.errors import InvalidRequest
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["FunctionTool", "parse_tools", "require_schema", "validate_arguments"]
+__all__ = [
+    "FunctionTool",
+    "check_tools",
+    "parse_tools",
+    "require_schema",
+    "require_valid_tools",
+    "validate_arguments",
+]
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -173,20 +180,43 @@ async def parse_tools(raw: object) -> list[FunctionTool]:
     nodes = 0
     for i, entry in enumerate(raw):
         tool = _parse_one(entry, i)
-        if tool.name in seen:
-            raise _bad(
-                f"tools[{i}].function.name {tool.name!r} is declared twice.",
-                f"tools[{i}].function.name",
-            )
-        count, depth = measure(tool.parameters)
-        nodes += count
-        param = f"tools[{i}].function.parameters"
-        _check_size(nodes, depth, param, together=True)
-        seen.add(tool.name)
+        nodes = _check_one(tool, f"tools[{i}].function", seen, nodes)
         tools.append(tool)
-    for i, tool in enumerate(tools):
-        await _require_valid(tool.parameters, f"tools[{i}].function.parameters")
+    await require_valid_tools(tools, [f"tools[{i}].function" for i in range(len(tools))])
     return tools
+
+
+def check_tools(tools: Sequence[FunctionTool], places: Sequence[str]) -> None:
+    """Refuse too many tools, a bad or repeated name, parameter schemas too big or too deep.
+
+    ``places[i]`` is where tool ``i`` was declared (``tools[1]``,
+    ``input[0].tools[2].tools[0]``): the error names its field there.
+    """
+    if len(tools) > MAX_TOOLS:
+        raise _bad(f"tools may list at most {MAX_TOOLS} tools, not {len(tools)}.", "tools")
+    seen: set[str] = set()
+    nodes = 0
+    for tool, place in zip(tools, places, strict=True):
+        nodes = _check_one(tool, place, seen, nodes)
+
+
+def _check_one(tool: FunctionTool, place: str, seen: set[str], nodes: int) -> int:
+    """Check one more tool (its name, its schema's size); the schema values counted so far."""
+    if not _NAME_RE.match(tool.name):
+        raise _bad(f"{place}.name must be 1 to 64 letters, digits, '_' or '-'.", f"{place}.name")
+    if tool.name in seen:
+        raise _bad(f"{place}.name {tool.name!r} is declared twice.", f"{place}.name")
+    count, depth = measure(tool.parameters)
+    nodes += count
+    _check_size(nodes, depth, f"{place}.parameters", together=True)
+    seen.add(tool.name)
+    return nodes
+
+
+async def require_valid_tools(tools: Sequence[FunctionTool], places: Sequence[str]) -> None:
+    """Refuse a parameter schema that is not a valid JSON schema (after ``check_tools``)."""
+    for tool, place in zip(tools, places, strict=True):
+        await _require_valid(tool.parameters, f"{place}.parameters")
 
 
 def _check_size(nodes: int, depth: int, param: str, *, together: bool = False) -> None:
