@@ -83,6 +83,15 @@ class InvalidRequest(Chat2APIError):
     error_type = "invalid_request_error"
 
 
+class UnsupportedParameter(InvalidRequest):
+    """An explicit ask chat2api cannot honour, refused rather than silently ignored."""
+
+    default_code = "unsupported_parameter"
+
+    def __init__(self, param: str, why: str) -> None:
+        super().__init__(f"'{param}' is not supported by chat2api: {why}", param=param)
+
+
 class ModelNotFound(InvalidRequest):
     status_code = 404
     default_code = "model_not_found"

@@ -107,6 +107,24 @@ def test_bad_requests(
     assert _conversations(sim) == 0
 
 
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses", "/images/generations"])
+@pytest.mark.parametrize(
+    ("body", "says"), [(b"{not json", "could not parse"), (b"[1, 2]", "must be a JSON object")]
+)
+def test_every_endpoint_refuses_a_body_that_is_not_a_json_object(
+    v1: ServiceServer, sim: SimServer, path: str, body: bytes, says: str
+) -> None:
+    """The three JSON endpoints answer a broken or non-object body with one 400 invalid_json."""
+    response = httpx.post(
+        v1.openai_base_url + path, content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "invalid_json" and error["param"] is None
+    assert says in error["message"]
+    assert _conversations(sim) == 0
+
+
 def test_unknown_route_is_openai_404(v1: ServiceServer) -> None:
     """An unknown path answers 404 in the OpenAI envelope."""
     response = httpx.get(v1.openai_base_url + "/nothing-here")

@@ -8,7 +8,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,7 +21,7 @@ from chat2api.answering import (
 )
 from chat2api.api.auth import account_source
 from chat2api.api.bindings import find_continuation, owner_of, save_binding
-from chat2api.api.errors import invalid_from_validation
+from chat2api.api.errors import parse_request
 from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import public_base
 from chat2api.api.sse import SSE_HEADERS, sse_data
@@ -33,7 +32,13 @@ from chat2api.convert.models import listed_models, model_card, resolve_model
 from chat2api.convert.schemas import ChatCompletionRequest, ChatMessage, FunctionCall, ToolCall
 from chat2api.convert.structured import chat_response_format, format_instructions
 from chat2api.convert.tools import ToolCalls, parse_tools, require_schema, resolve_tool_choice
-from chat2api.errors import Chat2APIError, InvalidRequest, ModelNotFound, StoreUnavailable
+from chat2api.errors import (
+    Chat2APIError,
+    InvalidRequest,
+    ModelNotFound,
+    StoreUnavailable,
+    UnsupportedParameter,
+)
 from chat2api.state import AppState
 from chat2api.values import PromptTurn
 
@@ -42,46 +47,22 @@ log = logging.getLogger(__name__)
 SLUG_HEADER = "X-Chat2API-Model-Slug"
 
 
-def _parse(raw: bytes) -> ChatCompletionRequest:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request. The body must be a JSON "
-            "object (Content-Type: application/json).",
-            code="invalid_json",
-        ) from exc
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        return ChatCompletionRequest.model_validate(data)
-    except ValidationError as exc:
-        raise invalid_from_validation(exc.errors()) from exc
-
-
-def unsupported(param: str, why: str) -> InvalidRequest:
-    """A 400 for an ask chat2api cannot honour (rather than silently ignoring it)."""
-    return InvalidRequest(
-        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
-    )
-
-
 def refuse_unsupported(chat: ChatCompletionRequest) -> None:
     """Refuse fields whose explicit ask cannot be honoured (docs/api.md lists every field)."""
     if chat.logprobs:
-        raise unsupported(
+        raise UnsupportedParameter(
             "logprobs", "the ChatGPT web backend does not expose token probabilities."
         )
     if chat.top_logprobs:
-        raise unsupported(
+        raise UnsupportedParameter(
             "top_logprobs", "the ChatGPT web backend does not expose token probabilities."
         )
     if chat.logit_bias:
-        raise unsupported("logit_bias", "the ChatGPT web backend takes no token biases.")
+        raise UnsupportedParameter("logit_bias", "the ChatGPT web backend takes no token biases.")
     if chat.modalities and any(m != "text" for m in chat.modalities):
-        raise unsupported("modalities", "only text output is available.")
+        raise UnsupportedParameter("modalities", "only text output is available.")
     if chat.audio is not None:
-        raise unsupported("audio", "only text output is available.")
+        raise UnsupportedParameter("audio", "only text output is available.")
 
 
 def legacy_functions(chat: ChatCompletionRequest) -> tuple[list[dict[str, Any]] | None, object]:
@@ -135,7 +116,7 @@ async def chat_completions(request: Request) -> Response:
     """
     state: AppState = request.app.state.chat2api
     accounts = await account_source(request, state)  # the key before the body
-    chat = _parse(await request.body())
+    chat = parse_request(await request.body(), ChatCompletionRequest)
     model = chat.model or state.settings.default_model
     note(model=model)
     refuse_unsupported(chat)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -17,6 +17,8 @@ from chat2api.api.requestlog import note_error
 from chat2api.errors import Chat2APIError, InvalidRequest
 
 log = logging.getLogger(__name__)
+
+RequestModel = TypeVar("RequestModel", bound=BaseModel)
 
 
 def error_response(exc: Chat2APIError) -> Response:
@@ -53,6 +55,24 @@ def param_from_loc(loc: Sequence[int | str]) -> str | None:
         else:
             out += f".{part}" if out else part
     return out or None
+
+
+def parse_request(raw: bytes, model: type[RequestModel]) -> RequestModel:
+    """A request body read into its pydantic ``model``, or the 400 saying what is wrong."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            "We could not parse the JSON body of your request. The body must be a JSON "
+            "object (Content-Type: application/json).",
+            code="invalid_json",
+        ) from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_from_validation(exc.errors()) from exc
 
 
 def invalid_from_validation(errors: Sequence[Any]) -> InvalidRequest:

@@ -15,14 +15,14 @@ import time
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from chat2api.answering import Ask, draw_image, image_bytes
 from chat2api.api.auth import account_source
-from chat2api.api.errors import invalid_from_validation
+from chat2api.api.errors import parse_request
 from chat2api.api.routing import public_base
 from chat2api.api.streaming import cancel_on_disconnect
 from chat2api.convert.models import resolve_model
@@ -54,13 +54,7 @@ async def generate_images(request: Request) -> Response:
     """Create images from a prompt (the OpenAI images API)."""
     state: AppState = request.app.state.chat2api
     accounts = await account_source(request, state)  # the key before the body
-    try:
-        data = orjson.loads(await request.body())
-        wanted = ImageRequest.model_validate(data)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest("The body must be JSON.", code="invalid_json") from exc
-    except ValidationError as exc:
-        raise invalid_from_validation(exc.errors()) from exc
+    wanted = parse_request(await request.body(), ImageRequest)
     size = _size(wanted.size)
     prompt = wanted.prompt if size is None else f"{wanted.prompt} size={size}"
     base = public_base(request, state.settings.prefix_path)

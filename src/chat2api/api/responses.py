@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -41,7 +40,7 @@ from chat2api.api.bindings import (
     owner_of,
     save_binding,
 )
-from chat2api.api.errors import invalid_from_validation
+from chat2api.api.errors import parse_request
 from chat2api.api.requestlog import note, note_error
 from chat2api.api.routing import methods, public_base
 from chat2api.api.sse import SSE_HEADERS, sse_event
@@ -52,7 +51,11 @@ from chat2api.convert.response_request import read_request
 from chat2api.convert.response_schemas import ResponseRequest
 from chat2api.convert.responses import ResponseBuilder, responses_usage
 from chat2api.convert.tools import ToolCalls, require_schema
-from chat2api.errors import Chat2APIError, InvalidRequest, StoreUnavailable
+from chat2api.errors import (
+    Chat2APIError,
+    StoreUnavailable,
+    UnsupportedParameter,
+)
 from chat2api.pool.lease import AccountSource
 from chat2api.state import AppState
 
@@ -63,35 +66,14 @@ WARNING_HEADER = "X-Chat2API-Warning"
 RECORD_TTL = BINDING_TTL  # as OpenAI: stored responses are kept 30 days
 
 
-def _unsupported(param: str, why: str) -> InvalidRequest:
-    return InvalidRequest(
-        f"'{param}' is not supported by chat2api: {why}", param=param, code="unsupported_parameter"
-    )
-
-
-def _parse(raw: bytes) -> ResponseRequest:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            "We could not parse the JSON body of your request.", code="invalid_json"
-        ) from exc
-    if not isinstance(data, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_json")
-    try:
-        return ResponseRequest.model_validate(data)
-    except ValidationError as exc:
-        raise invalid_from_validation(exc.errors()) from exc
-
-
 def refuse_unsupported(request: ResponseRequest) -> None:
     """Refuse fields whose explicit ask cannot be honoured (docs/api.md lists every field)."""
     if request.top_logprobs:
-        raise _unsupported("top_logprobs", "token probabilities are not available upstream.")
+        raise UnsupportedParameter("top_logprobs", "token probabilities are not available.")
     if request.background:
-        raise _unsupported("background", "responses are answered while the request waits.")
+        raise UnsupportedParameter("background", "responses are answered while the request waits.")
     if any(item.endswith("logprobs") for item in request.include or ()):
-        raise _unsupported("include", "token probabilities are not available upstream.")
+        raise UnsupportedParameter("include", "token probabilities are not available.")
 
 
 async def create_response(request: Request) -> Response:
@@ -101,7 +83,7 @@ async def create_response(request: Request) -> Response:
     """
     state: AppState = request.app.state.chat2api
     accounts: AccountSource = await account_source(request, state)  # the key before the body
-    body = _parse(await request.body())
+    body = parse_request(await request.body(), ResponseRequest)
     model = body.model or state.settings.default_model
     note(model=model)
     refuse_unsupported(body)
