@@ -33,6 +33,7 @@ from starlette.responses import Response
 
 from chat2api.sim import faults
 from chat2api.sim.common import headers_of, identify, owner_of, parse_json, sim_state
+from chat2api.sim.config import SimConfig
 from chat2api.sim.proofs import REQUIREMENTS_PREFIX, Verdict, verify_proof
 from chat2api.sim.state import Conduit, Prepared, Requirements, SimState
 from chat2api.sim.streaming import ConnectionReset, EventStream
@@ -48,13 +49,21 @@ REQUIREMENTS_HEADER = "openai-sentinel-chat-requirements-token"
 PROOF_HEADER = "openai-sentinel-proof-token"
 
 
-def _opaque(size: int) -> str:
+def opaque(size: int) -> str:
     """An opaque sentinel-style token (`gAAAAAB` + base64url), like the real Fernet ones."""
     return "gAAAAAB" + base64.urlsafe_b64encode(os.urandom(size)).decode("ascii")
 
 
-def _dx() -> str:
+def dx() -> str:
+    """A challenge's opaque ``dx`` blob."""
     return base64.b64encode(os.urandom(48)).decode("ascii")
+
+
+def pow_block(config: SimConfig, seed: str) -> dict[str, Any]:
+    """The ``proofofwork`` object of a requirements answer (E2 and E3 alike)."""
+    if config.pow_required:
+        return {"required": True, "seed": seed, "difficulty": config.pow_difficulty}
+    return {"required": False, "seed": None, "difficulty": None}
 
 
 async def _start(request: Request, counter: str) -> tuple[SimState, dict[str, str], Any]:
@@ -192,7 +201,7 @@ async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
     so = cfg.so_required or fault == "so_required"
     force_login = cfg.force_login or fault == "force_login"
     seed = repr(random.random())
-    token = _opaque(240)
+    token = opaque(240)
     state.prepare(
         token,
         Prepared(
@@ -207,20 +216,15 @@ async def sentinel_prepare(request: Request) -> Response | ConnectionReset:
             expires_at=time.time() + cfg.requirements_expire_after,
         ),
     )
-    pow_block: dict[str, Any] = (
-        {"required": True, "seed": seed, "difficulty": cfg.pow_difficulty}
-        if cfg.pow_required
-        else {"required": False, "seed": None, "difficulty": None}
-    )
     answer = {
         "persona": persona,
         "prepare_token": token,
-        "proofofwork": pow_block,
-        "turnstile": {"required": turnstile, "dx": _dx() if turnstile else None},
+        "proofofwork": pow_block(cfg, seed),
+        "turnstile": {"required": turnstile, "dx": dx() if turnstile else None},
         "so": {
             "required": so,
-            "collector_dx": _dx() if so else None,
-            "snapshot_dx": _dx() if so else None,
+            "collector_dx": dx() if so else None,
+            "snapshot_dx": dx() if so else None,
         },
         "force_login": force_login,
     }
@@ -254,8 +258,8 @@ async def sentinel_finalize(request: Request) -> Response | ConnectionReset:
     ):
         state.stats.rejected_sentinel += 1
         return faults.sentinel_rejected()
-    token = _opaque(300)
-    so_token = _opaque(120) if cfg.issue_so_token else None
+    token = opaque(300)
+    so_token = opaque(120) if cfg.issue_so_token else None
     state.bind(
         token,
         Requirements(

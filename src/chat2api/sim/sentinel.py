@@ -6,11 +6,8 @@ The E3 prepare/finalize pair is in e3.py; both eras verify proofs with
 
 from __future__ import annotations
 
-import base64
-import os
 import random
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -38,7 +35,7 @@ async def chat_requirements(request: Request) -> Response:
     persona = "chatgpt-noauth" if who is None else who.persona
     turnstile = cfg.turnstile_required or (bool(state.faults) and state.faults[0] == "turnstile")
     seed = repr(random.random())
-    token = "gAAAAAB" + base64.urlsafe_b64encode(os.urandom(300)).decode("ascii")
+    token = e3.opaque(300)
     state.bind(
         token,
         Requirements(
@@ -52,24 +49,15 @@ async def chat_requirements(request: Request) -> Response:
             expires_at=time.time() + cfg.requirements_expire_after,
         ),
     )
-    pow_block: dict[str, Any] = (
-        {"required": True, "seed": seed, "difficulty": cfg.pow_difficulty}
-        if cfg.pow_required
-        else {"required": False, "seed": None, "difficulty": None}
-    )
     answer = {
         "persona": persona,
         "token": token,
         "expire_after": cfg.requirements_expire_after,
-        "arkose": {"required": cfg.arkose_required, "dx": _dx() if cfg.arkose_required else None},
-        "turnstile": {"required": turnstile, "dx": _dx() if turnstile else None},
-        "proofofwork": pow_block,
+        "arkose": {"required": cfg.arkose_required, "dx": e3.dx() if cfg.arkose_required else None},
+        "turnstile": {"required": turnstile, "dx": e3.dx() if turnstile else None},
+        "proofofwork": e3.pow_block(cfg, seed),
     }
     return faults.json_response(200, answer)
-
-
-def _dx() -> str:
-    return base64.b64encode(os.urandom(48)).decode("ascii")
 
 
 def check_sentinel(state: SimState, headers: dict[str, str]) -> Response | None:
