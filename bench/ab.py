@@ -10,6 +10,10 @@ every round, so that machine noise hits both alike. Each round is checked
 the server's CPU milliseconds per request (its worker processes included)
 and its requests/s. ``--env NAME=VALUE`` adds to the environment of this
 checkout's server only, to compare a setting on the same code (``REV`` HEAD).
+``--stream`` makes every request a stream of ``--words`` chunks ``--delay-ms``
+apart (as ``streams.py``, default 50 and 20): the CPU per stream then counts
+the per-chunk work (decode, re-encode, write) besides the opening; each
+stream's text is checked whole and in order.
 
 Reading the output: one line per round and server, then the medians and
 their ratio this/REV. A CPU ratio below 1 means this checkout does the same
@@ -106,8 +110,17 @@ async def one_round(
         client = OpenAIClient(session, url, token)
 
         async def ask(text: str) -> None:
-            _, content = await client.complete(text)
-            if content != reply_text(text, REPLY_WORDS):
+            if args.stream:
+                result = await client.stream(
+                    f"{text} #sim:words={args.words} #sim:delay_ms={args.delay_ms}"
+                )
+                content, expected = result.text, reply_text(text, args.words)
+                if not result.done:
+                    raise BenchError(f"stream for {text!r} ended without [DONE]")
+            else:
+                _, content = await client.complete(text)
+                expected = reply_text(text, REPLY_WORDS)
+            if content != expected:
                 raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
 
         await asyncio.gather(*(ask(f"ab warm-up {tag} {i}") for i in range(args.concurrency)))
@@ -146,7 +159,8 @@ async def bench(args: argparse.Namespace) -> None:
                 print(f"  round {r + 1} {label:>10}: {ms:.3f} ms CPU/request, {rps:.0f} req/s")
     this_cpu, other_cpu = statistics.median(cpu["this"]), statistics.median(cpu["other"])
     this_rate, other_rate = statistics.median(rate["this"]), statistics.median(rate["other"])
-    print(f"\nconcurrency {args.concurrency}, {args.requests} requests a round, medians:")
+    what = f"streams of {args.words} chunks" if args.stream else "requests"
+    print(f"\nconcurrency {args.concurrency}, {args.requests} {what} a round, medians:")
     print(f"  this: {this_cpu:.3f} ms CPU/request, {this_rate:.0f} req/s")
     print(f"  {args.revision}: {other_cpu:.3f} ms CPU/request, {other_rate:.0f} req/s")
     print(
@@ -169,6 +183,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="completions per round")
     parser.add_argument("--rounds", type=int, default=6, help="rounds per server")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per round at most")
+    parser.add_argument("--stream", action="store_true", help="streamed completions")
+    parser.add_argument("--words", type=int, default=50, help="chunks per stream (--stream)")
+    parser.add_argument(
+        "--delay-ms", type=int, default=20, help="ms between a stream's chunks (--stream)"
+    )
     parser.add_argument(
         "--env",
         type=_env_pair,

@@ -14,6 +14,8 @@ is exactly what curl_cffi sends when impersonating :data:`IMPERSONATE_TARGET`
 
 from __future__ import annotations
 
+import functools
+import math
 import random
 import re
 import time
@@ -176,8 +178,15 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def js_date_string(epoch_seconds: float, utc_offset_minutes: int, timezone_name: str) -> str:
     """``"" + new Date()`` in Chrome, e.g. ``Mon Jan 05 2026 10:00:00 GMT-0800 (…)``.
 
-    Built by hand because ``strftime`` names follow the C locale.
+    Built by hand because ``strftime`` names follow the C locale. The string
+    shows whole seconds (the fraction is dropped, as JavaScript does), so it
+    is made once per second and profile, not per request (3.4 µs each).
     """
+    return _date_string(math.floor(epoch_seconds), utc_offset_minutes, timezone_name)
+
+
+@functools.lru_cache(maxsize=64)
+def _date_string(epoch_seconds: int, utc_offset_minutes: int, timezone_name: str) -> str:
     tz = timezone(timedelta(minutes=utc_offset_minutes))
     t = datetime.fromtimestamp(epoch_seconds, UTC).astimezone(tz)
     sign = "+" if utc_offset_minutes >= 0 else "-"

@@ -80,6 +80,14 @@ def _js_string(value: str) -> str:
 
 def js_json(value: Any) -> str:
     """``JSON.stringify(value)`` (no indentation) for JSON-like Python values."""
+    # The config's own types first, by exact type (a bool is not an int here).
+    kind = type(value)
+    if kind is str:
+        return _js_string(value)
+    if kind is int and -_MAX_SAFE < value < _MAX_SAFE:
+        return str(value)
+    if kind is list:
+        return "[" + ",".join([js_json(v) for v in value]) + "]"
     if value is None:
         return "null"
     if value is True:

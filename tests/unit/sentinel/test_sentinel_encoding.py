@@ -114,6 +114,13 @@ def test_js_date_string_chrome_format() -> None:
     assert js_date_string(epoch, 330, "India Standard Time").endswith(
         "23:30:00 GMT+0530 (India Standard Time)"
     )
+    # Whole seconds, the fraction dropped as JavaScript's Date string does.
+    assert js_date_string(epoch + 0.999, -480, "Pacific Standard Time").startswith(
+        "Mon Jan 05 2026 10:00:00 "
+    )
+    assert js_date_string(epoch + 61.5, -480, "Pacific Standard Time").startswith(
+        "Mon Jan 05 2026 10:01:01 "
+    )
 
 
 def test_build_config_layout() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat2api.errors import ProofOfWorkTimeout, UpstreamUnavailable
+from chat2api.sentinel import BrowserProfile, build_config
+from chat2api.sentinel import pow as pow_module
 from chat2api.sentinel.pow import (
     fnv1a_hex,
     give_up_token,
@@ -269,3 +272,51 @@ def test_is_too_hard_equals_string_compare_for_equal_lengths(a: int, b: int) -> 
     """For equal lengths the rule is exactly chat2api's `difficulty <= limit`."""
     d, limit = f"{a:06x}", f"{b:06x}"
     assert is_too_hard(d, limit) is (d <= limit)
+
+
+# -- the compiled FNV (fnv-hash-fast) against this module's Python loop
+
+E3_CONFIG = build_config(
+    BrowserProfile(sid="11111111-2222-4333-8444-555555555555", time_origin=1767636000123.4),
+    era="e3",
+)
+
+
+def test_compiled_fnv_is_in_use() -> None:
+    """The locked dependency's extension is importable here, so the C path is what runs."""
+    assert pow_module._C_FNV is not None
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=600))
+def test_compiled_fnv_hex_equals_python_loop(text: str) -> None:
+    """fnv1a_hex (C for ASCII text) equals the Python loop and the test's own FNV."""
+    assert fnv1a_hex(text) == pow_module._fnv1a_hex_py(text) == independent_fnv(text)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.text(alphabet=st.characters(max_codepoint=127), max_size=40),
+    difficulty=st.sampled_from(["0fffff", "1f", "07ffff", "00ffff", "ffff", "0"]),
+)
+def test_compiled_fnv_search_walks_the_same_candidates(seed: str, difficulty: str) -> None:
+    """The C search finds the same (nonce, elapsed) after as many attempts as the Python one."""
+    config_a = E3_CONFIG
+    clock = iter(itertools.count(1000.0, 0.0001)).__next__  # a fixed, deterministic clock
+    python = pow_module._search_fnv(
+        seed, difficulty, pow_module._Layout(config_a), 1000.0, 1001.0, clock
+    )
+    clock = iter(itertools.count(1000.0, 0.0001)).__next__
+    assert pow_module._C_FNV is not None
+    compiled = pow_module._search_fnv_c(
+        pow_module._C_FNV, seed, difficulty, pow_module._Layout(config_a), 1000.0, 1001.0, clock
+    )
+    assert compiled == python
+    assert python[0] is not None
+
+
+def test_non_ascii_seed_takes_the_python_loop_and_verifies(config_a: list[Any]) -> None:
+    """A seed beyond ASCII (code units are not bytes) is solved by the Python loop, correctly."""
+    for seed in ("é0.5", "😀seed", "ü"):
+        token = solve(seed, "0fffff", config_a, hash="fnv", time_budget=30)
+        assert independently_verifies(seed, "0fffff", token, "fnv")
