@@ -32,15 +32,27 @@ def lines(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-def _request_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "chat2api.request"]
+def _request_lines(caplog: pytest.LogCaptureFixture, ids: str) -> list[logging.LogRecord]:
+    return [
+        r
+        for r in caplog.records
+        if r.name == "chat2api.request" and r.fields["request_id"].startswith(ids)  # type: ignore[attr-defined]
+    ]
 
 
-def _wait_for(caplog: pytest.LogCaptureFixture, count: int) -> list[logging.LogRecord]:
+def _wait_for(caplog: pytest.LogCaptureFixture, count: int, ids: str) -> list[logging.LogRecord]:
+    """The request lines of the requests whose id starts with ``ids`` (not an earlier test's,
+    whose line may be written after its client had the response)."""
     deadline = time.monotonic() + 5  # the line is written once the response has been sent
-    while len(found := _request_lines(caplog)) < count and time.monotonic() < deadline:
+    while len(found := _request_lines(caplog, ids)) < count and time.monotonic() < deadline:
         time.sleep(0.01)
     return found
+
+
+def _tagged() -> tuple[str, dict[str, str]]:
+    """A request id prefix of this test's own, and the header that sends one."""
+    tag = f"t{time.monotonic_ns()}"
+    return tag, {"X-Request-Id": tag + "-1"}
 
 
 def test_one_line_per_request(
@@ -52,7 +64,7 @@ def test_one_line_per_request(
     )
     request_id = raw.headers["x-request-id"]
     assert request_id.startswith("req_") and len(request_id) == 36
-    (record,) = _wait_for(lines, 1)
+    (record,) = _wait_for(lines, 1, request_id)
     assert record.levelno == logging.INFO
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["method"] == "POST" and fields["path"] == "/v1/chat/completions"
@@ -78,9 +90,12 @@ def test_error_reason_logged_once(
     service: ServiceServer, token: str, lines: pytest.LogCaptureFixture
 ) -> None:
     """A 400's code and message are in its request line, and in no other line."""
+    tag, header = _tagged()
     with pytest.raises(openai.BadRequestError):
-        sdk(service, token).chat.completions.create(model="gpt-4o", messages=ASK, logprobs=True)
-    (record,) = _wait_for(lines, 1)
+        sdk(service, token).chat.completions.create(
+            model="gpt-4o", messages=ASK, logprobs=True, extra_headers=header
+        )
+    (record,) = _wait_for(lines, 1, tag)
     assert record.fields["status"] == 400  # type: ignore[attr-defined]
     assert record.fields["error_code"] == "unsupported_parameter"  # type: ignore[attr-defined]
     assert "error=unsupported_parameter: 'logprobs' is not supported" in record.getMessage()
@@ -91,15 +106,17 @@ def test_mid_stream_failure_reason(
     service: ServiceServer, token: str, lines: pytest.LogCaptureFixture
 ) -> None:
     """A stream that fails after its first byte logs the failure with its request line."""
+    tag, header = _tagged()
     with pytest.raises(openai.APIError):
         list(
             sdk(service, token).chat.completions.create(
                 model="gpt-4o",
                 messages=[{"role": "user", "content": "hi #sim:fault=stream_error"}],
                 stream=True,
+                extra_headers=header,
             )
         )
-    (record,) = _wait_for(lines, 1)
+    (record,) = _wait_for(lines, 1, tag)
     fields = record.fields  # type: ignore[attr-defined]
     assert fields["status"] == 200 and fields["error"].startswith("mid-stream: ")
 
@@ -109,10 +126,11 @@ def test_unknown_route_and_secret_paths(
 ) -> None:
     """A 404 is logged with its path; download tokens in paths are logged as fingerprints."""
     secret = "dl-secret-token-0123456789abcdef"
-    with httpx.Client(base_url=service.base_url, timeout=10) as http:
+    tag, header = _tagged()
+    with httpx.Client(base_url=service.base_url, timeout=10, headers=header) as http:
         assert http.get(f"/v1/files/download/{secret}").status_code == 404
         assert http.get("/v1/nothing-here").status_code == 404
-    records = _wait_for(lines, 2)
+    records = _wait_for(lines, 2, tag)
     paths = [r.fields["path"] for r in records]  # type: ignore[attr-defined]
     assert paths == [f"/v1/files/download/<{fingerprint(secret)}>", "/v1/nothing-here"]
     assert records[1].fields["error_code"] == "unknown_url"  # type: ignore[attr-defined]
