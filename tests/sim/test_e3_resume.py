@@ -215,7 +215,6 @@ def test_stop_conversation_ends_the_running_stream(client: Client) -> None:
             _stream(client, SEND, e3_body("say exactly: " + "word " * 40), hdrs)
         )
     )
-    started = time.monotonic()
     thread.start()
     deadline = time.monotonic() + 5
     while not client.server.state.turns.running() and time.monotonic() < deadline:
@@ -224,9 +223,9 @@ def test_stop_conversation_ends_the_running_stream(client: Client) -> None:
     body = {"conversation_id": live.conversation_id, "exclude_async_types": []}
     stopped = client.request("POST", STOP, body, client.auth())
     assert (stopped.status, stopped.json()) == (200, {"success": True})
-    thread.join(10)
-    assert time.monotonic() - started < 5  # 40+ records at 0.2 s would take over 8 s
+    thread.join()  # not stopped, the answer ends by itself after its 40+ records (8+ s)
     got = records(result[0].body)
+    # The whole answer is 40+ records; a stopped one ends early, with [DONE].
     assert got[-1] == b"data: [DONE]\n\n" and len(got) < 20
     assert client.server.state.stats.turns_stopped == 1
     assert _status(client, live.conversation_id) == 404
