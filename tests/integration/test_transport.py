@@ -37,6 +37,8 @@ pytestmark = pytest.mark.anyio
 
 STREAM_CHUNKS = [f"chunk-{i:02d};".encode() for i in range(20)]
 STREAM_PAUSE = 0.03
+DEADLINE = 0.5  # the timeout the deadline tests give the client
+SILENT_STALL = 10 * DEADLINE  # how long /silent waits for the client before it hangs up itself
 TRUNCATED_CHUNKS = [b"first part;", b"second part;"]
 ENCODED_BODY = json.dumps({"text": "a body the upstream compressed " * 40}).encode()
 ENCODERS: dict[str, Callable[[bytes], bytes]] = {
@@ -84,7 +86,8 @@ class RawServer:
 
     requests: list[Seen] = field(default_factory=list)
     streams: list[StreamEnd] = field(default_factory=list)
-    silent_closed: int = 0
+    silent_closed: int = 0  # /silent connections the client hung up
+    silent_outlasted: int = 0  # /silent connections the server closed after SILENT_STALL
     ended_connections: int = 0  # closed by either side
     port: int = 0
     _connections: int = 0
@@ -179,8 +182,13 @@ class RawServer:
         elif path == "/gzip-stream":
             return await self._stream(reader, writer, gzip_chunks=True)
         elif path == "/silent":
-            with contextlib.suppress(ConnectionError):
-                await reader.read()  # until the client hangs up
+            try:
+                await asyncio.wait_for(reader.read(), SILENT_STALL)  # until the client hangs up
+            except TimeoutError:
+                self.silent_outlasted += 1  # the client waited out the whole stall
+                return False
+            except ConnectionError:
+                pass
             self.silent_closed += 1
             return False
         elif path == "/truncated":
@@ -465,38 +473,49 @@ async def test_aclose_mid_stream_hangs_up_and_frees_the_handle(
 
 
 async def test_header_deadline_on_silent_stream(server: RawServer, session: Session) -> None:
-    """No headers within a stream's timeout: TransferAborted code 28, mapped to UpstreamTimeout."""
+    """No headers within a stream's timeout: TransferAborted code 28, mapped to UpstreamTimeout.
+
+    The server stays silent for ten times the timeout and counts who hung up: each
+    connection must end at the client's deadline, not at the server's stall.
+    """
     start = time.monotonic()
     with pytest.raises(TransferAborted) as info:
-        await session.request("GET", server.url("/silent"), stream=True, timeout=0.5)
+        await session.request("GET", server.url("/silent"), stream=True, timeout=DEADLINE)
     elapsed = time.monotonic() - start
     assert info.value.code == CurlECode.OPERATION_TIMEDOUT
-    assert 0.4 <= elapsed < 3
+    assert DEADLINE * 0.8 <= elapsed < SILENT_STALL
     assert session.active == 0
     with pytest.raises(UpstreamTimeout) as mapped, map_transport_errors("x"):
-        await session.request("POST", server.url("/silent"), stream=True, timeout=0.5)
+        await session.request("POST", server.url("/silent"), stream=True, timeout=DEADLINE)
     assert isinstance(mapped.value.__cause__, TransferAborted)
     assert "(x)" in str(mapped.value)
     with pytest.raises(UpstreamTimeout):
-        await open_stream(session, server.url("/silent"), data=b"{}", headers={}, idle_timeout=0.5)
+        await open_stream(
+            session, server.url("/silent"), data=b"{}", headers={}, idle_timeout=DEADLINE
+        )
     assert [r.method for r in server.requests] == ["GET", "POST", "POST"]
     assert session.active == 0
     await _eventually(lambda: server.silent_closed == 3)  # each connection was hung up
+    assert server.silent_outlasted == 0  # by the client, before the server's stall ran out
 
 
 async def test_total_timeout_on_silent_fetch(server: RawServer, session: Session) -> None:
-    """A plain fetch that gets no answer fails with libcurl's timeout (28) near its deadline."""
+    """A plain fetch that gets no answer fails with libcurl's timeout (28) at its deadline.
+
+    The server would stay silent for ten times the timeout; it sees the client hang up first.
+    """
     start = time.monotonic()
     with pytest.raises(CurlError) as info:
-        await session.fetch("GET", server.url("/silent"), timeout=0.5)
+        await session.fetch("GET", server.url("/silent"), timeout=DEADLINE)
     elapsed = time.monotonic() - start
     assert info.value.code == CurlECode.OPERATION_TIMEDOUT
-    assert 0.4 <= elapsed < 3
+    assert DEADLINE * 0.8 <= elapsed < SILENT_STALL
     assert session.active == 0
     assert session.idle_handles == 1
     with pytest.raises(UpstreamTimeout), map_transport_errors("x"):
-        await session.fetch("GET", server.url("/silent"), timeout=(0.5, 0.3))
+        await session.fetch("GET", server.url("/silent"), timeout=(DEADLINE, 0.3))
     await _eventually(lambda: server.silent_closed == 2)
+    assert server.silent_outlasted == 0
 
 
 async def test_connection_refused_maps_to_connect_error(session: Session) -> None:

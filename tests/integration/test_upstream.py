@@ -302,13 +302,19 @@ def test_client_disconnect_cancels_upstream(v1: ServiceServer, sim: SimServer, t
 def test_client_disconnect_during_upstream_silence(
     v1: ServiceServer, sim: SimServer, token: str
 ) -> None:
-    """A client leaving while the upstream is silent stops it now, not at the next chunk."""
-    with _open_stream(v1.port, token, "slow #sim:words=3 #sim:delay_ms=700", events=2):
-        pass  # the role chunk and the first word came; the next record is 0.7 s away
-    waited = _wait_cancelled(sim, within=10)
+    """A client leaving while the upstream is silent stops it now, not at the next chunk.
+
+    The upstream pauses between records, and the client hangs up just after one was
+    relayed: a cancel that waited for the next record would come a whole pause later.
+    """
+    pause = 1.0
+    content = f"slow #sim:words=3 #sim:delay_ms={int(pause * 1000)}"
+    with _open_stream(v1.port, token, content, events=2):
+        pass  # the role chunk and the first word came; the next record is a pause away
+    waited = _wait_cancelled(sim, within=10 * pause)
     assert sim.state.stats.streams_cancelled == 1
     assert sim.state.stats.streams_completed == 0
-    assert waited < 0.35, f"the upstream was cancelled only after {waited:.2f}s"
+    assert waited < pause / 2, f"the upstream was cancelled only after {waited:.2f}s"
 
 
 def test_raw_sse_framing(v1: ServiceServer, token: str) -> None:

@@ -239,8 +239,9 @@ def test_killed_holder_blocks_no_longer_than_the_lease(
             holder.kill_tree()
         waiter.join(30)
         assert outcome and outcome[0][0] == 200
-        # The lease, plus one short answer on a loaded machine.
-        assert outcome[0][1] - killed < lease + 1.5
+        # Freed by the lease: ten leases after the kill is long past it, and well
+        # short of the 30 s (POOL_WAIT_SECONDS) the waiter was willing to wait.
+        assert outcome[0][1] - killed < 10 * lease
     finally:
         other.stop()
         holder.stop()

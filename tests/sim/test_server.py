@@ -119,16 +119,13 @@ async def test_concurrent_streams(client: Client) -> None:
                 if e == "delta"
             )
 
-        start = time.monotonic()
         texts = await asyncio.gather(*(one(i) for i in range(200)))
-        elapsed = time.monotonic() - start
     from chat2api.sim import reply_text
 
     # The last word rides in the final patch, so the bare appends hold all but the last word.
     assert all(reply_text(f"prompt {i}", 50).startswith(t) for i, t in enumerate(texts))
     assert all(len(t.split(" ")) == 49 for t in texts)
     assert client.server.state.stats.streams_completed == 200
-    assert elapsed < 20
 
 
 def test_burst_of_connections_shares_one_port(client: Client) -> None:

@@ -353,14 +353,19 @@ async def test_lock_is_exclusive_between_clients(store_factory: Callable[[], Sto
 
 
 async def test_lock_times_out(store_factory: Callable[[], Store]) -> None:
-    """A waiter gives up after its ttl and is told it does not hold the lock."""
+    """A waiter gives up after its ttl and is told it does not hold the lock.
+
+    The holder's lease is 25 times the waiter's ttl: a waiter that outwaited it would
+    have got the lock, so "not acquired" says it gave up on its own ttl.
+    """
     one, two = store_factory(), store_factory()
-    async with one.lock("refresh", 5.0) as held:
+    wait = 0.2
+    async with one.lock("refresh", 25 * wait) as held:
         assert held
         start = time.monotonic()
-        async with two.lock("refresh", 0.2) as acquired:
+        async with two.lock("refresh", wait) as acquired:
             assert not acquired
-        assert 0.15 <= time.monotonic() - start < 2.0
+        assert time.monotonic() - start >= 0.8 * wait
     async with two.lock("refresh", 0.2) as acquired:
         assert acquired  # released on exit
     async with one.lock("other", 0.2) as acquired:
@@ -401,13 +406,18 @@ def _kill_lock_holder(location: str, ttl: float) -> float:
 
 
 async def test_lock_of_a_killed_holder_expires(backend: Backend, store: Store) -> None:
-    """A process killed while holding the lock blocks others only until its ttl passes."""
-    taken = _kill_lock_holder(backend.location, 1.0)
+    """A process killed while holding the lock blocks others only until its ttl passes.
+
+    The waiter would wait ten times the dead holder's ttl: getting the lock at all says
+    the lease ran out long before that, and not before the ttl.
+    """
+    ttl = 1.0
+    taken = _kill_lock_holder(backend.location, ttl)
     async with store.lock("refresh", 0.1) as acquired:
         assert not acquired
-    async with store.lock("refresh", 3.0) as acquired:
+    async with store.lock("refresh", 10 * ttl) as acquired:
         assert acquired
-        assert 0.8 <= time.monotonic() - taken < 3.0
+        assert time.monotonic() - taken >= 0.8 * ttl
 
 
 # --- concurrency slots ----------------------------------------------------------
@@ -439,13 +449,20 @@ async def test_slots_run_out_at_once_under_a_burst(store_factory: Callable[[], S
 
 
 async def test_slot_expires_unless_renewed(store: Store) -> None:
-    """An unrenewed slot frees itself after its ttl; a renewed one stays held."""
-    assert await store.take_slot("a", "short", 1, 1.0)
-    assert await store.take_slot("b", "kept", 1, 1.0)
-    await asyncio.sleep(0.4)  # a loaded machine may stretch it: still well within the ttl
-    await store.renew_slots([("b", "kept"), ("c", "unknown")], 5.0)
-    await asyncio.sleep(0.8)
-    assert await store.slots_held("a") == 0
+    """An unrenewed slot frees itself after its ttl; a renewed one stays held.
+
+    "kept" is taken before "short" and renewed at once: when "short" has expired, the
+    ttl "kept" was taken with has run out too, and only the renewal holds it.
+    """
+    ttl = 1.0
+    assert await store.take_slot("b", "kept", 1, ttl)
+    taken = time.monotonic()
+    assert await store.take_slot("a", "short", 1, ttl)
+    await store.renew_slots([("b", "kept"), ("c", "unknown")], 30 * ttl)
+    while await store.slots_held("a"):
+        assert time.monotonic() - taken < 10 * ttl, "the unrenewed slot did not expire"
+        await asyncio.sleep(0.02)
+    assert time.monotonic() - taken >= 0.8 * ttl
     assert await store.take_slot("a", "next", 1, 30.0)
     assert await store.slots_held("b") == 1
     assert not await store.take_slot("b", "other", 1, 30.0)
@@ -454,8 +471,9 @@ async def test_slot_expires_unless_renewed(store: Store) -> None:
 
 async def test_slot_of_a_killed_holder_expires(backend: Backend, store: Store) -> None:
     """A process holding a slot keeps it past its ttl by renewing it; killed, it frees in ttl."""
+    ttl = 0.6
     child = subprocess.Popen(  # noqa: ASYNC220 (started once; its pipe is read right after)
-        [sys.executable, str(CHILD), "slot", backend.location, "acct", "0.6"],
+        [sys.executable, str(CHILD), "slot", backend.location, "acct", str(ttl)],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -470,8 +488,9 @@ async def test_slot_of_a_killed_holder_expires(backend: Backend, store: Store) -
         killed = time.monotonic()
         if child.stdout is not None:
             child.stdout.close()
+    # Its last renewal gave it at most one ttl more; ten ttls is long past any expiry.
     while not await store.take_slot("acct", "mine", 1, 30.0):
-        assert time.monotonic() - killed < 0.6 + 0.5, "the dead holder's slot did not expire"
+        assert time.monotonic() - killed < 10 * ttl, "the dead holder's slot did not expire"
         await asyncio.sleep(0.02)
 
 

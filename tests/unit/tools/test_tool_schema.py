@@ -135,26 +135,47 @@ def _nested(depth: int) -> dict[str, Any]:
     return schema
 
 
+def _unsound(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with a type no JSON schema has: the meta-schema check refuses it."""
+    return {**schema, "type": "no-such-type"}
+
+
 def test_schema_size_and_depth_are_bounded() -> None:
-    """Too many tools, too many schema values or too deep a schema: a 400 naming the param."""
+    """Too many tools, too many schema values or too deep a schema: a 400 naming the param.
+
+    Each oversized schema is also invalid, so a meta-schema check run before the size
+    check would refuse it with its own message: the size message proves it never ran.
+    """
     wide = {"type": "object", "properties": {f"p{i}": {"type": "string"} for i in range(20_000)}}
     cases = [
         ([fn(name=f"f{i}") for i in range(MAX_TOOLS + 1)], "tools", "at most 128 tools"),
-        ([fn(name="a", parameters=wide)], "tools[0].function.parameters", "more than 5000"),
-        ([fn(name="a", parameters=_nested(150))], "tools[0].function.parameters", "deeper"),
         (
-            [fn(name="a"), fn(name="b", parameters=_nested(MAX_SCHEMA_DEPTH + 1))],
+            [fn(name="a", parameters=_unsound(wide))],
+            "tools[0].function.parameters",
+            "more than 5000",
+        ),
+        (
+            [fn(name="a", parameters=_unsound(_nested(150)))],
+            "tools[0].function.parameters",
+            "deeper",
+        ),
+        (
+            [
+                fn(name="a", parameters=_unsound({})),  # sizes of all tools come before any check
+                fn(name="b", parameters=_nested(MAX_SCHEMA_DEPTH + 1)),
+            ],
             "tools[1].function.parameters",
             "deeper than 32",
         ),
     ]
     for raw, param, message in cases:
-        started = time.perf_counter()
         with pytest.raises(InvalidRequest) as caught:
             parse(raw)
-        assert time.perf_counter() - started < 1.0  # refused on size, never checked
         assert caught.value.param == param
         assert message in caught.value.message
+    with pytest.raises(InvalidRequest) as caught:
+        parse([fn(name="a", parameters=_unsound({}))])
+    assert "is not a valid JSON schema" in caught.value.message  # what a check would have said
     [tool] = parse([fn(name="a", parameters=_nested(MAX_SCHEMA_DEPTH // 2))])
     assert tool.name == "a"
 
