@@ -347,6 +347,31 @@ async def test_interim_100_answer_is_skipped(server: RawServer, session: Session
     assert server.requests[0].body == b"x" * 100
 
 
+async def test_fetch_reads_what_request_reads(server: RawServer, session: Session) -> None:
+    """fetch (headers read from libcurl at the end) and request (header callback) give the
+    same final status, headers and body: after a 100, after a followed redirect, and on
+    one handle going from stream to fetch and back (no header line in a body)."""
+    answers = []
+    for _ in range(2):
+        streamed = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+        answers.append((streamed.status_code, streamed.headers.multi_items()))
+        answers.append(await streamed.aread())
+        reply, body = await session.fetch("POST", server.url("/continue"), data=b"x" * 100)
+        answers.append((reply.status_code, reply.headers.multi_items(), body))
+        reply, body = await session.fetch("GET", server.url("/redirect"), follow_redirects=True)
+        answers.append((reply.status_code, reply.headers.get("location"), json.loads(body)))
+    assert answers[:4] == answers[4:]
+    assert answers[1] == b"".join(STREAM_CHUNKS)
+    status, items, body = answers[2]
+    assert (status, body) == (200, b"after the interim")
+    assert dict(items)["X-Final"] == "yes"
+    assert answers[3] == (200, None, {"method": "GET", "length": 0})
+    reply = await session.request("POST", server.url("/continue"), data=b"x" * 100)
+    assert reply.headers.multi_items() == items
+    assert await reply.aread() == b"after the interim"
+    assert session.idle_handles == 1
+
+
 async def test_redirect_returned_or_followed(server: RawServer, session: Session) -> None:
     """Without follow_redirects the 302 comes back; with it, the target's answer."""
     reply, body = await session.fetch("GET", server.url("/redirect"))
@@ -514,9 +539,13 @@ async def test_connection_refused_maps_to_connect_error(session: Session) -> Non
     assert session.idle_handles == 1
 
 
-async def test_cancelled_request_frees_the_transfer(server: RawServer, session: Session) -> None:
-    """Cancelling a task waiting for headers raises CancelledError and ends the transfer."""
-    task = asyncio.ensure_future(session.request("GET", server.url("/silent"), timeout=30))
+@pytest.mark.parametrize("call", ["request", "fetch"])
+async def test_cancelled_request_frees_the_transfer(
+    server: RawServer, session: Session, call: str
+) -> None:
+    """Cancelling a task waiting for headers (or, in fetch, for the end) raises
+    CancelledError and ends the transfer."""
+    task = asyncio.ensure_future(getattr(session, call)("GET", server.url("/silent"), timeout=30))
     await _eventually(lambda: len(server.requests) == 1)
     assert session.active == 1
     task.cancel()

@@ -124,17 +124,24 @@ class Reply:
         "_headers_ready",
         "_session",
         "_waiter",
+        "_whole",
         "status_code",
     )
 
-    def __init__(self, session: Session, handle: _Handle, body: bytes | None, follow: bool) -> None:
+    def __init__(
+        self, session: Session, handle: _Handle, body: bytes | None, follow: bool, whole: bool
+    ) -> None:
         self._session = session
         self._follow = follow
+        self._whole = whole  # read whole by Session.fetch: headers and status at the end
         self._handle: _Handle | None = handle
         self._body = body  # the request body: curl reads it in place until it is sent
         self._chunks: list[bytes] = []  # taken whole by the reader (a deque costs 760 B)
         self._header_lines: list[bytes] = []
-        self._headers_ready: asyncio.Future[None] = session.loop.create_future()
+        # A whole reply publishes nothing before the end: it shares the session's done future.
+        self._headers_ready: asyncio.Future[None] = (
+            session._done if whole else session.loop.create_future()
+        )
         self._waiter: asyncio.Future[None] | None = None
         self._finished = False
         self._error: BaseException | None = None
@@ -202,6 +209,10 @@ class Reply:
 
     def _on_done(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():
+            if self._handle is not None and not self._finished:
+                # Cancelled by the task that awaited it (Session.fetch), not by
+                # _abort: the handle is still in the multi handle.
+                self._session._remove(self._handle)
             error: BaseException | None = self._error or TransferAborted(
                 "The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK
             )
@@ -220,6 +231,16 @@ class Reply:
         handle, self._handle = self._handle, None
         self._body = None
         if handle is not None:
+            if self._whole and error is None:
+                # Status and headers of the final response, read from libcurl
+                # once instead of a callback per header line.
+                self.status_code = handle.response_code()
+                if self.status_code:
+                    self._headers = ReplyHeaders(curl.response_headers(handle.raw_headers))
+                else:
+                    self._error = CurlError(
+                        "The upstream closed the connection without a response."
+                    )
             self._session._release(handle)
         if not self._headers_ready.done():
             if error is None:
@@ -331,14 +352,43 @@ class _Handle:
     unchanged: libcurl keeps options across a handle's transfers.
     """
 
-    __slots__ = ("_easy", "_values", "curl", "header_slist", "reply")
+    __slots__ = (
+        "_code",
+        "_easy",
+        "_header_callback",
+        "_headers_whole",
+        "_values",
+        "curl",
+        "header_slist",
+        "raw_headers",
+        "reply",
+    )
 
     def __init__(self, handle: Curl) -> None:
         self.curl = handle
         self._easy = curl.easy_handle(handle)
+        self.raw_headers = curl.headers_handle(handle)
+        self._code = curl.long_param(0)
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
         self._values: dict[CurlOpt, object] = {}
+        handle.setopt(CurlOpt.WRITEFUNCTION, self.on_body)
+        handle.setopt(CurlOpt.HEADERFUNCTION, self.on_header)
+        self._header_callback = curl.header_callback(handle)
+        self._headers_whole = False
+
+    def read_headers_whole(self, whole: bool) -> None:
+        """No header callback for a request read whole (its headers are read from
+        libcurl at the end); the callback, line by line, for a stream."""
+        if whole != self._headers_whole:
+            function, data = (_NULL, _NULL) if whole else self._header_callback
+            self._setopt(CurlOpt.HEADERFUNCTION, function)
+            self._setopt(CurlOpt.HEADERDATA, data)
+            self._headers_whole = whole
+
+    def response_code(self) -> int:
+        """The last transfer's final status code (0: no response)."""
+        return curl.response_code(self._easy, self._code)
 
     def _setopt(self, option: CurlOpt, param: Any) -> None:
         code = curl.easy_setopt(self._easy, option, param)
@@ -424,6 +474,8 @@ class Session:
         self._shedding: asyncio.Task[None] | None = None
         self.sheds = 0  # how many times the cached connections were closed
         self._closed = False
+        self._done: asyncio.Future[None] = self.loop.create_future()
+        self._done.set_result(None)
 
     def _new_multi(self) -> AsyncCurl:
         # While transfers run, every connection stays cached for the next
@@ -466,8 +518,6 @@ class Session:
         if self._proxy:
             easy.setopt(CurlOpt.PROXY, self._proxy)
             easy.setopt(CurlOpt.NOPROXY, "")
-        easy.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
-        easy.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
         return handle
 
     def _release(self, handle: _Handle) -> None:
@@ -529,23 +579,7 @@ class Session:
         :meth:`Reply.aiter_bytes` (:meth:`fetch` does both steps).
         ``follow_redirects`` lets curl follow up to 10 redirects.
         """
-        if self._closed:
-            raise RuntimeError("the session is closed")
-        handle = self._idle.pop() if self._idle else self._new_handle()
-        self._busy += 1
-        self._peak = max(self._peak, self._busy)
-        reply = Reply(self, handle, data, follow_redirects)
-        try:
-            self._prepare(handle, method, url, headers, data, timeout, stream)
-            handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
-            handle.reply = reply
-            transfer = self._acurl.add_handle(handle.curl)
-        except BaseException:
-            handle.reply = None
-            reply._handle = None
-            self._release(handle)
-            raise
-        transfer.add_done_callback(reply._on_done)
+        reply, _ = self._start(method, url, headers, data, timeout, stream, follow_redirects, False)
         if stream:
             idle = timeout[1] if isinstance(timeout, tuple) else timeout
             reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
@@ -566,20 +600,56 @@ class Session:
         timeout: float | tuple[float, float] = 30.0,  # noqa: ASYNC109 (curl's, not asyncio's)
         follow_redirects: bool = False,
     ) -> tuple[Reply, bytes]:
-        """A whole request: the reply and its body."""
-        reply = await self.request(
-            method,
-            url,
-            headers=headers,
-            data=data,
-            timeout=timeout,
-            follow_redirects=follow_redirects,
+        """A whole request: the reply and its body, once the transfer ended.
+
+        One wake-up of the caller, at the end (not one for the headers and
+        another for the body), and no callback per header line: libcurl keeps
+        the headers and they are read from it once (``curl.response_headers``).
+        """
+        reply, transfer = self._start(
+            method, url, headers, data, timeout, False, follow_redirects, True
         )
         try:
-            return reply, await reply.aread()
-        except BaseException:
-            await reply.aclose()
+            await transfer  # reply._on_done, added first, has run when this returns
+        except asyncio.CancelledError:
+            reply._abort(TransferAborted("The request was cancelled."))
             raise
+        if reply._error is not None:
+            raise reply._error
+        chunks, reply._chunks = reply._chunks, []
+        return reply, chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _start(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        data: bytes | None,
+        timeout: float | tuple[float, float],
+        stream: bool,
+        follow_redirects: bool,
+        whole: bool,
+    ) -> tuple[Reply, asyncio.Future[None]]:
+        """A transfer started: its reply and curl_cffi's future of its end."""
+        if self._closed:
+            raise RuntimeError("the session is closed")
+        handle = self._idle.pop() if self._idle else self._new_handle()
+        self._busy += 1
+        self._peak = max(self._peak, self._busy)
+        reply = Reply(self, handle, data, follow_redirects, whole)
+        try:
+            self._prepare(handle, method, url, headers, data, timeout, stream)
+            handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
+            handle.read_headers_whole(whole)
+            handle.reply = reply
+            transfer: asyncio.Future[None] = self._acurl.add_handle(handle.curl)
+        except BaseException:
+            handle.reply = None
+            reply._handle = None
+            self._release(handle)
+            raise
+        transfer.add_done_callback(reply._on_done)
+        return reply, transfer
 
     @staticmethod
     def _headers_late(reply: Reply, seconds: float) -> None:
