@@ -183,6 +183,14 @@ class RawServer:
                 await reader.read()  # until the client hangs up
             self.silent_closed += 1
             return False
+        elif path == "/stall":  # headers and one chunk, then silence until the client leaves
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n" % (len(STREAM_CHUNKS[0]), STREAM_CHUNKS[0]))
+            await writer.drain()
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+            self.silent_closed += 1
+            return False
         elif path == "/truncated":
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             for chunk in TRUNCATED_CHUNKS:
@@ -507,6 +515,25 @@ async def test_header_deadline_on_silent_stream(server: RawServer, session: Sess
     assert [r.method for r in server.requests] == ["GET", "POST", "POST"]
     assert session.active == 0
     await _eventually(lambda: server.silent_closed == 3)  # each connection was hung up
+
+
+async def test_idle_deadline_on_a_stream_gone_silent(server: RawServer, session: Session) -> None:
+    """A stream silent for its timeout after a first chunk fails with code 28 (not an abort),
+    mapped to UpstreamTimeout, after what came; its connection is hung up."""
+    reply = await session.request("GET", server.url("/stall"), stream=True, timeout=1)
+    received: list[bytes] = []
+    start = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="did not answer in time") as info:
+        async for chunk in iter_body(reply):
+            received.append(chunk)
+    elapsed = time.monotonic() - start
+    assert received == [STREAM_CHUNKS[0]]
+    cause = info.value.__cause__
+    assert isinstance(cause, CurlError) and not isinstance(cause, TransferAborted)
+    assert cause.code == CurlECode.OPERATION_TIMEDOUT
+    assert 0.9 <= elapsed < 4
+    assert session.active == 0
+    await _eventually(lambda: server.silent_closed == 1)
 
 
 async def test_total_timeout_on_silent_fetch(server: RawServer, session: Session) -> None:

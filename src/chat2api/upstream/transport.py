@@ -63,6 +63,7 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
 _NULL = curl.NULL
+_SWEEP_SECONDS = 1.0  # how often streams' silences are checked, at most
 
 
 class TransferAborted(CurlError):
@@ -112,6 +113,7 @@ class Reply:
     """One response: status and headers at once, the body read or streamed after."""
 
     __slots__ = (
+        "_arrived",
         "_body",
         "_chunks",
         "_deadline",
@@ -122,6 +124,9 @@ class Reply:
         "_header_lines",
         "_headers",
         "_headers_ready",
+        "_idle",
+        "_quiet_since",
+        "_seen",
         "_session",
         "_waiter",
         "_whole",
@@ -146,6 +151,9 @@ class Reply:
         self._finished = False
         self._error: BaseException | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self._idle = 0.0  # a stream's longest silence allowed, watched by Session._sweep
+        self._arrived = self._seen = 0  # body chunks arrived; as of the last sweep
+        self._quiet_since = 0.0
         self.status_code = 0
         self._headers: ReplyHeaders | None = None  # parsed from _header_lines on first use
 
@@ -173,6 +181,7 @@ class Reply:
         if not self._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
             self._publish_headers()
         self._chunks.append(chunk)
+        self._arrived += 1
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -196,6 +205,8 @@ class Reply:
             self._header_lines = [b"".join(self._header_lines)]
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
+            if self._idle and not self._finished:
+                self._session._watch(self)
 
     def _drop_sent_body(self) -> None:
         """Free the request body once curl sent all of it (a long stream need not keep it)."""
@@ -225,6 +236,8 @@ class Reply:
             return
         self._finished = True
         self._error = error
+        if self._idle:
+            self._session._watched.discard(self)
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
@@ -476,6 +489,9 @@ class Session:
         self._closed = False
         self._done: asyncio.Future[None] = self.loop.create_future()
         self._done.set_result(None)
+        self._watched: set[Reply] = set()  # streams whose silence is bounded
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._tick = _SWEEP_SECONDS
 
     def _new_multi(self) -> AsyncCurl:
         # While transfers run, every connection stays cached for the next
@@ -583,6 +599,7 @@ class Session:
         if stream:
             idle = timeout[1] if isinstance(timeout, tuple) else timeout
             reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
+            reply._idle = idle
         try:
             await reply._headers_ready
         except asyncio.CancelledError:
@@ -651,6 +668,49 @@ class Session:
         transfer.add_done_callback(reply._on_done)
         return reply, transfer
 
+    def _watch(self, reply: Reply) -> None:
+        """Bound ``reply``'s silence from now on (its headers arrived)."""
+        reply._quiet_since = self.loop.time()
+        reply._seen = reply._arrived
+        self._watched.add(reply)
+        tick = min(_SWEEP_SECONDS, reply._idle / 4)
+        if self._sweeper is None or tick < self._tick:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+            self._tick = tick
+            self._sweeper = self.loop.call_later(tick, self._sweep)
+
+    def _sweep(self) -> None:
+        """Fail the watched streams that received nothing for their timeout.
+
+        One timer for all streams, every ``_tick`` seconds, instead of
+        libcurl's low-speed check: that one re-arms a one-second timer for
+        each body chunk of each transfer, and the multi handle's timer callback
+        (a Python call, a cancelled and a new asyncio timer) ran for nearly
+        every chunk. A silence is caught between ``idle`` and ``idle`` plus
+        two ticks after the last chunk.
+        """
+        self._sweeper = None
+        now = self.loop.time()
+        late = []
+        for reply in self._watched:
+            if reply._arrived != reply._seen:
+                reply._seen = reply._arrived
+                reply._quiet_since = now
+            elif now - reply._quiet_since >= reply._idle:
+                late.append(reply)
+        for reply in late:
+            reply._abort(
+                CurlError(
+                    f"The upstream sent nothing for {reply._idle:g}s.",
+                    CurlECode.OPERATION_TIMEDOUT,
+                )
+            )
+        if self._watched:
+            self._sweeper = self.loop.call_later(self._tick, self._sweep)
+        else:
+            self._tick = _SWEEP_SECONDS
+
     @staticmethod
     def _headers_late(reply: Reply, seconds: float) -> None:
         if reply._headers_ready.done():
@@ -689,21 +749,20 @@ class Session:
         handle.set_headers(lines)
         connect, total = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         handle.set_long(CurlOpt.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
-        if stream:
+        if stream:  # the silence is bounded by the session (_headers_late, _sweep)
             handle.set_long(CurlOpt.TIMEOUT_MS, 0)
-            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 1)
-            handle.set_long(CurlOpt.LOW_SPEED_TIME, max(1, round(total)))
         else:
             whole = connect + total if isinstance(timeout, tuple) else total
             handle.set_long(CurlOpt.TIMEOUT_MS, max(1, int(whole * 1000)))
-            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 0)
-            handle.set_long(CurlOpt.LOW_SPEED_TIME, 0)
 
     async def aclose(self) -> None:
         """Abort running transfers and free every handle."""
         if self._closed:
             return
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._shedding is not None:
             await self._shedding
         for handle in self._idle:
