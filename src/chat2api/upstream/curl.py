@@ -103,7 +103,10 @@ def real_target(name: str) -> str:
 
 def header_callback(curl: Curl) -> tuple[Any, Any]:
     """(``HEADERFUNCTION``, ``HEADERDATA``) as curl_cffi set them for ``curl``'s
-    ``setopt(CurlOpt.HEADERFUNCTION, fn)``: ``easy_setopt`` them to take ``fn`` back."""
+    ``setopt(CurlOpt.HEADERFUNCTION, fn)``: ``easy_setopt`` them to take ``fn`` back.
+
+    Keep the pair as long as ``curl``: it holds the handle libcurl passes to
+    the callback (``Curl.perform`` drops curl_cffi's own reference)."""
     return lib.write_callback, curl._header_handle
 
 
