@@ -19,15 +19,7 @@ curl_cffi to the minor version this was written for. Private, and why:
   as soon as the final response headers arrived (a long stream need not
   keep the token lines in it) (``header_list``, ``free_header_list``);
 * ``curl_cffi.requests.impersonate.REAL_TARGET_MAP``, not exported: what
-  ``"chrome"`` and the like name in this release (``real_target``);
-* ``Curl._header_handle`` and ``lib.write_callback``: the header callback
-  curl_cffi binds, so that a handle can drop it for a request whose headers
-  are read whole and take it back for a stream (``header_callback``);
-* ``curl_easy_nextheader`` and ``curl_easy_getinfo`` from libcurl in
-  curl_cffi's extension module (``_wrapper``): its binding does not declare
-  the first, so it is declared here and the module opened a second time in
-  cffi's ABI mode (the same loaded library, the same libcurl)
-  (``response_headers``, ``response_code``).
+  ``"chrome"`` and the like name in this release (``real_target``).
 
 ``ffi`` and ``lib`` are exported by curl_cffi, but the C functions in
 ``lib`` are whatever its binding declares, not an API it documents.
@@ -37,8 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import cffi  # type: ignore[import-untyped]
-from curl_cffi import AsyncCurl, Curl, CurlInfo, CurlMOpt, _wrapper, ffi, lib
+from curl_cffi import AsyncCurl, Curl, CurlMOpt, ffi, lib
 from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 
 __all__ = [
@@ -46,14 +37,10 @@ __all__ = [
     "easy_handle",
     "easy_setopt",
     "free_header_list",
-    "header_callback",
     "header_list",
-    "headers_handle",
     "long_param",
     "multi_setopt_long",
     "real_target",
-    "response_code",
-    "response_headers",
 ]
 
 NULL: Any = ffi.NULL
@@ -99,59 +86,3 @@ def free_header_list(slist: Any) -> None:
 def real_target(name: str) -> str:
     """The curl-impersonate target ``name`` stands for ("chrome" → this release's Chrome)."""
     return str(REAL_TARGET_MAP.get(name, name))
-
-
-def header_callback(curl: Curl) -> tuple[Any, Any]:
-    """(``HEADERFUNCTION``, ``HEADERDATA``) as curl_cffi set them for ``curl``'s
-    ``setopt(CurlOpt.HEADERFUNCTION, fn)``: ``easy_setopt`` them to take ``fn`` back.
-
-    Keep the pair as long as ``curl``: it holds the handle libcurl passes to
-    the callback (``Curl.perform`` drops curl_cffi's own reference)."""
-    return lib.write_callback, curl._header_handle
-
-
-_headers_ffi = cffi.FFI()
-_headers_ffi.cdef(
-    """
-    struct curl_header {
-        char *name;
-        char *value;
-        size_t amount;
-        size_t index;
-        unsigned int origin;
-        void *anchor;
-    };
-    struct curl_header *curl_easy_nextheader(
-        void *easy, unsigned int origin, int request, struct curl_header *prev);
-    """
-)
-_headers_lib = _headers_ffi.dlopen(_wrapper.__file__)
-_nextheader = _headers_lib.curl_easy_nextheader
-_HEADER_NULL = _headers_ffi.NULL
-_CURLH_HEADER = 1  # plain response headers: not 1xx, CONNECT or trailers
-_string = _headers_ffi.string
-
-
-def headers_handle(curl: Curl) -> Any:
-    """``curl``'s easy handle as ``response_headers`` takes it (keep it with ``curl``)."""
-    return _headers_ffi.cast("void *", int(ffi.cast("uintptr_t", curl._curl)))
-
-
-def response_headers(raw: Any) -> list[tuple[str, str]]:
-    """The last response's headers (after redirects curl followed), in order, as
-    ``curl_easy_nextheader`` gives them; ``raw`` is from ``headers_handle``. Read
-    them before the handle's next transfer starts."""
-    items: list[tuple[str, str]] = []
-    header = _nextheader(raw, _CURLH_HEADER, -1, _HEADER_NULL)
-    while header != _HEADER_NULL:
-        items.append(
-            (_string(header.name).decode("latin-1"), _string(header.value).decode("latin-1"))
-        )
-        header = _nextheader(raw, _CURLH_HEADER, -1, header)
-    return items
-
-
-def response_code(easy: Any, out: Any) -> int:
-    """``CURLINFO_RESPONSE_CODE`` of ``easy``'s last transfer; ``out`` is a ``long_param(0)``."""
-    lib.curl_easy_getinfo(easy, CurlInfo.RESPONSE_CODE, out)
-    return int(out[0])

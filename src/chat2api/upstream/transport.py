@@ -63,7 +63,6 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
 _NULL = curl.NULL
-_SWEEP_SECONDS = 1.0  # how often streams' silences are checked, at most
 
 
 class TransferAborted(CurlError):
@@ -113,7 +112,6 @@ class Reply:
     """One response: status and headers at once, the body read or streamed after."""
 
     __slots__ = (
-        "_arrived",
         "_body",
         "_chunks",
         "_deadline",
@@ -124,36 +122,23 @@ class Reply:
         "_header_lines",
         "_headers",
         "_headers_ready",
-        "_idle",
-        "_quiet_since",
-        "_seen",
         "_session",
         "_waiter",
-        "_whole",
         "status_code",
     )
 
-    def __init__(
-        self, session: Session, handle: _Handle, body: bytes | None, follow: bool, whole: bool
-    ) -> None:
+    def __init__(self, session: Session, handle: _Handle, body: bytes | None, follow: bool) -> None:
         self._session = session
         self._follow = follow
-        self._whole = whole  # read whole by Session.fetch: headers and status at the end
         self._handle: _Handle | None = handle
         self._body = body  # the request body: curl reads it in place until it is sent
         self._chunks: list[bytes] = []  # taken whole by the reader (a deque costs 760 B)
         self._header_lines: list[bytes] = []
-        # A whole reply publishes nothing before the end: it shares the session's done future.
-        self._headers_ready: asyncio.Future[None] = (
-            session._done if whole else session.loop.create_future()
-        )
+        self._headers_ready: asyncio.Future[None] = session.loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
         self._finished = False
         self._error: BaseException | None = None
         self._deadline: asyncio.TimerHandle | None = None
-        self._idle = 0.0  # a stream's longest silence allowed, watched by Session._sweep
-        self._arrived = self._seen = 0  # body chunks arrived; as of the last sweep
-        self._quiet_since = 0.0
         self.status_code = 0
         self._headers: ReplyHeaders | None = None  # parsed from _header_lines on first use
 
@@ -181,7 +166,6 @@ class Reply:
         if not self._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
             self._publish_headers()
         self._chunks.append(chunk)
-        self._arrived += 1
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -205,8 +189,6 @@ class Reply:
             self._header_lines = [b"".join(self._header_lines)]
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
-            if self._idle and not self._finished:
-                self._session._watch(self)
 
     def _drop_sent_body(self) -> None:
         """Free the request body once curl sent all of it (a long stream need not keep it)."""
@@ -220,10 +202,6 @@ class Reply:
 
     def _on_done(self, future: asyncio.Future[None]) -> None:
         if future.cancelled():
-            if self._handle is not None and not self._finished:
-                # Cancelled by the task that awaited it (Session.fetch), not by
-                # _abort: the handle is still in the multi handle.
-                self._session._remove(self._handle)
             error: BaseException | None = self._error or TransferAborted(
                 "The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK
             )
@@ -236,24 +214,12 @@ class Reply:
             return
         self._finished = True
         self._error = error
-        if self._idle:
-            self._session._watched.discard(self)
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
         handle, self._handle = self._handle, None
         self._body = None
         if handle is not None:
-            if self._whole and error is None:
-                # Status and headers of the final response, read from libcurl
-                # once instead of a callback per header line.
-                self.status_code = handle.response_code()
-                if self.status_code:
-                    self._headers = ReplyHeaders(curl.response_headers(handle.raw_headers))
-                else:
-                    self._error = CurlError(
-                        "The upstream closed the connection without a response."
-                    )
             self._session._release(handle)
         if not self._headers_ready.done():
             if error is None:
@@ -365,43 +331,14 @@ class _Handle:
     unchanged: libcurl keeps options across a handle's transfers.
     """
 
-    __slots__ = (
-        "_code",
-        "_easy",
-        "_header_callback",
-        "_headers_whole",
-        "_values",
-        "curl",
-        "header_slist",
-        "raw_headers",
-        "reply",
-    )
+    __slots__ = ("_easy", "_values", "curl", "header_slist", "reply")
 
     def __init__(self, handle: Curl) -> None:
         self.curl = handle
         self._easy = curl.easy_handle(handle)
-        self.raw_headers = curl.headers_handle(handle)
-        self._code = curl.long_param(0)
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
         self._values: dict[CurlOpt, object] = {}
-        handle.setopt(CurlOpt.WRITEFUNCTION, self.on_body)
-        handle.setopt(CurlOpt.HEADERFUNCTION, self.on_header)
-        self._header_callback = curl.header_callback(handle)
-        self._headers_whole = False
-
-    def read_headers_whole(self, whole: bool) -> None:
-        """No header callback for a request read whole (its headers are read from
-        libcurl at the end); the callback, line by line, for a stream."""
-        if whole != self._headers_whole:
-            function, data = (_NULL, _NULL) if whole else self._header_callback
-            self._setopt(CurlOpt.HEADERFUNCTION, function)
-            self._setopt(CurlOpt.HEADERDATA, data)
-            self._headers_whole = whole
-
-    def response_code(self) -> int:
-        """The last transfer's final status code (0: no response)."""
-        return curl.response_code(self._easy, self._code)
 
     def _setopt(self, option: CurlOpt, param: Any) -> None:
         code = curl.easy_setopt(self._easy, option, param)
@@ -487,11 +424,6 @@ class Session:
         self._shedding: asyncio.Task[None] | None = None
         self.sheds = 0  # how many times the cached connections were closed
         self._closed = False
-        self._done: asyncio.Future[None] = self.loop.create_future()
-        self._done.set_result(None)
-        self._watched: set[Reply] = set()  # streams whose silence is bounded
-        self._sweeper: asyncio.TimerHandle | None = None
-        self._tick = _SWEEP_SECONDS
 
     def _new_multi(self) -> AsyncCurl:
         # While transfers run, every connection stays cached for the next
@@ -534,6 +466,8 @@ class Session:
         if self._proxy:
             easy.setopt(CurlOpt.PROXY, self._proxy)
             easy.setopt(CurlOpt.NOPROXY, "")
+        easy.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
+        easy.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
         return handle
 
     def _release(self, handle: _Handle) -> None:
@@ -595,11 +529,26 @@ class Session:
         :meth:`Reply.aiter_bytes` (:meth:`fetch` does both steps).
         ``follow_redirects`` lets curl follow up to 10 redirects.
         """
-        reply, _ = self._start(method, url, headers, data, timeout, stream, follow_redirects, False)
+        if self._closed:
+            raise RuntimeError("the session is closed")
+        handle = self._idle.pop() if self._idle else self._new_handle()
+        self._busy += 1
+        self._peak = max(self._peak, self._busy)
+        reply = Reply(self, handle, data, follow_redirects)
+        try:
+            self._prepare(handle, method, url, headers, data, timeout, stream)
+            handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
+            handle.reply = reply
+            transfer = self._acurl.add_handle(handle.curl)
+        except BaseException:
+            handle.reply = None
+            reply._handle = None
+            self._release(handle)
+            raise
+        transfer.add_done_callback(reply._on_done)
         if stream:
             idle = timeout[1] if isinstance(timeout, tuple) else timeout
             reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
-            reply._idle = idle
         try:
             await reply._headers_ready
         except asyncio.CancelledError:
@@ -617,99 +566,20 @@ class Session:
         timeout: float | tuple[float, float] = 30.0,  # noqa: ASYNC109 (curl's, not asyncio's)
         follow_redirects: bool = False,
     ) -> tuple[Reply, bytes]:
-        """A whole request: the reply and its body, once the transfer ended.
-
-        One wake-up of the caller, at the end (not one for the headers and
-        another for the body), and no callback per header line: libcurl keeps
-        the headers and they are read from it once (``curl.response_headers``).
-        """
-        reply, transfer = self._start(
-            method, url, headers, data, timeout, False, follow_redirects, True
+        """A whole request: the reply and its body."""
+        reply = await self.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
         )
         try:
-            await transfer  # reply._on_done, added first, has run when this returns
-        except asyncio.CancelledError:
-            reply._abort(TransferAborted("The request was cancelled."))
-            raise
-        if reply._error is not None:
-            raise reply._error
-        chunks, reply._chunks = reply._chunks, []
-        return reply, chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    def _start(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]],
-        data: bytes | None,
-        timeout: float | tuple[float, float],
-        stream: bool,
-        follow_redirects: bool,
-        whole: bool,
-    ) -> tuple[Reply, asyncio.Future[None]]:
-        """A transfer started: its reply and curl_cffi's future of its end."""
-        if self._closed:
-            raise RuntimeError("the session is closed")
-        handle = self._idle.pop() if self._idle else self._new_handle()
-        self._busy += 1
-        self._peak = max(self._peak, self._busy)
-        reply = Reply(self, handle, data, follow_redirects, whole)
-        try:
-            self._prepare(handle, method, url, headers, data, timeout, stream)
-            handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
-            handle.read_headers_whole(whole)
-            handle.reply = reply
-            transfer: asyncio.Future[None] = self._acurl.add_handle(handle.curl)
+            return reply, await reply.aread()
         except BaseException:
-            handle.reply = None
-            reply._handle = None
-            self._release(handle)
+            await reply.aclose()
             raise
-        transfer.add_done_callback(reply._on_done)
-        return reply, transfer
-
-    def _watch(self, reply: Reply) -> None:
-        """Bound ``reply``'s silence from now on (its headers arrived)."""
-        reply._quiet_since = self.loop.time()
-        reply._seen = reply._arrived
-        self._watched.add(reply)
-        tick = min(_SWEEP_SECONDS, reply._idle / 4)
-        if self._sweeper is None or tick < self._tick:
-            if self._sweeper is not None:
-                self._sweeper.cancel()
-            self._tick = tick
-            self._sweeper = self.loop.call_later(tick, self._sweep)
-
-    def _sweep(self) -> None:
-        """Fail the watched streams that received nothing for their timeout.
-
-        One timer for all streams, every ``_tick`` seconds, instead of
-        libcurl's low-speed check: that one re-arms a one-second timer for
-        each body chunk of each transfer, and the multi handle's timer callback
-        (a Python call, a cancelled and a new asyncio timer) ran for nearly
-        every chunk. A silence is caught between ``idle`` and ``idle`` plus
-        two ticks after the last chunk.
-        """
-        self._sweeper = None
-        now = self.loop.time()
-        late = []
-        for reply in self._watched:
-            if reply._arrived != reply._seen:
-                reply._seen = reply._arrived
-                reply._quiet_since = now
-            elif now - reply._quiet_since >= reply._idle:
-                late.append(reply)
-        for reply in late:
-            reply._abort(
-                CurlError(
-                    f"The upstream sent nothing for {reply._idle:g}s.",
-                    CurlECode.OPERATION_TIMEDOUT,
-                )
-            )
-        if self._watched:
-            self._sweeper = self.loop.call_later(self._tick, self._sweep)
-        else:
-            self._tick = _SWEEP_SECONDS
 
     @staticmethod
     def _headers_late(reply: Reply, seconds: float) -> None:
@@ -749,20 +619,21 @@ class Session:
         handle.set_headers(lines)
         connect, total = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         handle.set_long(CurlOpt.CONNECTTIMEOUT_MS, max(1, int(connect * 1000)))
-        if stream:  # the silence is bounded by the session (_headers_late, _sweep)
+        if stream:
             handle.set_long(CurlOpt.TIMEOUT_MS, 0)
+            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 1)
+            handle.set_long(CurlOpt.LOW_SPEED_TIME, max(1, round(total)))
         else:
             whole = connect + total if isinstance(timeout, tuple) else total
             handle.set_long(CurlOpt.TIMEOUT_MS, max(1, int(whole * 1000)))
+            handle.set_long(CurlOpt.LOW_SPEED_LIMIT, 0)
+            handle.set_long(CurlOpt.LOW_SPEED_TIME, 0)
 
     async def aclose(self) -> None:
         """Abort running transfers and free every handle."""
         if self._closed:
             return
         self._closed = True
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
         if self._shedding is not None:
             await self._shedding
         for handle in self._idle:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import importlib.metadata
-import threading
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,75 +71,5 @@ def test_real_target_resolves_a_browser_alias() -> None:
     handle = Curl()
     try:
         assert handle.impersonate(target, default_headers=False) == 0  # libcurl knows it
-    finally:
-        handle.close()
-
-
-class _TwoCookies(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"two cookies"
-        self.send_response(201)
-        self.send_header("Set-Cookie", "alpha=1")
-        self.send_header("X-Mixed-Case", "Value: with colon")
-        self.send_header("Set-Cookie", "beta=2")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def two_cookies_url() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TwoCookies)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_headers_read_from_libcurl_without_a_header_callback(two_cookies_url: str) -> None:
-    """With the header callback unset, the body is the body alone and the final status and
-    headers (repeats, order, case) are read from libcurl; set again, the callback gets the
-    lines, and libcurl still keeps them."""
-    handle = Curl()
-    try:
-        lines: list[bytes] = []
-        body: list[bytes] = []
-        handle.setopt(CurlOpt.WRITEFUNCTION, lambda chunk: body.append(chunk) or len(chunk))
-        handle.setopt(CurlOpt.HEADERFUNCTION, lambda line: lines.append(line) or len(line))
-        function, data = curl.header_callback(handle)
-        easy = curl.easy_handle(handle)
-        raw = curl.headers_handle(handle)
-        code = curl.long_param(0)
-        assert curl.response_headers(raw) == []
-        assert curl.response_code(easy, code) == 0
-        handle.setopt(CurlOpt.URL, two_cookies_url)
-        assert curl.easy_setopt(easy, CurlOpt.HEADERFUNCTION, curl.NULL) == 0
-        assert curl.easy_setopt(easy, CurlOpt.HEADERDATA, curl.NULL) == 0
-        handle.perform()
-        assert lines == []
-        assert b"".join(body) == b"two cookies"
-        assert curl.response_code(easy, code) == 201
-        headers = curl.response_headers(raw)
-        assert [kv for kv in headers if kv[0] in ("Set-Cookie", "X-Mixed-Case")] == [
-            ("Set-Cookie", "alpha=1"),
-            ("X-Mixed-Case", "Value: with colon"),
-            ("Set-Cookie", "beta=2"),
-        ]
-        body.clear()
-        # Curl.perform (not used by the transport) drops curl_cffi's callback handles;
-        # the write callback is bound again, the header one comes from the pair kept.
-        handle.setopt(CurlOpt.WRITEFUNCTION, lambda chunk: body.append(chunk) or len(chunk))
-        assert curl.easy_setopt(easy, CurlOpt.HEADERFUNCTION, function) == 0
-        assert curl.easy_setopt(easy, CurlOpt.HEADERDATA, data) == 0
-        handle.perform()
-        assert lines[0].startswith(b"HTTP/1.0 201") and b"Set-Cookie: beta=2\r\n" in lines
-        assert b"".join(body) == b"two cookies"
-        assert curl.response_headers(raw) == headers
     finally:
         handle.close()
