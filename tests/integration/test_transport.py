@@ -191,6 +191,14 @@ class RawServer:
                 pass
             self.silent_closed += 1
             return False
+        elif path == "/stall":  # headers and one chunk, then silence until the client leaves
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%s\r\n" % (len(STREAM_CHUNKS[0]), STREAM_CHUNKS[0]))
+            await writer.drain()
+            with contextlib.suppress(ConnectionError):
+                await reader.read()
+            self.silent_closed += 1
+            return False
         elif path == "/truncated":
             writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
             for chunk in TRUNCATED_CHUNKS:
@@ -355,6 +363,30 @@ async def test_interim_100_answer_is_skipped(server: RawServer, session: Session
     assert server.requests[0].body == b"x" * 100
 
 
+async def test_fetch_reads_what_request_reads(server: RawServer, session: Session) -> None:
+    """fetch and request give the same final status, headers and body: after a 100, after
+    a followed redirect, and on one handle going from stream to fetch and back."""
+    answers = []
+    for _ in range(2):
+        streamed = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+        answers.append((streamed.status_code, streamed.headers.multi_items()))
+        answers.append(await streamed.aread())
+        reply, body = await session.fetch("POST", server.url("/continue"), data=b"x" * 100)
+        answers.append((reply.status_code, reply.headers.multi_items(), body))
+        reply, body = await session.fetch("GET", server.url("/redirect"), follow_redirects=True)
+        answers.append((reply.status_code, reply.headers.get("location"), json.loads(body)))
+    assert answers[:4] == answers[4:]
+    assert answers[1] == b"".join(STREAM_CHUNKS)
+    status, items, body = answers[2]
+    assert (status, body) == (200, b"after the interim")
+    assert dict(items)["X-Final"] == "yes"
+    assert answers[3] == (200, None, {"method": "GET", "length": 0})
+    reply = await session.request("POST", server.url("/continue"), data=b"x" * 100)
+    assert reply.headers.multi_items() == items
+    assert await reply.aread() == b"after the interim"
+    assert session.idle_handles == 1
+
+
 async def test_redirect_returned_or_followed(server: RawServer, session: Session) -> None:
     """Without follow_redirects the 302 comes back; with it, the target's answer."""
     reply, body = await session.fetch("GET", server.url("/redirect"))
@@ -499,6 +531,26 @@ async def test_header_deadline_on_silent_stream(server: RawServer, session: Sess
     assert server.silent_outlasted == 0  # by the client, before the server's stall ran out
 
 
+async def test_idle_deadline_on_a_stream_gone_silent(server: RawServer, session: Session) -> None:
+    """A stream silent for its timeout after a first chunk fails with code 28 (not an abort),
+    mapped to UpstreamTimeout, after what came; its connection is hung up. (curl's low-speed
+    check measures over a window: about 7 s for 1 s, so no upper bound here.)"""
+    reply = await session.request("GET", server.url("/stall"), stream=True, timeout=1)
+    received: list[bytes] = []
+    start = time.monotonic()
+    with pytest.raises(UpstreamTimeout, match="did not answer in time") as info:
+        async for chunk in iter_body(reply):
+            received.append(chunk)
+    elapsed = time.monotonic() - start
+    assert received == [STREAM_CHUNKS[0]]
+    cause = info.value.__cause__
+    assert isinstance(cause, CurlError) and not isinstance(cause, TransferAborted)
+    assert cause.code == CurlECode.OPERATION_TIMEDOUT
+    assert elapsed >= 0.9
+    assert session.active == 0
+    await _eventually(lambda: server.silent_closed == 1)
+
+
 async def test_total_timeout_on_silent_fetch(server: RawServer, session: Session) -> None:
     """A plain fetch that gets no answer fails with libcurl's timeout (28) at its deadline.
 
@@ -533,9 +585,13 @@ async def test_connection_refused_maps_to_connect_error(session: Session) -> Non
     assert session.idle_handles == 1
 
 
-async def test_cancelled_request_frees_the_transfer(server: RawServer, session: Session) -> None:
-    """Cancelling a task waiting for headers raises CancelledError and ends the transfer."""
-    task = asyncio.ensure_future(session.request("GET", server.url("/silent"), timeout=30))
+@pytest.mark.parametrize("call", ["request", "fetch"])
+async def test_cancelled_request_frees_the_transfer(
+    server: RawServer, session: Session, call: str
+) -> None:
+    """Cancelling a task waiting for headers (request or fetch) raises CancelledError and
+    ends the transfer."""
+    task = asyncio.ensure_future(getattr(session, call)("GET", server.url("/silent"), timeout=30))
     await _eventually(lambda: len(server.requests) == 1)
     assert session.active == 1
     task.cancel()
