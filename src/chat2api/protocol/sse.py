@@ -61,6 +61,23 @@ class SSEDecoder:
         # Sticky across events, as the standard says.
         self._last_id: str | None = None
 
+    @property
+    def at_boundary(self) -> bool:
+        """Between two events: no byte, line or field of an unfinished event held.
+
+        Then a chunk that is exactly one whole event decodes to that event
+        whatever the decoder's other state (the sticky ``id`` aside).
+        """
+        return (
+            self._started
+            and not self._partial
+            and not self._data
+            and not self._event
+            and not self._trailing_cr
+            and self._retry is None
+            and not self._utf8.buffer
+        )
+
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completes."""
         return [ServerSentEvent(*fields) for fields in self.feed_fields(chunk)]

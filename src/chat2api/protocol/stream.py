@@ -256,6 +256,22 @@ class ConversationDecoder:
         if self._deferred is not None:
             raise self._deferred
         out: list[Event] = []
+        if (
+            chunk[-3:] == b"}\n\n"
+            and chunk[:_HEAD_LEN] == _DELTA_HEAD
+            and self._sse.at_boundary
+            and not self._done_marker
+        ):
+            obj = _one_record(chunk)
+            if obj is not None:  # one whole delta record, alone in its chunk
+                self._records += 1
+                try:
+                    self._delta_record(obj, out)
+                except ProtocolError as exc:
+                    if not out:
+                        raise
+                    self._deferred = exc
+                return out
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
                 # The first body's encoding record counts; the copy heading a resumed one not.
@@ -296,15 +312,7 @@ class ConversationDecoder:
         if name == "delta":
             if not data.strip():
                 return
-            delta = self._delta
-            root = delta.apply(_loads(data))
-            if self._fast is not None and self._text_appended(out):
-                return
-            self._streaming = None
-            self._observe(root, out)
-            if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
-                delta.release(delta.channel)
-            self._fast = self._answer_text(root)
+            self._delta_record(_loads(data), out)
             return
         self._fast = None
         if name == "message":
@@ -327,6 +335,17 @@ class ConversationDecoder:
             if encoding not in ('"v1"', "v1"):
                 raise UnsupportedEncoding(f"unsupported delta_encoding {encoding[:40]!r}")
             self._format = "v1"
+
+    def _delta_record(self, record: object, out: list[Event]) -> None:
+        delta = self._delta
+        root = delta.apply(record)
+        if self._fast is not None and self._text_appended(out):
+            return
+        self._streaming = None
+        self._observe(root, out)
+        if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
+            delta.release(delta.channel)
+        self._fast = self._answer_text(root)
 
     def _control(self, obj: dict[str, Any], out: list[Event]) -> None:
         conversation_id = obj.get("conversation_id")
@@ -571,6 +590,28 @@ def _is_echo(root: object) -> bool:
         return False
     role = as_dict(message.get("author")).get("role")
     return isinstance(role, str) and role in ("user", "system")
+
+
+_DELTA_HEAD = b"event: delta\ndata: {"
+_HEAD_LEN = len(_DELTA_HEAD)
+
+
+def _one_record(chunk: bytes) -> Any:
+    """The JSON object of ``chunk`` if it is exactly one ``event: delta`` record, else None.
+
+    ``event: delta``, one ``data: {...}`` line and the blank line that ends
+    the event: the whole chunk, with no other line end in it. What the SSE
+    decoder would make of it is then that one record, so the caller may skip
+    the decoder (which must be between events). Anything else, or bytes
+    that are not valid UTF-8 JSON, gives None: the decoder takes the chunk.
+    """
+    body = chunk[_HEAD_LEN - 1 : -2]
+    if b"\n" in body or b"\r" in body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _loads(data: str) -> Any:
