@@ -128,11 +128,13 @@ class RequestLog:
         record.path = safe_path(record.path)
         header = (b"x-request-id", record.request_id.encode())
 
-        async def send_with_id(message: Message) -> None:
+        # A plain function handing back the server's awaitable: no coroutine
+        # of ours per chunk of a stream.
+        def send_with_id(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
+            return send(message)
 
         token = _current.set(record)
         started = time.perf_counter()

@@ -337,6 +337,17 @@ class ConversationDecoder:
             self._format = "v1"
 
     def _delta_record(self, record: object, out: list[Event]) -> None:
+        fast = self._fast
+        if fast is not None and type(record) is dict and len(record) == 1:
+            piece = record.get("v")
+            # The bulk of a stream: {"v": "..."} going on with the answer's text.
+            if type(piece) is str and self._delta.continue_text(piece, fast[0], 0):
+                state = fast[1]
+                new = self._marks.feed(piece)
+                if new:
+                    out.append(TextDelta(new))
+                state.emitted += len(piece)
+                return
         delta = self._delta
         root = delta.apply(record)
         if self._fast is not None and self._text_appended(out):
