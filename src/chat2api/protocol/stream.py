@@ -85,7 +85,14 @@ Memory and speed (one decoder per open stream)
 * A v1 record that only appended text to the answer's single text part, right
   after a full observation went through the answer (still in progress, all
   of its text emitted), is emitted without observing the message again: no
-  other field changed, so the full path would add exactly that text.
+  other field changed, so the full path would add exactly that text. A bare
+  ``{"v": "..."}`` there goes straight onto that text part
+  (``DeltaState.continue_text``).
+* A chunk of whole ``event: delta`` records (one ``data:`` line each, the
+  way the upstream sends them), while the SSE decoder is between events,
+  is split and parsed without it (``_whole_records``); anything else goes
+  through the SSE decoder. tests/unit/protocol/test_protocol_fast_paths.py
+  checks both against the general path over a varied corpus.
 """
 
 from __future__ import annotations
@@ -259,14 +266,15 @@ class ConversationDecoder:
         if (
             chunk[-3:] == b"}\n\n"
             and chunk[:_HEAD_LEN] == _DELTA_HEAD
-            and self._sse.at_boundary
+            and self._sse.between_events
             and not self._done_marker
         ):
-            obj = _one_record(chunk)
-            if obj is not None:  # one whole delta record, alone in its chunk
-                self._records += 1
+            records = _whole_records(chunk)
+            if records is not None:  # whole delta records only: no SSE decoding needed
                 try:
-                    self._delta_record(obj, out)
+                    for record in records:
+                        self._records += 1
+                        self._delta_record(record, out)
                 except ProtocolError as exc:
                     if not out:
                         raise
@@ -607,22 +615,33 @@ _DELTA_HEAD = b"event: delta\ndata: {"
 _HEAD_LEN = len(_DELTA_HEAD)
 
 
-def _one_record(chunk: bytes) -> Any:
-    """The JSON object of ``chunk`` if it is exactly one ``event: delta`` record, else None.
+def _whole_records(chunk: bytes) -> list[Any] | None:
+    """The JSON objects of ``chunk`` if it is whole ``event: delta`` records only, else None.
 
-    ``event: delta``, one ``data: {...}`` line and the blank line that ends
-    the event: the whole chunk, with no other line end in it. What the SSE
-    decoder would make of it is then that one record, so the caller may skip
-    the decoder (which must be between events). Anything else, or bytes
-    that are not valid UTF-8 JSON, gives None: the decoder takes the chunk.
+    Each record ``event: delta``, one ``data: {...}`` line and the blank
+    line that ends the event, with no other line end: what the SSE decoder
+    would make of the chunk is then exactly these records, so the caller may
+    skip the decoder (which must be between events). Anything else, or
+    bytes that are not valid UTF-8 JSON, gives None: the decoder takes the
+    whole chunk.
     """
-    body = chunk[_HEAD_LEN - 1 : -2]
-    if b"\n" in body or b"\r" in body:
+    if b"\r" in chunk:
         return None
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
+    pieces = chunk.split(b"\n\n")
+    if pieces.pop():
         return None
+    records = []
+    for piece in pieces:
+        if piece[:_HEAD_LEN] != _DELTA_HEAD:
+            return None
+        data = piece[_HEAD_LEN - 1 :]
+        if b"\n" in data:
+            return None
+        try:
+            records.append(orjson.loads(data))
+        except orjson.JSONDecodeError:
+            return None
+    return records
 
 
 def _loads(data: str) -> Any:

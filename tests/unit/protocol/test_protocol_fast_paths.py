@@ -1,12 +1,12 @@
 """The decoder's fast paths give exactly what its general path gives.
 
-A delta record that arrives alone in its chunk skips the SSE decoder, and a
+Delta records that arrive whole in their chunk skip the SSE decoder, and a
 bare ``{"v": "..."}`` going on with the answer's text skips the message's
 re-reading. Fed one byte at a time, no chunk is ever a whole record, so the
 SSE decoder reads everything, and a decoder that never takes the second
 fast path (``FullReading``) re-reads every message; fed one record per
 chunk (as the simulator and a live upstream send them), the fast paths
-take most of it. A varied
+take most of it; so they do fed a few records per chunk. A varied
 corpus (the recorded fixtures, simulator streams of both formats, and
 streams bent at the edges the fast paths check) must decode to the same
 events, errors and resume offsets either way.
@@ -22,7 +22,7 @@ import pytest
 
 from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event
-from chat2api.protocol.stream import ConversationDecoder, _one_record
+from chat2api.protocol.stream import ConversationDecoder, _whole_records
 from chat2api.sim.records import EchoMessage, Turn, render_legacy, render_v1
 from chat2api.sim.replies import reply_text, split_chunks
 
@@ -118,6 +118,10 @@ def test_record_chunks_decode_as_bytes_do(name: str) -> None:
     body = CORPUS[name]
     general = _outcome([body[i : i + 1] for i in range(len(body))], FullReading())
     assert _outcome(_records(body)) == general
+    for size in (2, 3, 5):  # records arriving together, as under load
+        records = _records(body)
+        grouped = [b"".join(records[i : i + size]) for i in range(0, len(records), size)]
+        assert _outcome(grouped) == general
     assert _outcome([body]) == general
     assert _outcome(_records(body), FullReading()) == general
 
@@ -125,12 +129,12 @@ def test_record_chunks_decode_as_bytes_do(name: str) -> None:
 def test_the_fast_paths_are_taken() -> None:
     """Record-sized chunks of a simulator stream are nearly all whole delta records."""
     chunks = _records(CORPUS["sim_v1_0"])
-    whole = [c for c in chunks if c.startswith(b"event: delta") and _one_record(c) is not None]
+    whole = [c for c in chunks if _whole_records(c) is not None]
     assert len(whole) >= 40
     decoder = ConversationDecoder()
     taken = 0
     for chunk in chunks:
-        if chunk in whole and decoder._sse.at_boundary and decoder._fast is not None:
+        if chunk in whole and decoder._sse.between_events and decoder._fast is not None:
             taken += 1  # both fast paths: no SSE decoding, no re-reading of the message
         decoder.feed(chunk)
     assert taken >= 38
@@ -139,11 +143,18 @@ def test_the_fast_paths_are_taken() -> None:
 @pytest.mark.parametrize(
     "chunk",
     [
-        b'event: delta\ndata: {"v":"a"}\n\nevent: delta\ndata: {"v":"b"}\n\n',
+        b'event: delta\ndata: {"v":"a"}\n\ndata: {"type":"x"}\n\n',
         b'event: delta\ndata: {"v":"a\r"}\n\n',
         b'event: delta\ndata: {"v":"\xc3"}\n\n',
         b'event: delta\ndata: {"v":"a"} trailing\n\n',
+        b'event: delta\ndata: {"v":"a"}\n\n\nevent: delta\ndata: {"v":"b"}\n\n',
+        b'event: delta\ndata: {"v":"a"}\n\nevent: delta\ndata: {"v":"b"}\n',
     ],
 )
-def test_not_one_record(chunk: bytes) -> None:
-    assert _one_record(chunk) is None
+def test_not_whole_records(chunk: bytes) -> None:
+    assert _whole_records(chunk) is None
+
+
+def test_whole_records() -> None:
+    chunk = b'event: delta\ndata: {"v":"a"}\n\nevent: delta\ndata: {"p":"","o":"add","v":{}}\n\n'
+    assert _whole_records(chunk) == [{"v": "a"}, {"p": "", "o": "add", "v": {}}]
