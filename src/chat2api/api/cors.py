@@ -24,7 +24,7 @@ allowed origin is decided before the request is routed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 
 from starlette.types import Message, Scope, Send
 
@@ -96,9 +96,9 @@ class Cors:
         if allow != b"*":
             extra.append((b"vary", b"Origin"))
 
-        def send_with_cors(message: Message) -> Awaitable[None]:  # no coroutine per chunk
+        async def send_with_cors(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            return send(message)
+            await send(message)
 
         return send_with_cors

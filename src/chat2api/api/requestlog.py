@@ -128,13 +128,11 @@ class RequestLog:
         record.path = safe_path(record.path)
         header = (b"x-request-id", record.request_id.encode())
 
-        # A plain function handing back the server's awaitable: no coroutine
-        # of ours per chunk of a stream.
-        def send_with_id(message: Message) -> Awaitable[None]:
+        async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
                 message["headers"] = [*message.get("headers", ()), header]
-            return send(message)
+            await send(message)
 
         token = _current.set(record)
         started = time.perf_counter()

@@ -132,25 +132,6 @@ class DeltaState:
             self._released[c] = None
             self._target = None
 
-    def continue_text(self, text: str, container: Any, key: Any) -> bool:
-        """Apply a bare ``{"v": text}`` if it would append to ``container[key]``; else False.
-
-        What ``apply`` does with such a record right after a string append
-        there (then True); anything else is left to ``apply``.
-        """
-        target = self._target
-        if target is None or target[3] is not container or target[4] != key:
-            return False
-        current = container[key]
-        if type(current) is not str:
-            return False
-        container[key] = current + text
-        channel, path = target[0], target[1]
-        self._c, self._p, self._o = channel, path, "append"
-        self.root_set = False
-        self.appended = (channel, path, text)
-        return True
-
     def apply(self, record: object) -> Any:
         """Apply one ``event: delta`` record; return the root of its channel."""
         target = self._target

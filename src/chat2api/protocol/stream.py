@@ -85,9 +85,7 @@ Memory and speed (one decoder per open stream)
 * A v1 record that only appended text to the answer's single text part, right
   after a full observation went through the answer (still in progress, all
   of its text emitted), is emitted without observing the message again: no
-  other field changed, so the full path would add exactly that text. A bare
-  ``{"v": "..."}`` there goes straight onto that text part
-  (``DeltaState.continue_text``).
+  other field changed, so the full path would add exactly that text.
 * A chunk of whole ``event: delta`` records (one ``data:`` line each, the
   way the upstream sends them), while the SSE decoder is between events,
   is split and parsed without it (``_whole_records``); anything else goes
@@ -345,17 +343,6 @@ class ConversationDecoder:
             self._format = "v1"
 
     def _delta_record(self, record: object, out: list[Event]) -> None:
-        fast = self._fast
-        if fast is not None and type(record) is dict and len(record) == 1:
-            piece = record.get("v")
-            # The bulk of a stream: {"v": "..."} going on with the answer's text.
-            if type(piece) is str and self._delta.continue_text(piece, fast[0], 0):
-                state = fast[1]
-                new = self._marks.feed(piece)
-                if new:
-                    out.append(TextDelta(new))
-                state.emitted += len(piece)
-                return
         delta = self._delta
         root = delta.apply(record)
         if self._fast is not None and self._text_appended(out):
