@@ -262,8 +262,8 @@ class ConversationDecoder:
             raise self._deferred
         out: list[Event] = []
         if (
-            chunk[-3:] == b"}\n\n"
-            and chunk[:_HEAD_LEN] == _DELTA_HEAD
+            chunk.endswith(b"}\n\n")
+            and chunk.startswith(_DELTA_HEAD)
             and self._sse.between_events
             and not self._done_marker
         ):
@@ -617,18 +617,15 @@ def _whole_records(chunk: bytes) -> list[Any] | None:
     pieces = chunk.split(b"\n\n")
     if pieces.pop():
         return None
-    records = []
-    for piece in pieces:
-        if piece[:_HEAD_LEN] != _DELTA_HEAD:
+    data = []
+    for piece in pieces:  # every piece checked before any is parsed
+        if not piece.startswith(_DELTA_HEAD) or piece.count(b"\n") != 1:
             return None
-        data = piece[_HEAD_LEN - 1 :]
-        if b"\n" in data:
-            return None
-        try:
-            records.append(orjson.loads(data))
-        except orjson.JSONDecodeError:
-            return None
-    return records
+        data.append(piece[_HEAD_LEN - 1 :])
+    try:
+        return [orjson.loads(item) for item in data]
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _loads(data: str) -> Any:
