@@ -212,6 +212,48 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
+class ContentChunk:
+    """The SSE chunk of a delta that is only ``content``, from a per-stream template.
+
+    The bytes ``sse_data(answer.chunk({"content": text}, ...))`` gives, with
+    the JSON of ``text`` spliced into the rest of the chunk serialised once:
+    again only when the ids the chunk carries change (``history``).
+    """
+
+    __slots__ = ("_answer", "_history", "_ids", "_parts", "_usage")
+
+    _MARK = "\ue000chat2api content\ue001"
+    _MARK_JSON = orjson.dumps(_MARK)
+
+    def __init__(self, answer: Answer, *, include_usage: bool, history: bool) -> None:
+        self._answer = answer
+        self._usage = include_usage
+        self._history = history
+        self._ids: tuple[str | None, str | None] | None = None
+        self._parts: list[bytes] | None = None
+
+    def encode(self, text: str) -> bytes:
+        answer = self._answer
+        ids = (answer.conversation_id, answer.message_id)
+        if ids != self._ids:
+            self._ids = ids
+            whole = sse_data(
+                answer.chunk(
+                    {"content": self._MARK},
+                    with_usage_field=self._usage,
+                    history=self._history,
+                )
+            )
+            split = whole.split(self._MARK_JSON)
+            self._parts = split if len(split) == 2 else None  # the mark elsewhere too
+        parts = self._parts
+        if parts is None:
+            return sse_data(
+                answer.chunk({"content": text}, with_usage_field=self._usage, history=self._history)
+            )
+        return parts[0] + orjson.dumps(text) + parts[1]
+
+
 async def _stream(
     deltas: AsyncGenerator[dict[str, Any], None],
     answer: Answer,
@@ -222,7 +264,13 @@ async def _stream(
 ) -> AsyncIterator[bytes]:
     """SSE chunks of one answer; a failure mid-stream ends it with an error event."""
 
+    template = ContentChunk(answer, include_usage=include_usage, history=history)
+
     def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+        if finish_reason is None and len(delta) == 1:
+            text = delta.get("content")
+            if type(text) is str:
+                return template.encode(text)
         return sse_data(
             answer.chunk(delta, finish_reason, with_usage_field=include_usage, history=history)
         )

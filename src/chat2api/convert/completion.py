@@ -139,6 +139,13 @@ class Answer:
         if self.done:
             return []
         if isinstance(event, TextDelta):
+            if (
+                self.tools is None
+                and self.structured is None
+                and self.stop is None
+                and self.token_limit is None
+            ):
+                return _content(await self._add_plain(event.text))
             if self.tools is None:
                 return _content(await self._add_text(self._shaped(event.text)))
             text, calls = self.tools.feed(event.text)
@@ -210,6 +217,17 @@ class Answer:
             self.finish_reason = self.finish_reason or "content_filter"
             return _content(added)
         return []
+
+    async def _add_plain(self, text: str) -> str:
+        """``_add_text`` when no tool parser, format, stop or token limit shapes the text."""
+        if self.links is not None and text:
+            pieces = self._sandbox.feed(text)
+            if len(pieces) == 1 and type(pieces[0]) is str:
+                text = pieces[0]
+            else:
+                text = await self._rewritten(pieces)
+        self.content += text
+        return text
 
     async def _add_text(self, text: str) -> str:
         if self.links is not None and text:

@@ -60,6 +60,10 @@ class SSEDecoder:
         self._retry: int | None = None
         # Sticky across events, as the standard says.
         self._last_id: str | None = None
+        # Between two events: no byte, line or field of an unfinished one held.
+        # Then a chunk of whole events decodes to them whatever the other state
+        # (the sticky id aside). False whenever unsure.
+        self.between_events = False
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode ``chunk`` and return the events it completes."""
@@ -71,6 +75,7 @@ class SSEDecoder:
         The fast path for callers that consume events right away: building a
         frozen dataclass costs more than parsing its lines.
         """
+        self.between_events = False
         text = self._utf8.decode(chunk)
         if not text:
             return []
@@ -116,6 +121,7 @@ class SSEDecoder:
         """End of stream: drop any unterminated event (per the standard) and reset."""
         self._utf8.reset()
         self._started = False
+        self.between_events = False
         self._trailing_cr = False
         self._partial.clear()
         self._partial_len = 0
@@ -162,4 +168,12 @@ class SSEDecoder:
                     self._last_id = value
             elif name == "retry" and value.isascii() and value.isdigit():
                 self._retry = int(value)
+        self.between_events = (
+            not self._partial
+            and not data
+            and not self._event
+            and self._retry is None
+            and not self._trailing_cr
+            and not self._utf8.buffer
+        )
         return events

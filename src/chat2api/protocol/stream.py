@@ -86,6 +86,11 @@ Memory and speed (one decoder per open stream)
   after a full observation went through the answer (still in progress, all
   of its text emitted), is emitted without observing the message again: no
   other field changed, so the full path would add exactly that text.
+* A chunk of whole ``event: delta`` records (one ``data:`` line each, the
+  way the upstream sends them), while the SSE decoder is between events,
+  is split and parsed without it (``_whole_records``); anything else goes
+  through the SSE decoder. tests/unit/protocol/test_protocol_fast_paths.py
+  checks both against the general path over a varied corpus.
 """
 
 from __future__ import annotations
@@ -256,6 +261,23 @@ class ConversationDecoder:
         if self._deferred is not None:
             raise self._deferred
         out: list[Event] = []
+        if (
+            chunk.endswith(b"}\n\n")
+            and chunk.startswith(_DELTA_HEAD)
+            and self._sse.between_events
+            and not self._done_marker
+        ):
+            records = _whole_records(chunk)
+            if records is not None:  # whole delta records only: no SSE decoding needed
+                try:
+                    for record in records:
+                        self._records += 1
+                        self._delta_record(record, out)
+                except ProtocolError as exc:
+                    if not out:
+                        raise
+                    self._deferred = exc
+                return out
         try:
             for name, data, _, _ in self._sse.feed_fields(chunk):
                 # The first body's encoding record counts; the copy heading a resumed one not.
@@ -296,15 +318,7 @@ class ConversationDecoder:
         if name == "delta":
             if not data.strip():
                 return
-            delta = self._delta
-            root = delta.apply(_loads(data))
-            if self._fast is not None and self._text_appended(out):
-                return
-            self._streaming = None
-            self._observe(root, out)
-            if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
-                delta.release(delta.channel)
-            self._fast = self._answer_text(root)
+            self._delta_record(_loads(data), out)
             return
         self._fast = None
         if name == "message":
@@ -327,6 +341,17 @@ class ConversationDecoder:
             if encoding not in ('"v1"', "v1"):
                 raise UnsupportedEncoding(f"unsupported delta_encoding {encoding[:40]!r}")
             self._format = "v1"
+
+    def _delta_record(self, record: object, out: list[Event]) -> None:
+        delta = self._delta
+        root = delta.apply(record)
+        if self._fast is not None and self._text_appended(out):
+            return
+        self._streaming = None
+        self._observe(root, out)
+        if delta.root_set and _is_echo(root):  # never the answer (5.3.2): not kept
+            delta.release(delta.channel)
+        self._fast = self._answer_text(root)
 
     def _control(self, obj: dict[str, Any], out: list[Event]) -> None:
         conversation_id = obj.get("conversation_id")
@@ -571,6 +596,36 @@ def _is_echo(root: object) -> bool:
         return False
     role = as_dict(message.get("author")).get("role")
     return isinstance(role, str) and role in ("user", "system")
+
+
+_DELTA_HEAD = b"event: delta\ndata: {"
+_HEAD_LEN = len(_DELTA_HEAD)
+
+
+def _whole_records(chunk: bytes) -> list[Any] | None:
+    """The JSON objects of ``chunk`` if it is whole ``event: delta`` records only, else None.
+
+    Each record ``event: delta``, one ``data: {...}`` line and the blank
+    line that ends the event, with no other line end: what the SSE decoder
+    would make of the chunk is then exactly these records, so the caller may
+    skip the decoder (which must be between events). Anything else, or
+    bytes that are not valid UTF-8 JSON, gives None: the decoder takes the
+    whole chunk.
+    """
+    if b"\r" in chunk:
+        return None
+    pieces = chunk.split(b"\n\n")
+    if pieces.pop():
+        return None
+    data = []
+    for piece in pieces:  # every piece checked before any is parsed
+        if not piece.startswith(_DELTA_HEAD) or piece.count(b"\n") != 1:
+            return None
+        data.append(piece[_HEAD_LEN - 1 :])
+    try:
+        return [orjson.loads(item) for item in data]
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _loads(data: str) -> Any:
