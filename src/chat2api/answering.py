@@ -39,7 +39,7 @@ from chat2api.pool.lease import AccountSource, Lease
 from chat2api.protocol.events import ImageGenerated, Metadata, StreamFailed
 from chat2api.settings import Settings
 from chat2api.state import AppState
-from chat2api.upstream.downloads import Downloader, Generated
+from chat2api.upstream.downloads import Downloader, Generated, needs_account
 from chat2api.values import Attachment, Credentials, PromptTurn, fingerprint
 
 __all__ = [
@@ -288,6 +288,9 @@ class DrawnImage:
 async def draw_image(ask: Ask, base_url: str) -> DrawnImage:
     """Ask for one image and wait for the answer that names it (spec §1.10)."""
     turn = await ask.start()
+    if turn.lease.credentials.anonymous:  # nothing to draw with, nor to download as
+        await turn.aclose()
+        raise needs_account()
     links = DownloadLinks(ask.state.store, base_url, turn.lease)
     conversation_id = turn.metadata.conversation_id
     image: ImageGenerated | None = None

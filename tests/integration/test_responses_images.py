@@ -155,3 +155,18 @@ def test_failed_download_is_a_typed_error(
     assert error["code"] == "upstream_connect_error"
     (item,) = failed.output
     assert item.type == "image_generation_call" and item.status == "failed"
+
+
+def test_login_free_gets_a_clear_400_for_images(make_service: ServiceFactory) -> None:
+    """Without an account (spec §8.3: no image generation logged out) both image paths say so."""
+    service = make_service()  # no AUTHORIZATION, empty pool: the login-free flow
+    client = openai.OpenAI(base_url=service.openai_base_url, api_key="anything", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as drawn:
+        client.images.generate(prompt="a lighthouse")
+    with pytest.raises(openai.BadRequestError) as tool:
+        client.responses.create(
+            model="gpt-4o", input="a lighthouse", tools=[DRAW], tool_choice=DRAW
+        )
+    for refused in (drawn.value, tool.value):
+        assert refused.code == "needs_account"
+        assert "need a ChatGPT account" in refused.message

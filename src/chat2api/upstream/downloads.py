@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from chat2api.errors import UpstreamError, UpstreamUnavailable
+from chat2api.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
 from chat2api.upstream.browser import fetch_headers
 from chat2api.upstream.chatgpt import ChatGPTBackend
 from chat2api.upstream.errors import error_from_response
@@ -48,6 +48,15 @@ def _file_id(pointer: str) -> str:
     return pointer.split("://", 1)[1] if "://" in pointer else pointer
 
 
+def needs_account() -> InvalidRequest:
+    """The 400 for generated content asked for without an account (spec §8.3)."""
+    return InvalidRequest(
+        "Image generation and generated files need a ChatGPT account: "
+        "the login-free flow has none.",
+        code="needs_account",
+    )
+
+
 class Downloader:
     """Resolves generated content to bytes, as the account that produced it."""
 
@@ -66,6 +75,8 @@ class Downloader:
 
     async def download_url(self, credentials: Credentials, item: Generated) -> str:
         """The signed URL of the bytes (waits for a pending image)."""
+        if credentials.anonymous:
+            raise needs_account()
         target = self._backend.next_target(credentials)
         pointer = item.asset_pointer or ""
         if item.sandbox_path is None and (item.pending or not pointer):
