@@ -8,6 +8,7 @@ from chat2api.sentinel.config import (
     DEFAULT_USER_AGENT,
     IMPERSONATE_TARGET,
     BrowserProfile,
+    ConfigTemplate,
     PageAssets,
     build_config,
     parse_home_page,
@@ -24,13 +25,15 @@ from chat2api.sentinel.pow import (
     verify_proof,
 )
 from chat2api.sentinel.solver import PowSolver
-from chat2api.sentinel.tokens import decode_token, requirements_token
+from chat2api.sentinel.tokens import ConfigLayout, decode_token, requirements_token
 
 __all__ = [
     "DEFAULT_DIFFICULTY_LIMIT",
     "DEFAULT_USER_AGENT",
     "IMPERSONATE_TARGET",
     "BrowserProfile",
+    "ConfigLayout",
+    "ConfigTemplate",
     "HashName",
     "PageAssets",
     "PowSolver",

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
+from chat2api.sentinel.jsjson import js_json, js_number, js_utf8
+from chat2api.sentinel.tokens import ConfigLayout
+
 __all__ = [
     "DEFAULT_USER_AGENT",
     "E3_HEAP_LIMIT",
@@ -31,6 +34,7 @@ __all__ = [
     "IMPERSONATE_TARGET",
     "SDK_SCRIPT_FALLBACK",
     "BrowserProfile",
+    "ConfigTemplate",
     "PageAssets",
     "build_config",
     "js_date_string",
@@ -242,3 +246,46 @@ def build_config(
     if era == "e3":
         config.extend([0] * E3_PROBES)
     return config
+
+
+@functools.lru_cache(maxsize=256)
+def _json_bytes(text: str) -> bytes:  # a page's script URLs, the date of this second
+    return js_utf8(js_json(text))
+
+
+class ConfigTemplate:
+    """:func:`build_config` of one profile as JSON pieces, for its :class:`ConfigLayout`.
+
+    Only the date string (index 1, per second), ``performance.now()`` (13) and
+    the script URL (5, the caller's pick per request) change between a
+    profile's requests; the rest is encoded once here. ``layout`` gives the
+    bytes ``ConfigLayout.of(build_config(profile, now=now, era=era))`` gives,
+    with ``script_src`` in place of the profile's.
+    """
+
+    __slots__ = ("_heap", "_lead", "_mid_a", "_mid_b", "_tail_a", "_tail_b", "era", "profile")
+
+    def __init__(self, profile: BrowserProfile, *, era: Literal["e2", "e3"] = "e2") -> None:
+        self.profile = profile
+        self.era = era
+        parts = [js_utf8(js_json(v)) for v in build_config(profile, now=0.0, era=era)]
+        self._lead = b"[" + parts[0] + b","
+        self._heap = b"," + parts[2] + b","
+        self._mid_a = b"," + parts[4] + b","
+        self._mid_b = b"," + b",".join(parts[6:9]) + b","
+        self._tail_a = b"," + b",".join(parts[10:13]) + b","
+        self._tail_b = b"".join([b"," + p for p in parts[14:]]) + b"]"
+
+    def layout(self, script_src: str | None = None, *, now: float | None = None) -> ConfigLayout:
+        """The config's layout at ``now`` (default: the current time)."""
+        if now is None:
+            now = time.time()
+        profile = self.profile
+        date = js_date_string(now, profile.utc_offset_minutes, profile.timezone_name)
+        performance_now = max(0.0, round(now * 1000 - profile.time_origin, 1))
+        script = _json_bytes(profile.script_src if script_src is None else script_src)
+        return ConfigLayout(
+            b"%b%b%b" % (self._lead, _json_bytes(date), self._heap),
+            b"%b%b%b" % (self._mid_a, script, self._mid_b),
+            b"%b%b%b" % (self._tail_a, js_number(performance_now).encode(), self._tail_b),
+        )

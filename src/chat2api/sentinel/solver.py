@@ -32,6 +32,7 @@ from typing import Any
 
 from chat2api.errors import ProofOfWorkTimeout, ProofOfWorkTooHard
 from chat2api.sentinel.pow import HashName, SearchResult, is_too_hard, search
+from chat2api.sentinel.tokens import ConfigLayout
 
 __all__ = ["PowSolver"]
 
@@ -41,7 +42,7 @@ logger = logging.getLogger(__name__)
 def _search_until(
     seed: str,
     difficulty: str,
-    config: list[Any],
+    config: list[Any] | ConfigLayout,
     hash: HashName,
     time_budget: float,
     submitted_at: float,
@@ -96,7 +97,7 @@ class PowSolver:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=_process_context())
 
     async def search(
-        self, seed: str, difficulty: str, config: list[Any], hash: HashName = "sha3"
+        self, seed: str, difficulty: str, config: list[Any] | ConfigLayout, hash: HashName = "sha3"
     ) -> SearchResult:
         """Run :func:`~chat2api.sentinel.pow.search` in a worker; never raises on timeout."""
         if self._closed:
@@ -107,7 +108,13 @@ class PowSolver:
             return search(seed, difficulty, config, hash=hash, time_budget=self.time_budget)
         executor = self._executor
         job = functools.partial(
-            _search_until, seed, difficulty, list(config), hash, self.time_budget, time.time()
+            _search_until,
+            seed,
+            difficulty,
+            config if isinstance(config, ConfigLayout) else list(config),
+            hash,
+            self.time_budget,
+            time.time(),
         )
         try:
             future = await asyncio.to_thread(executor.submit, job)
@@ -120,7 +127,7 @@ class PowSolver:
             raise ProofOfWorkTimeout("proof-of-work worker died") from exc
 
     async def solve(
-        self, seed: str, difficulty: str, config: list[Any], hash: HashName = "sha3"
+        self, seed: str, difficulty: str, config: list[Any] | ConfigLayout, hash: HashName = "sha3"
     ) -> str:
         """The proof token; ``ProofOfWorkTimeout`` when the budget runs out."""
         result = await self.search(seed, difficulty, config, hash)

@@ -23,6 +23,7 @@ __all__ = [
     "GIVE_UP_MARKER",
     "PROOF_PREFIX",
     "REQUIREMENTS_PREFIX",
+    "ConfigLayout",
     "decode_token",
     "encode_config",
     "requirements_token",
@@ -52,6 +53,47 @@ def requirements_token(config: list[Any], *, suffix: Literal["", "~S"] = "") -> 
     payload = list(config)
     payload[3] = 1
     return REQUIREMENTS_PREFIX + encode_config(payload) + suffix
+
+
+class ConfigLayout:
+    """A config array's JSON split around its two varying elements (index 3 and 9).
+
+    ``json = head + str(nonce) + mid + str(elapsed) + tail``: what the
+    requirements token and the proof-of-work search encode, made once per
+    request (:meth:`chat2api.sentinel.config.ConfigTemplate.layout` makes it
+    from cached pieces; :meth:`of` from an array).
+    """
+
+    __slots__ = ("head", "mid", "tail")
+
+    def __init__(self, head: bytes, mid: bytes, tail: bytes) -> None:
+        self.head = head
+        self.mid = mid
+        self.tail = tail
+
+    @classmethod
+    def of(cls, config: list[Any]) -> ConfigLayout:
+        """The layout of ``config`` (at least 10 elements)."""
+        if len(config) < 10:
+            raise ValueError("a config layout needs at least 10 elements")
+        parts = [js_utf8(js_json(v)) for v in config]
+        return cls(
+            b"[" + b",".join(parts[:3]) + b",",
+            b"," + b",".join(parts[4:9]) + b",",
+            b"".join([b"," + p for p in parts[10:]]) + b"]",
+        )
+
+    def json(self, nonce: int, elapsed: int) -> bytes:
+        """The JSON bytes of the array with ``nonce`` at index 3 and ``elapsed`` at 9."""
+        return b"%b%d%b%d%b" % (self.head, nonce, self.mid, elapsed, self.tail)
+
+    def requirements_token(self, elapsed_ms: int = 0, *, suffix: Literal["", "~S"] = "") -> str:
+        """:func:`requirements_token` of this array with ``elapsed_ms`` at index 9."""
+        payload = binascii.b2a_base64(self.json(1, elapsed_ms), newline=False)
+        return REQUIREMENTS_PREFIX + payload.decode("ascii") + suffix
+
+    def __reduce__(self) -> tuple[type[ConfigLayout], tuple[bytes, bytes, bytes]]:
+        return ConfigLayout, (self.head, self.mid, self.tail)  # to a proof-of-work worker
 
 
 def decode_token(token: str) -> list[Any]:

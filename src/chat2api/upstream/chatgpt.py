@@ -44,8 +44,13 @@ from chat2api.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from chat2api.sentinel import BrowserProfile, PowSolver, build_config, parse_home_page
-from chat2api.sentinel import requirements_token as make_requirements_token
+from chat2api.sentinel import (
+    BrowserProfile,
+    ConfigLayout,
+    ConfigTemplate,
+    PowSolver,
+    parse_home_page,
+)
 from chat2api.settings import Settings
 from chat2api.upstream.browser import document_headers, fetch_headers
 from chat2api.upstream.catalog import ModelCatalog
@@ -134,6 +139,8 @@ class ChatGPTBackend:
         self._solver = solver
         self._profile = BrowserProfile.random()
         self._profiles: dict[str, BrowserProfile] = {}  # per account (``profile_for``)
+        # The sentinel config of each (account, era): (its profile, the template).
+        self._templates: dict[tuple[str | None, Era], tuple[BrowserProfile, ConfigTemplate]] = {}
         self._home: dict[str, _HomeInfo] = {}
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
@@ -185,6 +192,22 @@ class ChatGPTBackend:
                 self._profiles.pop(next(iter(self._profiles)))
             self._profiles[key] = profile
         return profile
+
+    def config_layout(self, creds: Credentials, home: _HomeInfo, era: Era) -> ConfigLayout:
+        """The sentinel config the account's page shows now, with one of its scripts.
+
+        Its template is kept per account and era while the account's profile
+        and the page's build id stay the same.
+        """
+        profile = self.profile_for(creds)
+        key = (creds.sticky, era)
+        entry = self._templates.get(key)
+        if entry is None or entry[0] is not profile or entry[1].profile.build_id != home.build_id:
+            template = ConfigTemplate(replace(profile, build_id=home.build_id), era=era)
+            if len(self._templates) >= 2 * MAX_PROFILES:
+                self._templates.pop(next(iter(self._templates)))
+            self._templates[key] = entry = (profile, template)
+        return entry[1].layout(random.choice(home.scripts))
 
     def user_agent_for(self, creds: Credentials | None) -> str:
         """The user agent of ``creds``' account (the process's without one)."""
@@ -349,16 +372,13 @@ class ChatGPTBackend:
     ) -> tuple[dict[str, str], str | None]:
         """E2: the sentinel headers for one conversation, and any challenge left unsolved."""
         home = await self.home_info(target, creds)
-        profile = replace(
-            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
-        )
-        config = build_config(profile)
+        config = self.config_layout(creds, home, "e2")
         data = await self.request_json(
             target,
             "POST",
             self._prefix(creds) + "/sentinel/chat-requirements",
             credentials=creds,
-            body={"p": make_requirements_token(config)},
+            body={"p": config.requirements_token()},
             what="sentinel chat-requirements",
         )
         needs = read_requirements(data, token_key="token", pow_limit=self._settings.pow_difficulty)
@@ -373,17 +393,14 @@ class ChatGPTBackend:
         self, target: Target, creds: Credentials, home: _HomeInfo
     ) -> tuple[dict[str, str], str | None]:
         """E3: prepare, the FNV proof, finalize; the sentinel headers and unsolved challenges."""
-        profile = replace(
-            self.profile_for(creds), script_src=random.choice(home.scripts), build_id=home.build_id
-        )
-        config = build_config(profile, era="e3")
+        config = self.config_layout(creds, home, "e3")
         prefix = self._prefix(creds) + "/sentinel/chat-requirements"
         _, data = await self._e3_json(
             target,
             creds,
             home,
             prefix + "/prepare",
-            {"p": make_requirements_token(config, suffix="~S")},
+            {"p": config.requirements_token(suffix="~S")},
             what="sentinel prepare",
         )
         needs = read_requirements(

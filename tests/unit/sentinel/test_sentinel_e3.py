@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import random
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from chat2api.sentinel import BrowserProfile, build_config, parse_home_page
+from chat2api.sentinel import BrowserProfile, ConfigTemplate, build_config, parse_home_page
 from chat2api.sentinel.config import E3_HEAP_LIMIT
+from chat2api.sentinel.jsjson import js_json, js_utf8
 from chat2api.sentinel.pow import fnv1a_hex, search, solve_reference, verify_proof
-from chat2api.sentinel.tokens import decode_token, requirements_token
+from chat2api.sentinel.tokens import ConfigLayout, decode_token, requirements_token
 
 FIXTURE = json.loads(
     (Path(__file__).parents[2] / "fixtures" / "fnv_vectors.json").read_text("utf-8")
@@ -73,3 +78,30 @@ def test_home_page_gives_client_version_and_build_number() -> None:
     embedded = parse_home_page('<html data-build="prod-1">{"buildNumber":"123"}</html>')
     assert embedded.build_number == "123"
     assert parse_home_page('<html data-build="prod-1">').build_number is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    now=st.floats(min_value=0, max_value=4e9, allow_nan=False),
+    era=st.sampled_from(["e2", "e3"]),
+    script=st.sampled_from(["https://cdn.oaistatic.com/a.js", 'x"é\\', None]),
+    build_id=st.sampled_from(["prod-abc", "c/x/_", None, "ü\u2028"]),
+)
+def test_template_layout_is_build_config(
+    seed: int, now: float, era: Literal["e2", "e3"], script: str | None, build_id: str | None
+) -> None:
+    """A template's layout has build_config's bytes at any time, for any script, both eras."""
+    profile = replace(BrowserProfile.random(random.Random(seed)), build_id=build_id)
+    template = ConfigTemplate(profile, era=era)
+    config = build_config(
+        profile if script is None else replace(profile, script_src=script), now=now, era=era
+    )
+    layout = template.layout(script, now=now)
+    assert layout.json(1, 0) == js_utf8(js_json([*config[:3], 1, *config[4:]]))
+    assert layout.json(77, 4) == ConfigLayout.of(config).json(77, 4)
+    assert layout.requirements_token(suffix="~S") == requirements_token(config, suffix="~S")
+    assert layout.requirements_token() == requirements_token(config)
+    assert search("0.5", "0fffff", layout, hash="fnv", time_budget=10).token == (
+        search("0.5", "0fffff", config, hash="fnv", time_budget=10).token
+    )

@@ -26,7 +26,7 @@ from chat2api.sentinel.pow import (
     solve_reference,
     verify_proof,
 )
-from chat2api.sentinel.tokens import decode_token
+from chat2api.sentinel.tokens import ConfigLayout, decode_token
 
 EXAMPLE_A_TOKEN = (
     "gAAAAABWzMwMDAsIk1vbiBKYW4gMDUgMjAyNiAxMDowMDowMCBHTVQtMDgwMCAoUGFjaWZpYyBTdGFuZGFyZCBUaW1lKSIs"
@@ -321,12 +321,12 @@ def test_compiled_fnv_search_walks_the_same_candidates(seed: str, difficulty: st
     config_a = E3_CONFIG
     clock = iter(itertools.count(1000.0, 0.0001)).__next__  # a fixed, deterministic clock
     python = pow_module._search_fnv(
-        seed, difficulty, pow_module._Layout(config_a), 1000.0, 1001.0, clock
+        seed, difficulty, ConfigLayout.of(config_a), 1000.0, 1001.0, clock
     )
     clock = iter(itertools.count(1000.0, 0.0001)).__next__
     assert pow_module._C_FNV is not None
     compiled = pow_module._search_fnv_c(
-        pow_module._C_FNV, seed, difficulty, pow_module._Layout(config_a), 1000.0, 1001.0, clock
+        pow_module._C_FNV, seed, difficulty, ConfigLayout.of(config_a), 1000.0, 1001.0, clock
     )
     assert compiled == python
     assert python[0] is not None
