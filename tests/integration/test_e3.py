@@ -10,7 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat2api.sim import SimServer
+from chat2api.sentinel import decode_token
+from chat2api.sim import SimServer, mint_access_token
 from servers import ServiceFactory, sdk
 
 USER = [{"role": "user", "content": "say exactly: ok"}]
@@ -271,3 +272,25 @@ def test_resumes_end_after_two(
             client.chat.completions.create(model="gpt-4o", messages=SAY)
         assert failed.value.status_code == 502
     assert sim.state.stats.resumes == 2
+
+
+def test_headers_and_config_follow_the_build_and_the_account(
+    make_service: ServiceFactory, sim: SimServer, token: str
+) -> None:
+    """Kept headers and sentinel config: a new build id, another token are each sent as such."""
+    _era(sim, "e3-strict", require_client_headers=True)  # OAI-Client-Version = build id or 403
+    service = make_service(UPSTREAM_PROTOCOL="e3", BUILD_CACHE_SECONDS="0")
+    other = mint_access_token(plan="plus")
+    old_build = sim.state.config.build_id
+    new_build = "prod-" + "ab" * 20
+    for build, who in ((old_build, token), (new_build, token), (new_build, other)):
+        sim.state.config = sim.state.config.patched({"build_id": build})
+        reply = sdk(service, who).chat.completions.create(model="gpt-4o", messages=USER)
+        assert reply.choices[0].message.content
+        prepare = _requests(sim, "/chat-requirements/prepare")[-1]
+        assert decode_token(prepare["body"]["p"])[6] == build
+        for call in (prepare, _requests(sim, "/f/conversation")[-1]):
+            assert call["headers"]["oai-client-version"] == build
+            assert call["headers"]["authorization"] == "Bearer " + who
+    devices = [s["headers"]["oai-device-id"] for s in _requests(sim, "/f/conversation")]
+    assert devices[0] == devices[1] != devices[2]

@@ -32,7 +32,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -128,6 +128,7 @@ class OpenedConversation:
 
 
 MAX_PROFILES = 10_000  # accounts whose browser profile is kept in memory
+MAX_HEADER_SETS = 512  # (account, base URL, kind of call) whose headers are kept
 
 
 class ChatGPTBackend:
@@ -142,6 +143,7 @@ class ChatGPTBackend:
         # The sentinel config of each (account, era): (its profile, the template).
         self._templates: dict[tuple[str | None, Era], tuple[BrowserProfile, ConfigTemplate]] = {}
         self._home: dict[str, _HomeInfo] = {}
+        self._header_sets: dict[tuple[str | bool | None, ...], dict[str, str]] = {}
         self._home_locks: dict[str, asyncio.Lock] = {}
         self._targets = itertools.cycle(settings.chatgpt_base_url)
         self._proxies = itertools.cycle(settings.proxy_url) if settings.proxy_url else None
@@ -213,7 +215,37 @@ class ChatGPTBackend:
         """The user agent of ``creds``' account (the process's without one)."""
         return self.profile_for(creds).user_agent
 
-    def _headers(self, target: Target, creds: Credentials, *, stream: bool) -> dict[str, str]:
+    def _headers(
+        self, target: Target, creds: Credentials, *, stream: bool, home: _HomeInfo | None = None
+    ) -> Mapping[str, str]:
+        """A backend call's headers (E3's with ``home``); shared, so only read or copied.
+
+        An account's are made once (``MAX_HEADER_SETS`` kept): everything in
+        them follows from the key. A login-free request has a device id of its
+        own, so its headers are made each time.
+        """
+        if creds.access_token is None:
+            return self._make_headers(target, creds, stream, home)
+        key = (
+            creds.access_token,
+            creds.account_id,
+            creds.key,
+            target.base_url,
+            stream,
+            None if home is None else home.client_version,
+            None if home is None else home.build_number,
+        )
+        headers = self._header_sets.get(key)
+        if headers is None:
+            headers = self._make_headers(target, creds, stream, home)
+            if len(self._header_sets) >= MAX_HEADER_SETS:
+                self._header_sets.pop(next(iter(self._header_sets)))
+            self._header_sets[key] = headers
+        return headers
+
+    def _make_headers(
+        self, target: Target, creds: Credentials, stream: bool, home: _HomeInfo | None
+    ) -> dict[str, str]:
         headers = {
             **fetch_headers(self.profile_for(creds).user_agent),
             "Accept": "text/event-stream" if stream else "*/*",
@@ -231,6 +263,11 @@ class ChatGPTBackend:
             headers["ChatGPT-Account-Id"] = creds.account_id
         if self._settings.auth_key:
             headers["authkey"] = self._settings.auth_key
+        if home is not None:
+            headers["OAI-Client-Version"] = home.client_version
+            if home.build_number is not None:
+                headers["OAI-Client-Build-Number"] = home.build_number
+            headers["OAI-Session-Id"] = self._session_id
         return headers
 
     @staticmethod
@@ -301,7 +338,7 @@ class ChatGPTBackend:
         method: str,
         path: str,
         *,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         body: Any,
         what: str,
     ) -> tuple[Reply, bytes]:
@@ -331,16 +368,6 @@ class ChatGPTBackend:
         )
         return _json_object(response, content, what)
 
-    def _e3_headers(
-        self, target: Target, creds: Credentials, home: _HomeInfo, *, stream: bool
-    ) -> dict[str, str]:
-        headers = self._headers(target, creds, stream=stream)
-        headers["OAI-Client-Version"] = home.client_version
-        if home.build_number is not None:
-            headers["OAI-Client-Build-Number"] = home.build_number
-        headers["OAI-Session-Id"] = self._session_id
-        return headers
-
     async def _e3_json(
         self,
         target: Target,
@@ -355,9 +382,9 @@ class ChatGPTBackend:
         tolerate: tuple[int, ...] = (),
     ) -> tuple[int, dict[str, Any]]:
         """POST ``body`` to an E3 endpoint; (status, JSON object). 404/405 raise ``E3Missing``."""
-        headers = self._e3_headers(target, creds, home, stream=False)
+        headers = self._headers(target, creds, stream=False, home=home)
         if extra:
-            headers.update(extra)
+            headers = {**headers, **extra}
         response, content = await self._call(
             target, "POST", path, headers=headers, body=body, what=what
         )
@@ -496,7 +523,7 @@ class ChatGPTBackend:
         challenge = None
         if not self._settings.conversation_only:
             sentinel, challenge = await self.sentinel_headers(target, creds)
-        headers = self._headers(target, creds, stream=True) | sentinel
+        headers = {**self._headers(target, creds, stream=True), **sentinel}
         response = await self._open_stream(
             target, self._prefix(creds) + "/conversation", body, headers
         )
@@ -520,8 +547,11 @@ class ChatGPTBackend:
             if not self._settings.conversation_only:
                 sentinel, challenge = await self.e3_sentinel_headers(target, creds, home)
             conduit = await self._conduit(target, creds, home, body, sentinel, challenge)
-            headers = self._e3_headers(target, creds, home, stream=True) | sentinel
-            headers["X-Conduit-Token"] = conduit or "no-token"
+            headers = {
+                **self._headers(target, creds, stream=True, home=home),
+                **sentinel,
+                "X-Conduit-Token": conduit or "no-token",
+            }
             response = await self._open_stream(
                 # Reshaped only now: a burst's requests wait in the sentinel calls, not holding it.
                 target,
@@ -559,7 +589,7 @@ class ChatGPTBackend:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _open_stream(
-        self, target: Target, path: str, body: dict[str, Any], headers: dict[str, str]
+        self, target: Target, path: str, body: dict[str, Any], headers: Mapping[str, str]
     ) -> Reply:
         return await open_stream(
             self.session(target),
@@ -579,8 +609,10 @@ class ChatGPTBackend:
         if opened.home is None:
             raise UpstreamUnavailable("Only an E3 conversation can be resumed.")
         target, creds = opened.target, opened.credentials
-        headers = self._e3_headers(target, creds, opened.home, stream=True)
-        headers["X-Conduit-Token"] = opened.conduit
+        headers = {
+            **self._headers(target, creds, stream=True, home=opened.home),
+            "X-Conduit-Token": opened.conduit,
+        }
         response = await self._open_stream(
             target,
             self._prefix(creds) + "/f/conversation/resume",
