@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Literal
 
-from chat2api.sentinel.jsjson import js_json, js_number, js_utf8
+from chat2api.sentinel.jsjson import js_json, js_utf8
 from chat2api.sentinel.tokens import ConfigLayout
 
 __all__ = [
@@ -284,8 +284,11 @@ class ConfigTemplate:
         date = js_date_string(now, profile.utc_offset_minutes, profile.timezone_name)
         performance_now = max(0.0, round(now * 1000 - profile.time_origin, 1))
         script = _json_bytes(profile.script_src if script_src is None else script_src)
+        performance = repr(performance_now)
+        if "e" in performance or "n" in performance:  # not positional (nor a finite repr)
+            performance = js_json(performance_now)
         return ConfigLayout(
             b"%b%b%b" % (self._lead, _json_bytes(date), self._heap),
             b"%b%b%b" % (self._mid_a, script, self._mid_b),
-            b"%b%b%b" % (self._tail_a, js_number(performance_now).encode(), self._tail_b),
+            b"%b%s%b" % (self._tail_a, performance.removesuffix(".0").encode(), self._tail_b),
         )

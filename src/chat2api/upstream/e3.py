@@ -53,18 +53,22 @@ _CONTEXT = {
 }
 
 
+_E3_FIELDS = {
+    "timezone_offset_min": 480,  # Date.getTimezoneOffset() in UTC-8, as the profile's clock
+    "timezone": "America/Los_Angeles",
+    "enable_message_followups": True,
+    "supports_buffering": True,
+    "client_contextual_info": _CONTEXT,
+    "force_parallel_switch": "auto",
+}
+_LEFT_OUT = _E2_ONLY | {"messages"}
+
+
 def _top_level(body: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in body.items() if k not in _E2_ONLY and k != "messages"}
+    out = {k: v for k, v in body.items() if k not in _LEFT_OUT}
     if "conversation_id" not in out:
         out["parent_message_id"] = NEW_CONVERSATION_PARENT
-    out.update(
-        timezone_offset_min=480,  # Date.getTimezoneOffset() in UTC-8, as the profile's clock
-        timezone="America/Los_Angeles",
-        enable_message_followups=True,
-        supports_buffering=True,
-        client_contextual_info=_CONTEXT,
-        force_parallel_switch="auto",
-    )
+    out.update(_E3_FIELDS)
     out.setdefault("system_hints", [])
     out.setdefault("paragen_cot_summary_display_override", "allow")
     return out

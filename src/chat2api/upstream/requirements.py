@@ -12,6 +12,7 @@ then is reported as that challenge (``error_from_response(challenge=…)``).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from chat2api.upstream.errors import challenge_required
 __all__ = ["Requirements", "read_requirements"]
 
 _DIFFICULTY = re.compile(r"[0-9a-f]{1,64}")
+# Per (difficulty, POW_DIFFICULTY): an upstream asks the same few difficulties.
+_too_hard = functools.lru_cache(maxsize=64)(is_too_hard)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,7 @@ def read_requirements(data: dict[str, Any], *, token_key: str, pow_limit: str) -
     seed, difficulty = str(pow_.get("seed") or ""), str(pow_.get("difficulty") or "").lower()
     if not seed or not _DIFFICULTY.fullmatch(difficulty):
         raise UpstreamUnavailable("The upstream asked for a malformed proof of work.")
-    if is_too_hard(difficulty, pow_limit):
+    if _too_hard(difficulty, pow_limit):
         raise ProofOfWorkTooHard(
             f"Proof of work difficulty too high: {difficulty} (this deployment solves "
             f"down to POW_DIFFICULTY={pow_limit})."
