@@ -129,6 +129,7 @@ class OpenedConversation:
 
 MAX_PROFILES = 10_000  # accounts whose browser profile is kept in memory
 MAX_HEADER_SETS = 512  # (account, base URL, kind of call) whose headers are kept
+MAX_TEMPLATES = 4096  # (account, era) whose sentinel config template is kept, ~1 KB each
 
 
 class ChatGPTBackend:
@@ -206,7 +207,7 @@ class ChatGPTBackend:
         entry = self._templates.get(key)
         if entry is None or entry[0] is not profile or entry[1].profile.build_id != home.build_id:
             template = ConfigTemplate(replace(profile, build_id=home.build_id), era=era)
-            if len(self._templates) >= 2 * MAX_PROFILES:
+            if len(self._templates) >= MAX_TEMPLATES:
                 self._templates.pop(next(iter(self._templates)))
             self._templates[key] = entry = (profile, template)
         return entry[1].layout(random.choice(home.scripts))
