@@ -10,6 +10,7 @@ import pytest
 from chat2api.errors import ProofOfWorkTimeout, ProofOfWorkTooHard
 from chat2api.sentinel.pow import verify_proof
 from chat2api.sentinel.solver import PowSolver
+from chat2api.sentinel.tokens import ConfigLayout, decode_token
 
 SEED = "0.5172839506172839"
 
@@ -38,6 +39,19 @@ def test_process_solver_answers_and_verifies(config_a: list[Any]) -> None:
     assert verify_proof(SEED, "003a2f", sha3_token, hash="sha3")
     assert verify_proof(SEED, "00fff", fnv_token, hash="fnv")
     assert fnv_token.endswith("~S")
+
+
+def test_a_layout_goes_to_the_workers(config_a: list[Any]) -> None:
+    """A ConfigLayout is solved in a worker as its array is: the same kind of token, verified."""
+    layout = ConfigLayout.of(config_a)
+
+    async def main() -> str:
+        async with PowSolver(workers=1, time_budget=30, inline_attempts=0) as solver:
+            return await solver.solve(SEED, "00fff", layout, "fnv")
+
+    token = asyncio.run(main())
+    assert verify_proof(SEED, "00fff", token, hash="fnv")
+    assert decode_token(token)[:3] == config_a[:3] and decode_token(token)[10:] == config_a[10:]
 
 
 def test_event_loop_keeps_ticking_during_a_solve(config_a: list[Any]) -> None:
