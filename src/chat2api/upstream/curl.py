@@ -10,10 +10,17 @@ curl_cffi to the minor version this was written for. Private, and why:
   curl_cffi's C wrapper of ``curl_easy_setopt``: ``Curl.setopt`` builds its
   lookup tables on every call, a few microseconds each, ten times a
   request (``easy_handle``, ``easy_setopt``, ``long_param``);
-* ``AsyncCurl._curlm``, the multi handle, with ``lib.curl_multi_setopt``:
-  curl_cffi 0.17's ``AsyncCurl.setopt`` passes long options as a pointer,
-  so libcurl would read an address as the connection limit
-  (``multi_setopt_long``);
+* ``lib.curl_multi_*`` and ``ffi.callback``: ``chat2api.upstream.multi``
+  drives a multi handle itself instead of ``AsyncCurl`` (whose glue costs
+  epoll_ctl calls, a new loop timer per read and a poll every 0.1 s), with
+  socket and timer callbacks of its own (curl_cffi's ``@ffi.def_extern``
+  ones belong to ``AsyncCurl``, which ``net/fetch.py`` still uses)
+  (``multi_init`` and the other ``multi_*``, ``multi_callbacks``; a long
+  option goes by value: ``multi_setopt_long``);
+* ``Curl._ensure_cacert``: ``AsyncCurl.add_handle`` set the CA bundle; done
+  once per handle (``use_ca_bundle``);
+* ``Curl._get_callback_exception`` and ``Curl._get_error``: a failed
+  transfer's exception as ``AsyncCurl`` built it (``transfer_error``);
 * ``lib.curl_slist_append`` / ``lib.curl_slist_free_all``: a request's
   header list is built and freed by the transport, so that it can be freed
   as soon as the final response headers arrived (a long stream need not
@@ -27,20 +34,35 @@ curl_cffi to the minor version this was written for. Private, and why:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from curl_cffi import AsyncCurl, Curl, CurlMOpt, ffi, lib
+from curl_cffi import Curl, CurlError, CurlMOpt, ffi, lib
 from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 
 __all__ = [
+    "MULTI_MAXCONNECTS",
+    "MULTI_MAX_TOTAL_CONNECTIONS",
     "NULL",
     "easy_handle",
     "easy_setopt",
     "free_header_list",
     "header_list",
+    "int_out",
+    "long_out",
     "long_param",
+    "multi_add_handle",
+    "multi_callbacks",
+    "multi_cleanup",
+    "multi_info_read",
+    "multi_init",
+    "multi_remove_handle",
     "multi_setopt_long",
+    "multi_socket_action",
+    "multi_timeout",
     "real_target",
+    "transfer_error",
+    "use_ca_bundle",
 ]
 
 NULL: Any = ffi.NULL
@@ -63,10 +85,76 @@ def long_param(value: int) -> Any:
     return ffi.new("long*", value)
 
 
-def multi_setopt_long(acurl: AsyncCurl, option: CurlMOpt, value: int) -> int:
-    """``curl_multi_setopt`` of a long option on ``acurl``'s multi handle; the CURLMcode."""
-    code: int = lib.curl_multi_setopt(acurl._curlm, option, ffi.cast("void *", value))
+def int_out() -> Any:
+    """An ``int *`` for a C function to write to (read it as ``[0]``)."""
+    return ffi.new("int *")
+
+
+def long_out() -> Any:
+    """A ``long *`` for a C function to write to (read it as ``[0]``)."""
+    return ffi.new("long *")
+
+
+def use_ca_bundle(curl: Curl) -> None:
+    """Give ``curl`` curl_cffi's CA bundle (``certifi``'s), as its own transfers do."""
+    curl._ensure_cacert()
+
+
+def transfer_error(curl: Curl, code: int) -> BaseException:
+    """The exception of ``curl``'s failed transfer (CURLcode ``code``), as ``AsyncCurl`` made it:
+    a callback's own exception first, else a ``CurlError`` with libcurl's message."""
+    error: BaseException | None = curl._get_callback_exception()
+    if error is None:
+        error = curl._get_error(code, "perform")
+    return error if error is not None else CurlError(f"curl: ({code})", code)
+
+
+MULTI_MAXCONNECTS = CurlMOpt.MAXCONNECTS
+MULTI_MAX_TOTAL_CONNECTIONS = CurlMOpt.MAX_TOTAL_CONNECTIONS
+
+multi_init: Callable[[], Any] = lib.curl_multi_init
+"""``curl_multi_init() -> CURLM *``."""
+multi_cleanup: Callable[[Any], int] = lib.curl_multi_cleanup
+"""``curl_multi_cleanup(multi) -> CURLMcode``."""
+multi_add_handle: Callable[[Any, Any], int] = lib.curl_multi_add_handle
+"""``curl_multi_add_handle(multi, easy) -> CURLMcode``."""
+multi_remove_handle: Callable[[Any, Any], int] = lib.curl_multi_remove_handle
+"""``curl_multi_remove_handle(multi, easy) -> CURLMcode``."""
+multi_socket_action: Callable[[Any, int, int, Any], int] = lib.curl_multi_socket_action
+"""``curl_multi_socket_action(multi, fd, mask, int_out) -> CURLMcode``."""
+multi_info_read: Callable[[Any, Any], Any] = lib.curl_multi_info_read
+"""``curl_multi_info_read(multi, int_out) -> CURLMsg *`` (``.msg``, ``.easy_handle``,
+``.data.result``) or ``NULL``."""
+multi_timeout: Callable[[Any, Any], int] = lib.curl_multi_timeout
+"""``curl_multi_timeout(multi, long_out) -> CURLMcode``: libcurl's deadline in ms, -1 for none."""
+
+
+def multi_setopt_long(multi: Any, option: CurlMOpt, value: int) -> int:
+    """``curl_multi_setopt`` of a long option; the CURLMcode.
+
+    curl_cffi 0.17's ``AsyncCurl.setopt`` passes long options as a pointer,
+    so libcurl would read an address as the value: here it goes by value.
+    """
+    code: int = lib.curl_multi_setopt(multi, option, ffi.cast("void *", value))
     return code
+
+
+def multi_callbacks(
+    multi: Any,
+    on_socket: Callable[[Any, int, int, Any, Any], int],
+    on_timer: Callable[[Any, int, Any], int],
+) -> tuple[Any, Any]:
+    """Set ``multi``'s ``CURLMOPT_SOCKETFUNCTION`` and ``CURLMOPT_TIMERFUNCTION`` to these
+    Python functions; keep what this returns for as long as ``multi`` lives."""
+    socket_cb = ffi.callback("int(void *, int, int, void *, void *)", on_socket)
+    timer_cb = ffi.callback("int(void *, long, void *)", on_timer)
+    for option, callback in (
+        (CurlMOpt.SOCKETFUNCTION, socket_cb),
+        (CurlMOpt.TIMERFUNCTION, timer_cb),
+    ):
+        if lib.curl_multi_setopt(multi, option, callback):
+            raise CurlError(f"curl_multi_setopt({option.name}) failed")
+    return socket_cb, timer_cb
 
 
 def header_list(lines: list[bytes]) -> Any:
