@@ -19,8 +19,14 @@ curl_cffi to the minor version this was written for. Private, and why:
   option goes by value: ``multi_setopt_long``);
 * ``Curl._ensure_cacert``: ``AsyncCurl.add_handle`` set the CA bundle; done
   once per handle (``use_ca_bundle``);
-* ``Curl._get_callback_exception`` and ``Curl._get_error``: a failed
-  transfer's exception as ``AsyncCurl`` built it (``transfer_error``);
+* ``Curl._get_error``: a failed transfer's ``CurlError`` as ``AsyncCurl``
+  built it, with libcurl's message (``transfer_error``);
+* ``ffi.callback`` for ``CURLOPT_WRITEFUNCTION`` / ``HEADERFUNCTION``:
+  ``Curl.setopt`` binds a Python function behind curl_cffi's own extern
+  callback, three Python frames and a handle lookup per body chunk and per
+  header line; a callback of our own is one (``easy_callbacks``);
+* ``lib.curl_easy_getinfo``: ``Curl.getinfo`` allocates and looks options
+  up per call (``easy_getinfo``);
 * ``lib.curl_slist_append`` / ``lib.curl_slist_free_all``: a request's
   header list is built and freed by the transport, so that it can be freed
   as soon as the final response headers arrived (a long stream need not
@@ -37,13 +43,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from curl_cffi import Curl, CurlError, CurlMOpt, ffi, lib
+from curl_cffi import Curl, CurlError, CurlMOpt, CurlOpt, ffi, lib
 from curl_cffi.requests.impersonate import REAL_TARGET_MAP
 
 __all__ = [
     "MULTI_MAXCONNECTS",
     "MULTI_MAX_TOTAL_CONNECTIONS",
     "NULL",
+    "easy_callbacks",
+    "easy_getinfo",
     "easy_handle",
     "easy_setopt",
     "free_header_list",
@@ -60,8 +68,10 @@ __all__ = [
     "multi_setopt_long",
     "multi_socket_action",
     "multi_timeout",
+    "offset_out",
     "real_target",
     "transfer_error",
+    "unpack",
     "use_ca_bundle",
 ]
 
@@ -100,13 +110,50 @@ def use_ca_bundle(curl: Curl) -> None:
     curl._ensure_cacert()
 
 
-def transfer_error(curl: Curl, code: int) -> BaseException:
-    """The exception of ``curl``'s failed transfer (CURLcode ``code``), as ``AsyncCurl`` made it:
-    a callback's own exception first, else a ``CurlError`` with libcurl's message."""
-    error: BaseException | None = curl._get_callback_exception()
-    if error is None:
-        error = curl._get_error(code, "perform")
+def transfer_error(curl: Curl, code: int) -> CurlError:
+    """The ``CurlError`` of ``curl``'s failed transfer (CURLcode ``code``), as ``AsyncCurl``
+    made it (with libcurl's message)."""
+    error: CurlError | None = curl._get_error(code, "perform")
     return error if error is not None else CurlError(f"curl: ({code})", code)
+
+
+def offset_out() -> Any:
+    """A ``curl_off_t *`` for ``easy_getinfo`` of a ``*_T`` info (read it as ``[0]``)."""
+    return ffi.new("int64_t *")
+
+
+easy_getinfo: Callable[[Any, int, Any], int] = lib.curl_easy_getinfo
+"""``curl_easy_getinfo(easy_handle(curl), info, out) -> CURLcode``."""
+
+unpack: Callable[[Any, int], bytes] = ffi.unpack
+"""``unpack(char_pointer, length) -> bytes``: what a write or header callback was given."""
+
+WriteCallback = Callable[[Any, int, int, Any], int]
+"""``fn(data, size, nmemb, userdata) -> bytes taken``; ``unpack(data, nmemb)`` is the data."""
+
+
+def easy_callbacks(
+    easy: Any,
+    on_body: WriteCallback,
+    on_header: WriteCallback,
+    on_error: Callable[[BaseException], None],
+) -> tuple[Any, Any]:
+    """Set ``easy``'s ``CURLOPT_WRITEFUNCTION`` and ``CURLOPT_HEADERFUNCTION`` to these Python
+    functions (``WRITEDATA`` / ``HEADERDATA`` unused); keep what this returns as long as
+    ``easy`` lives. An exception in either goes to ``on_error`` and fails the transfer
+    (``CURLE_WRITE_ERROR``)."""
+
+    def failed(kind: Any, error: BaseException | None, traceback: Any) -> None:
+        if error is not None:
+            on_error(error)
+
+    signature = "size_t(char *, size_t, size_t, void *)"
+    body_cb = ffi.callback(signature, on_body, 0, failed)
+    header_cb = ffi.callback(signature, on_header, 0, failed)
+    for option, callback in ((CurlOpt.WRITEFUNCTION, body_cb), (CurlOpt.HEADERFUNCTION, header_cb)):
+        if lib._curl_easy_setopt(easy, option, callback):
+            raise CurlError(f"curl_easy_setopt({option.name}) failed")
+    return body_cb, header_cb
 
 
 MULTI_MAXCONNECTS = CurlMOpt.MAXCONNECTS

@@ -63,6 +63,7 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
 _NULL = curl.NULL
+_unpack = curl.unpack
 
 
 class TransferAborted(CurlError):
@@ -195,7 +196,7 @@ class Reply:
         body, handle = self._body, self._handle
         if body is None or handle is None:
             return
-        if handle.curl.getinfo(CurlInfo.SIZE_UPLOAD_T) >= len(body):  # type: ignore[operator]
+        if handle.uploaded() >= len(body):
             self._body = None  # the only reference: options go to libcurl directly
 
     # -- completion
@@ -322,7 +323,17 @@ class _Handle:
     unchanged: libcurl keeps options across a handle's transfers.
     """
 
-    __slots__ = ("_easy", "_values", "curl", "easy", "header_slist", "reply")
+    __slots__ = (
+        "_callbacks",
+        "_easy",
+        "_uploaded",
+        "_values",
+        "curl",
+        "easy",
+        "failure",
+        "header_slist",
+        "reply",
+    )
 
     def __init__(self, handle: Curl) -> None:
         self.curl = handle
@@ -330,6 +341,9 @@ class _Handle:
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
         self._values: dict[CurlOpt, object] = {}
+        self._uploaded = curl.offset_out()
+        self.failure: BaseException | None = None  # raised in a callback: the transfer's error
+        self._callbacks = curl.easy_callbacks(self._easy, self.on_body, self.on_header, self._fail)
 
     def _setopt(self, option: CurlOpt, param: Any) -> None:
         code = curl.easy_setopt(self._easy, option, param)
@@ -357,19 +371,34 @@ class _Handle:
         self._setopt(CurlOpt.POSTFIELDSIZE, curl.long_param(len(body)))
         self._setopt(CurlOpt.POSTFIELDS, body)
 
-    def on_body(self, chunk: bytes) -> int:
-        reply = self.reply
-        return reply._on_body(chunk) if reply is not None else len(chunk)
+    # libcurl's write and header callbacks (``curl.WriteCallback``)
 
-    def on_header(self, line: bytes) -> int:
+    def on_body(self, data: Any, size: int, length: int, userdata: Any) -> int:
         reply = self.reply
-        return reply._on_header(line) if reply is not None else len(line)
+        return reply._on_body(_unpack(data, length)) if reply is not None else length
+
+    def on_header(self, data: Any, size: int, length: int, userdata: Any) -> int:
+        reply = self.reply
+        return reply._on_header(_unpack(data, length)) if reply is not None else length
+
+    def _fail(self, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = error
+
+    def uploaded(self) -> int:
+        """Bytes of the request body sent so far."""
+        curl.easy_getinfo(self._easy, CurlInfo.SIZE_UPLOAD_T, self._uploaded)
+        return int(self._uploaded[0])
 
     def transfer_done(self, code: int) -> None:
         """The multi handle's word that the transfer ended (CURLcode ``code``)."""
         reply = self.reply
+        failure, self.failure = self.failure, None
         if reply is not None:
-            reply._finish(curl.transfer_error(self.curl, code) if code else None)
+            if code:
+                reply._finish(failure or curl.transfer_error(self.curl, code))
+            else:
+                reply._finish(None)
 
     def set_headers(self, lines: list[bytes]) -> None:
         self.free_headers()
@@ -460,12 +489,11 @@ class Session:
         if self._proxy:
             easy.setopt(CurlOpt.PROXY, self._proxy)
             easy.setopt(CurlOpt.NOPROXY, "")
-        easy.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
-        easy.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
         return handle
 
     def _release(self, handle: _Handle) -> None:
         handle.reply = None
+        handle.failure = None
         handle.free_headers()
         self._busy -= 1
         if self._closed:
