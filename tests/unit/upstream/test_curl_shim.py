@@ -111,3 +111,44 @@ def test_real_target_resolves_a_browser_alias() -> None:
         assert handle.impersonate(target, default_headers=False) == 0  # libcurl knows it
     finally:
         handle.close()
+
+
+def test_easy_callbacks_receive_headers_and_body_and_report_errors(tmp_path: Path) -> None:
+    """Our write and header callbacks get each line and chunk as bytes; one that raises
+    fails the transfer with a write error and hands its exception over."""
+    source = tmp_path / "body.txt"
+    source.write_bytes(b"hello file")
+    handle = Curl()
+    seen: list[tuple[str, bytes]] = []
+    errors: list[BaseException] = []
+
+    def on_body(data: object, size: int, length: int, userdata: object) -> int:
+        seen.append(("body", curl.unpack(data, length)))
+        return length
+
+    def on_header(data: object, size: int, length: int, userdata: object) -> int:
+        seen.append(("header", curl.unpack(data, length)))
+        return length
+
+    def broken(data: object, size: int, length: int, userdata: object) -> int:
+        raise ValueError("broken reader")
+
+    try:
+        easy = curl.easy_handle(handle)
+        keep = curl.easy_callbacks(easy, on_body, on_header, errors.append)
+        assert curl.easy_setopt(easy, CurlOpt.URL, source.as_uri().encode()) == 0
+        handle.perform()
+        assert seen[0] == ("header", b"Content-Length: 10\r\n")
+        assert seen[-2:] == [("header", b"\r\n"), ("body", b"hello file")]
+        uploaded = curl.offset_out()
+        assert curl.easy_getinfo(easy, CurlInfo.SIZE_UPLOAD_T, uploaded) == 0
+        assert uploaded[0] == 0
+        keep = curl.easy_callbacks(easy, broken, on_header, errors.append)
+        with pytest.raises(CurlError) as failed:
+            handle.perform()
+        assert failed.value.code == 23  # CURLE_WRITE_ERROR
+        assert [str(error) for error in errors] == ["broken reader"]
+        assert "(23)" in str(curl.transfer_error(handle, 23))
+        del keep
+    finally:
+        handle.close()
