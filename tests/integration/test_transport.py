@@ -639,6 +639,26 @@ async def test_trim_closes_surplus_idle_handles(server: RawServer, session: Sess
     assert session.idle_handles == 1
 
 
+async def test_many_transfers_at_once_then_close_leaves_nothing_on_the_loop(
+    server: RawServer, session: Session
+) -> None:
+    """Forty requests at once all answer; closing the session mid-stream ends the stream
+    and leaves no socket watched and no timer scheduled."""
+    answers = await asyncio.gather(*(session.fetch("GET", server.url("/echo")) for _ in range(40)))
+    assert [reply.status_code for reply, _ in answers] == [200] * 40
+    assert {json.loads(body)["method"] for _, body in answers} == {"GET"}
+    reply = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+    chunks = reply.aiter_bytes()
+    assert (await anext(chunks)).startswith(STREAM_CHUNKS[0])
+    sockets, _ = session.watching
+    assert sockets >= 1  # the stream's connection
+    await session.aclose()
+    assert session.watching == (0, False)
+    assert reply.finished
+    assert session.active == 0
+    await server.wait_stream_end()
+
+
 async def _connections_of(server: RawServer, session: Session, count: int) -> set[int]:
     """The server's connection numbers that ``count`` concurrent requests arrived on."""
     first = len(server.requests)

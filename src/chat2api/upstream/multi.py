@@ -99,6 +99,11 @@ class Multi:
         if self._transfers.pop(easy, None) is not None:
             curl.multi_remove_handle(self._multi, easy)
 
+    @property
+    def watching(self) -> tuple[int, bool]:
+        """(sockets watched on the loop, whether a timer is scheduled)."""
+        return len(self._fds), self._timer is not None
+
     def close(self) -> list[Transfer]:
         """Free the multi handle, its sockets and timer; the owners of transfers still running."""
         multi, self._multi = self._multi, None

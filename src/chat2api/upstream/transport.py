@@ -531,6 +531,11 @@ class Session:
         """Transfers running now."""
         return self._busy
 
+    @property
+    def watching(self) -> tuple[int, bool]:
+        """(sockets watched on the loop, whether a libcurl timer is scheduled)."""
+        return self._multi.watching
+
     def trim(self, keep: int) -> int:
         """Close idle handles beyond the ``keep`` most recently used; how many."""
         surplus = len(self._idle) - keep
