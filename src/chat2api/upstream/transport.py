@@ -123,26 +123,18 @@ class Reply:
         "_header_lines",
         "_headers",
         "_headers_ready",
-        "_published",
         "_session",
         "_waiter",
-        "_whole",
         "status_code",
     )
 
-    def __init__(
-        self, session: Session, handle: _Handle, body: bytes | None, follow: bool, whole: bool
-    ) -> None:
+    def __init__(self, session: Session, handle: _Handle, body: bytes | None, follow: bool) -> None:
         self._session = session
         self._follow = follow
-        # Read whole by Session.fetch: _headers_ready waits for the end, body included.
-        self._whole = whole
-        self._published = False  # the final response's headers are complete
         self._handle: _Handle | None = handle
         self._body = body  # the request body: curl reads it in place until it is sent
         self._chunks: list[bytes] = []  # taken whole by the reader (a deque costs 760 B)
         self._header_lines: list[bytes] = []
-        # The caller's wake-up: the headers are here (the whole transfer ended if _whole).
         self._headers_ready: asyncio.Future[None] = session.loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
         self._finished = False
@@ -154,7 +146,7 @@ class Reply:
     # -- libcurl callbacks (run inside curl_multi_socket_action, on the loop)
 
     def _on_header(self, line: bytes) -> int:
-        if self._published:
+        if self._headers_ready.done():
             return len(line)  # trailers after the body: not kept
         if line.startswith(b"HTTP/"):
             self._header_lines.clear()  # a new response (after a 1xx) starts
@@ -172,7 +164,7 @@ class Reply:
         return len(line)
 
     def _on_body(self, chunk: bytes) -> int:
-        if not self._published:  # HTTP/0.9-style or headers without a blank line
+        if not self._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
             self._publish_headers()
         self._chunks.append(chunk)
         waiter = self._waiter
@@ -184,7 +176,6 @@ class Reply:
         return any(line[:9].lower() == b"location:" for line in self._header_lines)
 
     def _publish_headers(self) -> None:
-        self._published = True
         if self._deadline is not None:  # it bounds the wait for the headers only
             self._deadline.cancel()
             self._deadline = None
@@ -197,7 +188,7 @@ class Reply:
         self._drop_sent_body()
         if len(self._header_lines) > 1:  # one bytes for a long stream, not one per line
             self._header_lines = [b"".join(self._header_lines)]
-        if not self._whole and not self._headers_ready.done():
+        if not self._headers_ready.done():
             self._headers_ready.set_result(None)
 
     def _drop_sent_body(self) -> None:
@@ -222,21 +213,16 @@ class Reply:
         self._body = None
         if handle is not None:
             self._session._release(handle)
-        ready = self._headers_ready
-        if not ready.done() and error is None and not self._published:
-            if self.status_code == 0:
-                error = CurlError("The upstream closed the connection without a response.")
-                self._error = error
+        if not self._headers_ready.done():
+            if error is None:
+                if self.status_code == 0:
+                    error = CurlError("The upstream closed the connection without a response.")
+                    self._error = error
+                    self._headers_ready.set_exception(error)
+                else:
+                    self._publish_headers()
             else:
-                self._publish_headers()
-        if not ready.done():
-            if error is None or (
-                # after the headers, an abort ends a whole read's body as it ends aread()
-                self._published and isinstance(error, TransferAborted)
-            ):
-                ready.set_result(None)
-            else:
-                ready.set_exception(error)
+                self._headers_ready.set_exception(error)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -257,7 +243,7 @@ class Reply:
     def headers(self) -> ReplyHeaders:
         """The final response's headers; empty until they arrived."""
         if self._headers is None:
-            if not self._published:
+            if not self._headers_ready.done():
                 return ReplyHeaders([])
             items: list[tuple[str, str]] = []
             for raw in b"".join(self._header_lines).splitlines():
@@ -569,35 +555,12 @@ class Session:
         :meth:`Reply.aiter_bytes` (:meth:`fetch` does both steps).
         ``follow_redirects`` lets curl follow up to 10 redirects.
         """
-        reply = self._start(method, url, headers, data, timeout, stream, follow_redirects, False)
-        if stream:
-            idle = timeout[1] if isinstance(timeout, tuple) else timeout
-            reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
-        try:
-            await reply._headers_ready
-        except asyncio.CancelledError:
-            reply._abort(TransferAborted("The request was cancelled."))
-            raise
-        return reply
-
-    def _start(
-        self,
-        method: str,
-        url: str,
-        headers: Mapping[str, str] | Iterable[tuple[str, str]],
-        data: bytes | None,
-        timeout: float | tuple[float, float],
-        stream: bool,
-        follow_redirects: bool,
-        whole: bool,
-    ) -> Reply:
-        """The transfer started, and its reply."""
         if self._closed:
             raise RuntimeError("the session is closed")
         handle = self._idle.pop() if self._idle else self._new_handle()
         self._busy += 1
         self._peak = max(self._peak, self._busy)
-        reply = Reply(self, handle, data, follow_redirects, whole)
+        reply = Reply(self, handle, data, follow_redirects)
         try:
             self._prepare(handle, method, url, headers, data, timeout, stream)
             handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
@@ -607,6 +570,14 @@ class Session:
             handle.reply = None
             reply._handle = None
             self._release(handle)
+            raise
+        if stream:
+            idle = timeout[1] if isinstance(timeout, tuple) else timeout
+            reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
+        try:
+            await reply._headers_ready
+        except asyncio.CancelledError:
+            reply._abort(TransferAborted("The request was cancelled."))
             raise
         return reply
 
@@ -620,26 +591,24 @@ class Session:
         timeout: float | tuple[float, float] = 30.0,  # noqa: ASYNC109 (curl's, not asyncio's)
         follow_redirects: bool = False,
     ) -> tuple[Reply, bytes]:
-        """A whole request: the reply and its body, once the transfer ended.
-
-        What :meth:`request` and :meth:`Reply.aread` would give, with one
-        wake-up of the caller, at the end, instead of one for the headers and
-        another for the body.
-        """
-        reply = self._start(method, url, headers, data, timeout, False, follow_redirects, True)
+        """A whole request: the reply and its body."""
+        reply = await self.request(
+            method,
+            url,
+            headers=headers,
+            data=data,
+            timeout=timeout,
+            follow_redirects=follow_redirects,
+        )
         try:
-            await reply._headers_ready
-        except asyncio.CancelledError:
-            reply._abort(TransferAborted("The request was cancelled."))
+            return reply, await reply.aread()
+        except BaseException:
+            await reply.aclose()
             raise
-        chunks = reply._chunks
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        return reply, body
 
     @staticmethod
     def _headers_late(reply: Reply, seconds: float) -> None:
-        if reply._published:
+        if reply._headers_ready.done():
             return
         reply._abort(
             TransferAborted(
