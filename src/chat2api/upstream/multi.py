@@ -152,14 +152,17 @@ class Multi:
         return 0
 
     def _on_timer(self, multi: Any, timeout_ms: int, clientp: Any) -> int:
-        # Called on nearly every read of a stream: a later deadline is only noted.
+        self._set_due(timeout_ms)
+        return 0
+
+    def _set_due(self, timeout_ms: int) -> None:
         timer = self._timer
         if timeout_ms < 0:  # no deadline any more
             self._due = None
             if timer is not None:
                 timer.cancel()
                 self._timer = None
-            return 0
+            return
         due = self._loop.time() + timeout_ms * 0.001
         self._due = due
         if timer is None or due < self._timer_at:
@@ -167,7 +170,6 @@ class Multi:
                 timer.cancel()
             self._timer = self._loop.call_at(due, self._on_due)
             self._timer_at = due
-        return 0
 
     # -- the loop's calls
 
@@ -186,7 +188,7 @@ class Multi:
             # No deadline given during the action: libcurl may still hold one
             # it did not repeat (unchanged); ask for it.
             curl.multi_timeout(self._multi, self._out)
-            self._on_timer(None, self._out[0], None)
+            self._set_due(self._out[0])
 
     def _act(self, fd: int, mask: int) -> None:
         multi = self._multi

@@ -163,6 +163,15 @@ class Reply:
             self._header_lines.append(line)
         return len(line)
 
+    def _on_body(self, chunk: bytes) -> int:
+        if not self._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
+            self._publish_headers()
+        self._chunks.append(chunk)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return len(chunk)
+
     def _has_location(self) -> bool:
         return any(line[:9].lower() == b"location:" for line in self._header_lines)
 
@@ -365,17 +374,8 @@ class _Handle:
     # libcurl's write and header callbacks (``curl.WriteCallback``)
 
     def on_body(self, data: Any, size: int, length: int, userdata: Any) -> int:
-        # The reply's part inline: this runs for every body chunk of a stream.
         reply = self.reply
-        if reply is None:
-            return length
-        if not reply._headers_ready.done():  # HTTP/0.9-style or headers without a blank line
-            reply._publish_headers()
-        reply._chunks.append(_unpack(data, length))
-        waiter = reply._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        return length
+        return reply._on_body(_unpack(data, length)) if reply is not None else length
 
     def on_header(self, data: Any, size: int, length: int, userdata: Any) -> int:
         reply = self.reply
