@@ -1,7 +1,7 @@
 """Every use of curl_cffi below its public API, in one place (written for curl_cffi 0.17).
 
-``transport.py`` drives libcurl more directly than curl_cffi's public calls
-allow; what it needs that curl_cffi does not promise is here, so that an
+``transport.py`` and ``multi.py`` drive libcurl more directly than
+curl_cffi's public calls allow; what it needs that curl_cffi does not promise is here, so that an
 upgrade of curl_cffi is checked in this one file (and
 ``tests/unit/upstream/test_curl_shim.py``), and ``pyproject.toml`` pins
 curl_cffi to the minor version this was written for. Private, and why:
@@ -11,8 +11,9 @@ curl_cffi to the minor version this was written for. Private, and why:
   lookup tables on every call, a few microseconds each, ten times a
   request (``easy_handle``, ``easy_setopt``, ``long_param``);
 * ``lib.curl_multi_*`` and ``ffi.callback``: ``chat2api.upstream.multi``
-  drives a multi handle itself instead of ``AsyncCurl`` (whose glue costs
-  epoll_ctl calls, a new loop timer per read and a poll every 0.1 s), with
+  drives a multi handle itself instead of ``AsyncCurl`` (whose glue
+  registers sockets again on every call, schedules a new loop timer per
+  read and polls every 0.1 s), with
   socket and timer callbacks of its own (curl_cffi's ``@ffi.def_extern``
   ones belong to ``AsyncCurl``, which ``net/fetch.py`` still uses)
   (``multi_init`` and the other ``multi_*``, ``multi_callbacks``; a long

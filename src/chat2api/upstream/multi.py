@@ -3,10 +3,10 @@
 libcurl's socket API asks the application to watch sockets
 (``CURLMOPT_SOCKETFUNCTION``) and to keep one timer (``CURLMOPT_TIMERFUNCTION``),
 and to call ``curl_multi_socket_action`` when either fires. ``AsyncCurl``
-does so at a cost paid on every read: each socket call removes and adds the
-fd's reader and writer again (epoll_ctl calls, half of them failing), each
-timer call cancels the loop's timer and schedules a new one (libcurl asks
-for one on nearly every read), a task per multi handle calls
+does so at a cost paid on every read: each socket call removes the fd's
+reader and writer and adds them again, each timer call cancels the loop's
+timer and schedules a new one (libcurl asks for one on nearly every read of
+a stream: 54 times for 50 chunks), a task per multi handle calls
 ``socket_action`` every 0.1 s forever, and a future per transfer carries
 its end. Here:
 
@@ -14,7 +14,7 @@ its end. Here:
   it changes;
 * the timer is lazy: one wake-up stays scheduled; a later deadline is only
   recorded, and the wake-up, if it comes early, schedules itself again for
-  it; only an earlier deadline moves it;
+  it; only an earlier deadline moves it (4 loop timers for those 54 calls);
 * no periodic poll: libcurl reports every wake-up it needs through the two
   callbacks, except after a timeout action that found its deadline not yet
   reached (it then leaves the deadline as it was and says nothing), which is
