@@ -13,9 +13,9 @@ curl_cffi to the minor version this was written for. Private, and why:
 * ``lib.curl_multi_*`` and ``ffi.callback``: ``chat2api.upstream.multi``
   drives a multi handle itself instead of ``AsyncCurl`` (whose glue
   registers sockets again on every call, schedules a new loop timer per
-  read and polls every 0.1 s), with
-  socket and timer callbacks of its own (curl_cffi's ``@ffi.def_extern``
-  ones belong to ``AsyncCurl``, which ``net/fetch.py`` still uses)
+  read and polls every 0.1 s), with a socket callback of its own
+  (curl_cffi's ``@ffi.def_extern`` one belongs to ``AsyncCurl``, which
+  ``net/fetch.py`` still uses) and ``curl_multi_timeout`` for its deadlines
   (``multi_init`` and the other ``multi_*``, ``multi_callbacks``; a long
   option goes by value: ``multi_setopt_long``);
 * ``Curl._ensure_cacert``: ``AsyncCurl.add_handle`` set the CA bundle; done
@@ -187,22 +187,13 @@ def multi_setopt_long(multi: Any, option: CurlMOpt, value: int) -> int:
     return code
 
 
-def multi_callbacks(
-    multi: Any,
-    on_socket: Callable[[Any, int, int, Any, Any], int],
-    on_timer: Callable[[Any, int, Any], int],
-) -> tuple[Any, Any]:
-    """Set ``multi``'s ``CURLMOPT_SOCKETFUNCTION`` and ``CURLMOPT_TIMERFUNCTION`` to these
-    Python functions; keep what this returns for as long as ``multi`` lives."""
+def multi_callbacks(multi: Any, on_socket: Callable[[Any, int, int, Any, Any], int]) -> Any:
+    """Set ``multi``'s ``CURLMOPT_SOCKETFUNCTION`` to this Python function; keep what this
+    returns for as long as ``multi`` lives."""
     socket_cb = ffi.callback("int(void *, int, int, void *, void *)", on_socket)
-    timer_cb = ffi.callback("int(void *, long, void *)", on_timer)
-    for option, callback in (
-        (CurlMOpt.SOCKETFUNCTION, socket_cb),
-        (CurlMOpt.TIMERFUNCTION, timer_cb),
-    ):
-        if lib.curl_multi_setopt(multi, option, callback):
-            raise CurlError(f"curl_multi_setopt({option.name}) failed")
-    return socket_cb, timer_cb
+    if lib.curl_multi_setopt(multi, CurlMOpt.SOCKETFUNCTION, socket_cb):
+        raise CurlError("curl_multi_setopt(SOCKETFUNCTION) failed")
+    return socket_cb
 
 
 def header_list(lines: list[bytes]) -> Any:

@@ -1,24 +1,27 @@
 """One libcurl multi handle driven by the asyncio loop (instead of curl_cffi's ``AsyncCurl``).
 
 libcurl's socket API asks the application to watch sockets
-(``CURLMOPT_SOCKETFUNCTION``) and to keep one timer (``CURLMOPT_TIMERFUNCTION``),
+(``CURLMOPT_SOCKETFUNCTION``), to keep one timer for libcurl's next deadline,
 and to call ``curl_multi_socket_action`` when either fires. ``AsyncCurl``
 does so at a cost paid on every read: each socket call removes the fd's
-reader and writer and adds them again, each timer call cancels the loop's
-timer and schedules a new one (libcurl asks for one on nearly every read of
-a stream: 54 times for 50 chunks), a task per multi handle calls
-``socket_action`` every 0.1 s forever, and a future per transfer carries
-its end. Here:
+reader and writer and adds them again; libcurl calls its timer function on
+nearly every read of a stream (54 times for 50 chunks: the low-speed check
+moves the deadline each time), and each call cancels the loop's timer and
+schedules a new one; a task per multi handle calls ``socket_action`` every
+0.1 s forever; a future per transfer carries its end. Here:
 
 * the loop's registration of an fd changes only when what libcurl wants of
   it changes;
+* no timer callback (``CURLMOPT_TIMERFUNCTION``, a Python call from C per
+  read): after each call into libcurl its next deadline is read with
+  ``curl_multi_timeout``, a plain C call; libcurl's deadlines change only
+  inside those calls, so none is missed;
 * the timer is lazy: one wake-up stays scheduled; a later deadline is only
   recorded, and the wake-up, if it comes early, schedules itself again for
-  it; only an earlier deadline moves it (4 loop timers for those 54 calls);
-* no periodic poll: libcurl reports every wake-up it needs through the two
-  callbacks, except after a timeout action that found its deadline not yet
-  reached (it then leaves the deadline as it was and says nothing), which is
-  why the timer asks ``curl_multi_timeout`` after each of its actions;
+  it; only an earlier deadline moves it (4 loop timers for those 54
+  deadlines);
+* no periodic poll: with the deadline read after every call, there is no
+  wake-up to miss;
 * a finished transfer's owner is called directly (``transfer_done``) once
   ``socket_action`` has returned.
 """
@@ -79,7 +82,7 @@ class Multi:
         self._running = curl.int_out()  # socket_action's count of running transfers
         self._queued = curl.int_out()  # info_read's count of messages left (unused)
         self._out = curl.long_out()
-        self._callbacks = curl.multi_callbacks(self._multi, self._on_socket, self._on_timer)
+        self._callbacks = curl.multi_callbacks(self._multi, self._on_socket)
         for option in (curl.MULTI_MAX_TOTAL_CONNECTIONS, curl.MULTI_MAXCONNECTS):
             if curl.multi_setopt_long(self._multi, option, max_connections):
                 self.close()
@@ -93,11 +96,13 @@ class Multi:
         if code:
             raise CurlError(f"curl_multi_add_handle failed with code {code}")
         self._transfers[easy] = owner
+        self._follow_deadline(self._multi)  # "now": the transfer starts on the next turn
 
     def remove(self, easy: Any) -> None:
         """Stop the transfer of ``easy`` if it runs (its owner is not called)."""
         if self._transfers.pop(easy, None) is not None:
             curl.multi_remove_handle(self._multi, easy)
+            self._follow_deadline(self._multi)
 
     @property
     def watching(self) -> tuple[int, bool]:
@@ -125,7 +130,7 @@ class Multi:
         self._due = None
         return owners
 
-    # -- libcurl's callbacks (called inside curl_multi_* calls)
+    # -- libcurl's socket callback (called inside curl_multi_* calls)
 
     def _on_socket(self, easy: Any, fd: int, what: int, clientp: Any, socketp: Any) -> int:
         if what == _POLL_REMOVE:
@@ -151,26 +156,6 @@ class Multi:
             del self._fds[fd]
         return 0
 
-    def _on_timer(self, multi: Any, timeout_ms: int, clientp: Any) -> int:
-        self._set_due(timeout_ms)
-        return 0
-
-    def _set_due(self, timeout_ms: int) -> None:
-        timer = self._timer
-        if timeout_ms < 0:  # no deadline any more
-            self._due = None
-            if timer is not None:
-                timer.cancel()
-                self._timer = None
-            return
-        due = self._loop.time() + timeout_ms * 0.001
-        self._due = due
-        if timer is None or due < self._timer_at:
-            if timer is not None:
-                timer.cancel()
-            self._timer = self._loop.call_at(due, self._on_due)
-            self._timer_at = due
-
     # -- the loop's calls
 
     def _on_due(self) -> None:
@@ -184,11 +169,6 @@ class Multi:
             return
         self._due = None
         self._act(_SOCKET_TIMEOUT, 0)
-        if self._timer is None and self._multi is not None:
-            # No deadline given during the action: libcurl may still hold one
-            # it did not repeat (unchanged); ask for it.
-            curl.multi_timeout(self._multi, self._out)
-            self._set_due(self._out[0])
 
     def _act(self, fd: int, mask: int) -> None:
         multi = self._multi
@@ -199,6 +179,28 @@ class Multi:
         # messages only then (most actions end none).
         if self._running[0] < len(self._transfers):
             self._read_done(multi)
+        self._follow_deadline(multi)
+
+    def _follow_deadline(self, multi: Any) -> None:
+        """Keep the one wake-up in step with libcurl's next deadline (after each call into it)."""
+        curl.multi_timeout(multi, self._out)
+        timeout_ms = self._out[0]
+        timer = self._timer
+        if timeout_ms < 0:  # no deadline
+            self._due = None
+            if timer is not None:
+                timer.cancel()
+                self._timer = None
+            return
+        due = self._loop.time() + timeout_ms * 0.001
+        self._due = due
+        # libcurl rounds the time left up to the millisecond: an unchanged
+        # deadline may read up to 1 ms earlier than it did.
+        if timer is None or due < self._timer_at - _EARLY:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(due, self._on_due)
+            self._timer_at = due
 
     def _read_done(self, multi: Any) -> None:
         transfers = self._transfers

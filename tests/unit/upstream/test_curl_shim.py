@@ -57,8 +57,9 @@ def test_multi_setopt_long_sets_a_limit() -> None:
 
 
 def test_multi_callbacks_drive_a_transfer() -> None:
-    """The socket and timer callbacks are called, socket_action runs a transfer to its
-    message, and a failed transfer's error reads as curl_cffi's."""
+    """The socket callback is called, curl_multi_timeout gives libcurl's deadline,
+    socket_action runs a transfer to its message, and a failed transfer's error reads
+    as curl_cffi's."""
     handle = Curl()
     multi = curl.multi_init()
     calls: list[str] = []
@@ -69,17 +70,16 @@ def test_multi_callbacks_drive_a_transfer() -> None:
         sockets[fd] = what
         return 0
 
-    def on_timer(multi: object, timeout_ms: int, clientp: object) -> int:
-        calls.append(f"timer {timeout_ms}")
-        return 0
-
-    keep = curl.multi_callbacks(multi, on_socket, on_timer)
+    keep = curl.multi_callbacks(multi, on_socket)
     try:
         easy = curl.easy_handle(handle)
         curl.easy_setopt(easy, CurlOpt.URL, b"http://127.0.0.1:9/shim")  # refused at once
-        assert curl.multi_add_handle(multi, easy) == 0
-        assert calls[0] == "timer 0"  # libcurl asks to be run soon
         running, left, due = curl.int_out(), curl.int_out(), curl.long_out()
+        assert curl.multi_timeout(multi, due) == 0
+        assert due[0] == -1  # nothing to do
+        assert curl.multi_add_handle(multi, easy) == 0
+        assert curl.multi_timeout(multi, due) == 0
+        assert due[0] == 0  # libcurl asks to be run at once
         message = curl.NULL
         for _ in range(3000):
             for fd in [fd for fd, what in sockets.items() if what != 4] or [-1]:
