@@ -440,7 +440,9 @@ async def test_stream_chunks_arrive_in_order_as_sent(server: RawServer, session:
     assert len(pieces) >= 4  # paced chunks are not one buffered blob
     assert still_sending[0]  # the first piece arrived before the server finished
     assert len(pieces[2]) > len(STREAM_CHUNKS[0])  # the queued chunks, joined in order
-    assert server.streams == [StreamEnd(sent=len(STREAM_CHUNKS), client_left=False)]
+    # The server records the end after its last write: possibly after the client read it.
+    assert await server.wait_stream_end() == StreamEnd(sent=len(STREAM_CHUNKS), client_left=False)
+    assert len(server.streams) == 1
     assert reply.finished
     assert session.active == 0
     assert session.idle_handles == 1
@@ -635,6 +637,26 @@ async def test_trim_closes_surplus_idle_handles(server: RawServer, session: Sess
     _, body = await session.fetch("GET", server.url("/echo"))
     assert json.loads(body) == {"method": "GET", "length": 0}
     assert session.idle_handles == 1
+
+
+async def test_many_transfers_at_once_then_close_leaves_nothing_on_the_loop(
+    server: RawServer, session: Session
+) -> None:
+    """Forty requests at once all answer; closing the session mid-stream ends the stream
+    and leaves no socket watched and no timer scheduled."""
+    answers = await asyncio.gather(*(session.fetch("GET", server.url("/echo")) for _ in range(40)))
+    assert [reply.status_code for reply, _ in answers] == [200] * 40
+    assert {json.loads(body)["method"] for _, body in answers} == {"GET"}
+    reply = await session.request("GET", server.url("/stream"), stream=True, timeout=5)
+    chunks = reply.aiter_bytes()
+    assert (await anext(chunks)).startswith(STREAM_CHUNKS[0])
+    sockets, _ = session.watching
+    assert sockets >= 1  # the stream's connection
+    await session.aclose()
+    assert session.watching == (0, False)
+    assert reply.finished
+    assert session.active == 0
+    await server.wait_stream_end()
 
 
 async def _connections_of(server: RawServer, session: Session, count: int) -> set[int]:

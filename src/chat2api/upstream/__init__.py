@@ -12,6 +12,7 @@ __all__ = [
     "errors",
     "files",
     "http",
+    "multi",
     "requirements",
     "transport",
 ]

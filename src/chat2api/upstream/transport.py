@@ -1,4 +1,4 @@
-"""A lean asyncio HTTP client on curl_cffi's libcurl bindings (``Curl`` + ``AsyncCurl``).
+"""A lean asyncio HTTP client on curl_cffi's libcurl bindings (``Curl``, a multi handle of its own).
 
 curl_cffi's ``AsyncSession`` resets each handle and sets every option again
 (impersonation included) for every request, parses headers and cookies in
@@ -6,7 +6,8 @@ Python, and runs a task, a queue and three events per streamed response: a
 third of chat2api's CPU per completion, and a good part of each open
 stream's memory. This module keeps what matters (curl-impersonate's browser
 TLS/HTTP fingerprint, one libcurl multi handle per session and its
-connection cache) and does the rest once:
+connection cache, driven by :class:`chat2api.upstream.multi.Multi`) and does
+the rest once:
 
 * a handle is impersonated and configured when it is created and is reused
   as is (libcurl keeps options across transfers); a request sets only what
@@ -36,15 +37,14 @@ maps them into the chat2api error tree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Coroutine, Iterable, Mapping
 from typing import Any
 
 from curl_cffi import Curl, CurlError, CurlHttpVersion, CurlInfo, CurlOpt
-from curl_cffi.aio import AsyncCurl
-from curl_cffi.const import CurlECode, CurlMOpt
+from curl_cffi.const import CurlECode
 
 from chat2api.upstream import curl
+from chat2api.upstream.multi import Multi
 
 __all__ = ["ACCEPT_ENCODING", "Reply", "ReplyHeaders", "Session", "TransferAborted"]
 
@@ -63,6 +63,7 @@ _HANDLE_OPTIONS: dict[CurlOpt, Any] = {
     CurlOpt.ACCEPT_ENCODING: ACCEPT_ENCODING,
 }
 _NULL = curl.NULL
+_unpack = curl.unpack
 
 
 class TransferAborted(CurlError):
@@ -195,19 +196,10 @@ class Reply:
         body, handle = self._body, self._handle
         if body is None or handle is None:
             return
-        if handle.curl.getinfo(CurlInfo.SIZE_UPLOAD_T) >= len(body):  # type: ignore[operator]
+        if handle.uploaded() >= len(body):
             self._body = None  # the only reference: options go to libcurl directly
 
     # -- completion
-
-    def _on_done(self, future: asyncio.Future[None]) -> None:
-        if future.cancelled():
-            error: BaseException | None = self._error or TransferAborted(
-                "The transfer was aborted.", CurlECode.ABORTED_BY_CALLBACK
-            )
-        else:
-            error = future.exception()
-        self._finish(error)
 
     def _finish(self, error: BaseException | None) -> None:
         if self._finished:
@@ -242,7 +234,7 @@ class Reply:
         self._error = error
         handle = self._handle
         if handle is not None:
-            self._session._remove(handle)  # cancels the transfer future -> _on_done
+            self._session._remove(handle)
         self._finish(error)
 
     # -- public API
@@ -331,14 +323,27 @@ class _Handle:
     unchanged: libcurl keeps options across a handle's transfers.
     """
 
-    __slots__ = ("_easy", "_values", "curl", "header_slist", "reply")
+    __slots__ = (
+        "_callbacks",
+        "_easy",
+        "_uploaded",
+        "_values",
+        "curl",
+        "easy",
+        "failure",
+        "header_slist",
+        "reply",
+    )
 
     def __init__(self, handle: Curl) -> None:
         self.curl = handle
-        self._easy = curl.easy_handle(handle)
+        self._easy = self.easy = curl.easy_handle(handle)
         self.reply: Reply | None = None
         self.header_slist: Any = _NULL
         self._values: dict[CurlOpt, object] = {}
+        self._uploaded = curl.offset_out()
+        self.failure: BaseException | None = None  # raised in a callback: the transfer's error
+        self._callbacks = curl.easy_callbacks(self._easy, self.on_body, self.on_header, self._fail)
 
     def _setopt(self, option: CurlOpt, param: Any) -> None:
         code = curl.easy_setopt(self._easy, option, param)
@@ -366,13 +371,34 @@ class _Handle:
         self._setopt(CurlOpt.POSTFIELDSIZE, curl.long_param(len(body)))
         self._setopt(CurlOpt.POSTFIELDS, body)
 
-    def on_body(self, chunk: bytes) -> int:
-        reply = self.reply
-        return reply._on_body(chunk) if reply is not None else len(chunk)
+    # libcurl's write and header callbacks (``curl.WriteCallback``)
 
-    def on_header(self, line: bytes) -> int:
+    def on_body(self, data: Any, size: int, length: int, userdata: Any) -> int:
         reply = self.reply
-        return reply._on_header(line) if reply is not None else len(line)
+        return reply._on_body(_unpack(data, length)) if reply is not None else length
+
+    def on_header(self, data: Any, size: int, length: int, userdata: Any) -> int:
+        reply = self.reply
+        return reply._on_header(_unpack(data, length)) if reply is not None else length
+
+    def _fail(self, error: BaseException) -> None:
+        if self.failure is None:
+            self.failure = error
+
+    def uploaded(self) -> int:
+        """Bytes of the request body sent so far."""
+        curl.easy_getinfo(self._easy, CurlInfo.SIZE_UPLOAD_T, self._uploaded)
+        return int(self._uploaded[0])
+
+    def transfer_done(self, code: int) -> None:
+        """The multi handle's word that the transfer ended (CURLcode ``code``)."""
+        reply = self.reply
+        failure, self.failure = self.failure, None
+        if reply is not None:
+            if code:
+                reply._finish(failure or curl.transfer_error(self.curl, code))
+            else:
+                reply._finish(None)
 
     def set_headers(self, lines: list[bytes]) -> None:
         self.free_headers()
@@ -417,7 +443,7 @@ class Session:
         self._proxy = proxy
         self._max_connections = max_connections
         self._max_idle_connections = max_idle_connections
-        self._acurl = self._new_multi()
+        self._multi = self._new_multi()
         self._idle: list[_Handle] = []  # most recently used last
         self._busy = 0
         self._peak = 0  # most transfers at once since the connections were last shed
@@ -425,16 +451,12 @@ class Session:
         self.sheds = 0  # how many times the cached connections were closed
         self._closed = False
 
-    def _new_multi(self) -> AsyncCurl:
+    def _new_multi(self) -> Multi:
         # While transfers run, every connection stays cached for the next
         # request (a conversation follows its chat-requirements call at once):
         # up to max_connections, not just max_idle_connections. Once the
         # session is idle again, _shed() closes what a burst left behind.
-        acurl = AsyncCurl(loop=self.loop)
-        for option in (CurlMOpt.MAX_TOTAL_CONNECTIONS, CurlMOpt.MAXCONNECTS):
-            if curl.multi_setopt_long(acurl, option, self._max_connections):
-                raise ValueError(f"libcurl refused max_connections={self._max_connections}")
-        return acurl
+        return Multi(self.loop, self._max_connections)
 
     async def _shed(self) -> None:
         """Close the cached connections, if the session is still idle.
@@ -446,9 +468,9 @@ class Session:
         try:
             if self._busy or self._closed:
                 return
-            old, self._acurl = self._acurl, self._new_multi()
+            old, self._multi = self._multi, self._new_multi()
             self._peak = 0
-            await old.close()  # type: ignore[no-untyped-call]
+            old.close()
             self.sheds += 1
         finally:
             self._shedding = None
@@ -461,17 +483,17 @@ class Session:
             easy.close()
             raise ValueError(f"curl-impersonate does not know the target {self._impersonate!r}")
         handle = _Handle(easy)
+        curl.use_ca_bundle(easy)
         for option, value in _HANDLE_OPTIONS.items():
             easy.setopt(option, value)
         if self._proxy:
             easy.setopt(CurlOpt.PROXY, self._proxy)
             easy.setopt(CurlOpt.NOPROXY, "")
-        easy.setopt(CurlOpt.WRITEFUNCTION, handle.on_body)
-        easy.setopt(CurlOpt.HEADERFUNCTION, handle.on_header)
         return handle
 
     def _release(self, handle: _Handle) -> None:
         handle.reply = None
+        handle.failure = None
         handle.free_headers()
         self._busy -= 1
         if self._closed:
@@ -483,8 +505,7 @@ class Session:
             self._shedding = self.loop.create_task(self._shed())
 
     def _remove(self, handle: _Handle) -> None:
-        with contextlib.suppress(CurlError):
-            self._acurl.remove_handle(handle.curl)
+        self._multi.remove(handle.easy)
 
     @property
     def idle_handles(self) -> int:
@@ -495,6 +516,11 @@ class Session:
     def active(self) -> int:
         """Transfers running now."""
         return self._busy
+
+    @property
+    def watching(self) -> tuple[int, bool]:
+        """(sockets watched on the loop, whether a libcurl timer is scheduled)."""
+        return self._multi.watching
 
     def trim(self, keep: int) -> int:
         """Close idle handles beyond the ``keep`` most recently used; how many."""
@@ -539,13 +565,12 @@ class Session:
             self._prepare(handle, method, url, headers, data, timeout, stream)
             handle.set_long(CurlOpt.FOLLOWLOCATION, 1 if follow_redirects else 0)
             handle.reply = reply
-            transfer = self._acurl.add_handle(handle.curl)
+            self._multi.add(handle.easy, handle)
         except BaseException:
             handle.reply = None
             reply._handle = None
             self._release(handle)
             raise
-        transfer.add_done_callback(reply._on_done)
         if stream:
             idle = timeout[1] if isinstance(timeout, tuple) else timeout
             reply._deadline = self.loop.call_later(idle, self._headers_late, reply, idle)
@@ -639,4 +664,6 @@ class Session:
         for handle in self._idle:
             handle.close()
         self._idle = []
-        await self._acurl.close()  # type: ignore[no-untyped-call]
+        # Transfers still running end as if complete, as AsyncCurl.close() left them.
+        for owner in self._multi.close():
+            owner.transfer_done(0)
