@@ -28,6 +28,7 @@ from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed, TextDelta
 from chat2api.protocol.stream import ConversationDecoder
 from chat2api.upstream.chatgpt import ChatGPTBackend, OpenedConversation
+from chat2api.upstream.http import map_transport_errors
 from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ def stream_error(event: StreamFailed) -> UpstreamUnavailable:
     )
 
 
+_READING = map_transport_errors("reading the stream")  # holds no state: shared
+
 MAX_RESUMES = 2
 """How many times one answer's dropped E3 stream is resumed before it fails."""
 
@@ -61,13 +64,17 @@ class AnswerBody:
     At most ``MAX_RESUMES`` times per answer; then the failure stands.
     """
 
-    __slots__ = ("_backend", "_stopped", "decoder", "opened", "resumes")
+    __slots__ = ("_backend", "_chunks", "_stopped", "decoder", "opened", "resumes")
 
     def __init__(
         self, backend: ChatGPTBackend, opened: OpenedConversation, decoder: ConversationDecoder
     ) -> None:
         self._backend = backend
         self.opened = opened
+        # The reply's chunks, read here rather than through ``opened.body`` (the
+        # same chunks, the same errors): one async generator less to pass
+        # through on every upstream event.
+        self._chunks = opened.response.aiter_bytes()
         self.decoder = decoder
         self.resumes = 0
         self._stopped = False
@@ -76,7 +83,8 @@ class AnswerBody:
         """The next piece of the body, ``None`` at its end."""
         while True:
             try:
-                return await anext(self.opened.body)
+                with _READING:
+                    return await anext(self._chunks)
             except StopAsyncIteration:
                 if self.decoder.done or not await self._resume(None):
                     return None
@@ -108,6 +116,7 @@ class AnswerBody:
                 continue
             await self.opened.aclose()
             self.opened = resumed
+            self._chunks = resumed.response.aiter_bytes()
             return True
         return False
 
@@ -130,6 +139,8 @@ class Turn:
         self._decoder = body.decoder
         self._lease = lease
         self.head = head
+        self._read_head = False  # ``read`` gave the head
+        self._ended = False  # ``read`` gave the events of the body's end
 
     @property
     def lease(self) -> Lease:
@@ -146,6 +157,30 @@ class Turn:
                     merged[key] = getattr(event, key) or merged.get(key)
         return Metadata(**merged)
 
+    async def read(self) -> list[Event] | None:
+        """The events of the next piece of the answer (the head first); ``None`` after the last.
+
+        Raises ``UpstreamError`` on failure (the account's failure is
+        recorded). One coroutine per upstream read, where ``events`` is an
+        async generator the reader passes through once per event: the
+        per-chunk path of a stream reads with this.
+        """
+        if not self._read_head:
+            self._read_head = True
+            return self.head
+        if self._ended:
+            return None
+        decoder = self._decoder
+        try:
+            if not decoder.done and (chunk := await self._body.next_chunk()) is not None:
+                return _decode(decoder.feed, chunk)
+            self._ended = True
+            return _decode(_close, decoder)
+        except UpstreamError as exc:
+            self._ended = True
+            await self._lease.failed(exc)
+            raise
+
     async def events(self) -> AsyncGenerator[Event, None]:
         """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
 
@@ -153,17 +188,9 @@ class Turn:
         account's use still counts as a success.
         """
         try:
-            for event in self.head:
-                yield event
-            body, decoder = self._body, self._decoder
-            while not decoder.done and (chunk := await body.next_chunk()) is not None:
-                for event in _decode(decoder.feed, chunk):
+            while (events := await self.read()) is not None:
+                for event in events:
                     yield event
-            for event in _decode(lambda _: self._decoder.close(), b""):
-                yield event
-        except UpstreamError as exc:
-            await self._lease.failed(exc)
-            raise
         finally:
             await self.aclose()
 
@@ -179,7 +206,11 @@ class Turn:
         await self._lease.succeeded()
 
 
-def _decode(step: Any, chunk: bytes) -> list[Event]:
+def _close(decoder: ConversationDecoder) -> list[Event]:
+    return decoder.close()
+
+
+def _decode(step: Any, chunk: Any) -> list[Event]:
     try:
         events: list[Event] = step(chunk)
     except ProtocolError as exc:
@@ -230,7 +261,7 @@ async def _read_head(body: AnswerBody) -> list[Event]:
             return head
         if decoder.done:
             break
-    for event in _decode(lambda _: decoder.close(), b""):
+    for event in _decode(_close, decoder):
         if isinstance(event, StreamFailed):
             raise stream_error(event)
         head.append(event)
