@@ -16,6 +16,8 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+from curl_cffi import CurlError
+
 from chat2api.errors import (
     Chat2APIError,
     PoolError,
@@ -83,8 +85,11 @@ class AnswerBody:
         """The next piece of the body, ``None`` at its end."""
         while True:
             try:
-                with _READING:
+                try:
                     return await anext(self._chunks)
+                except CurlError:
+                    with _READING:  # a transport failure, as the upstream error it stands for
+                        raise
             except StopAsyncIteration:
                 if self.decoder.done or not await self._resume(None):
                     return None
@@ -173,7 +178,11 @@ class Turn:
         decoder = self._decoder
         try:
             if not decoder.done and (chunk := await self._body.next_chunk()) is not None:
-                return _decode(decoder.feed, chunk)
+                try:
+                    events = decoder.feed(chunk)
+                except ProtocolError as exc:
+                    raise _unreadable(exc) from exc
+                return coalesce_text(events) if len(events) > 1 else events
             self._ended = True
             return _decode(_close, decoder)
         except UpstreamError as exc:
@@ -210,11 +219,15 @@ def _close(decoder: ConversationDecoder) -> list[Event]:
     return decoder.close()
 
 
+def _unreadable(exc: ProtocolError) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"The upstream stream was unreadable: {exc}")
+
+
 def _decode(step: Any, chunk: Any) -> list[Event]:
     try:
         events: list[Event] = step(chunk)
     except ProtocolError as exc:
-        raise UpstreamUnavailable(f"The upstream stream was unreadable: {exc}") from exc
+        raise _unreadable(exc) from exc
     return coalesce_text(events)
 
 

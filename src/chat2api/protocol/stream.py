@@ -612,8 +612,16 @@ def _whole_records(chunk: bytes) -> list[Any] | None:
     bytes that are not valid UTF-8 JSON, gives None: the decoder takes the
     whole chunk.
     """
-    if b"\r" in chunk:
+    # (bytes.find: ``in`` on bytes first tries its operand as an int and
+    # formats a TypeError it then drops.)
+    if chunk.find(b"\r") >= 0:
         return None
+    if chunk.count(b"\n") == 3 and chunk.endswith(b"}\n\n") and chunk.startswith(_DELTA_HEAD):
+        # One record: its one line end is the head's, so its data is what lies between.
+        try:
+            return [orjson.loads(chunk[_HEAD_LEN - 1 : -2])]
+        except orjson.JSONDecodeError:
+            return None
     pieces = chunk.split(b"\n\n")
     if pieces.pop():
         return None
