@@ -66,7 +66,7 @@ class AnswerBody:
     At most ``MAX_RESUMES`` times per answer; then the failure stands.
     """
 
-    __slots__ = ("_backend", "_chunks", "_stopped", "decoder", "opened", "resumes")
+    __slots__ = ("_backend", "_stopped", "chunks", "decoder", "opened", "resumes")
 
     def __init__(
         self, backend: ChatGPTBackend, opened: OpenedConversation, decoder: ConversationDecoder
@@ -75,27 +75,37 @@ class AnswerBody:
         self.opened = opened
         # The reply's chunks, read here rather than through ``opened.body`` (the
         # same chunks, the same errors): one async generator less to pass
-        # through on every upstream event.
-        self._chunks = opened.response.aiter_bytes()
+        # through on every upstream event. A read that raises goes on in
+        # ``after``.
+        self.chunks = opened.response.aiter_bytes()
         self.decoder = decoder
         self.resumes = 0
         self._stopped = False
 
     async def next_chunk(self) -> bytes | None:
         """The next piece of the body, ``None`` at its end."""
+        try:
+            return await anext(self.chunks)
+        except (StopAsyncIteration, CurlError) as exc:
+            return await self.after(exc)
+
+    async def after(self, stopped: StopAsyncIteration | CurlError) -> bytes | None:
+        """``next_chunk`` once a read of ``chunks`` raised ``stopped``: resume, or end, or raise."""
         while True:
-            try:
-                try:
-                    return await anext(self._chunks)
-                except CurlError:
-                    with _READING:  # a transport failure, as the upstream error it stands for
-                        raise
-            except StopAsyncIteration:
+            if isinstance(stopped, StopAsyncIteration):
                 if self.decoder.done or not await self._resume(None):
                     return None
-            except UpstreamError as exc:
-                if not await self._resume(exc):
-                    raise
+            else:
+                try:
+                    with _READING:  # the transport failure, as the upstream error it stands for
+                        raise stopped
+                except UpstreamError as exc:
+                    if not await self._resume(exc):
+                        raise
+            try:
+                return await anext(self.chunks)
+            except (StopAsyncIteration, CurlError) as exc:
+                stopped = exc
 
     async def _resume(self, error: UpstreamError | None) -> bool:
         decoder = self.decoder
@@ -121,7 +131,7 @@ class AnswerBody:
                 continue
             await self.opened.aclose()
             self.opened = resumed
-            self._chunks = resumed.response.aiter_bytes()
+            self.chunks = resumed.response.aiter_bytes()
             return True
         return False
 
@@ -177,7 +187,14 @@ class Turn:
             return None
         decoder = self._decoder
         try:
-            if not decoder.done and (chunk := await self._body.next_chunk()) is not None:
+            if decoder.done:
+                chunk = None
+            else:
+                try:  # AnswerBody.next_chunk, one coroutine less per read
+                    chunk = await anext(self._body.chunks)
+                except (StopAsyncIteration, CurlError) as exc:
+                    chunk = await self._body.after(exc)
+            if chunk is not None:
                 try:
                     events = decoder.feed(chunk)
                 except ProtocolError as exc:
