@@ -239,7 +239,7 @@ class Answer:
             pieces = self._sandbox.feed(text)
             if len(pieces) != 1 or type(pieces[0]) is not str:
                 return pieces
-            text = pieces[0]  # type: ignore[assignment]
+            text = pieces[0]
         self.content += text
         return text
 
