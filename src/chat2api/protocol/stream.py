@@ -617,7 +617,8 @@ def _whole_records(chunk: bytes) -> list[Any] | None:
     if chunk.find(b"\r") >= 0:
         return None
     if chunk.count(b"\n") == 3 and chunk.endswith(b"}\n\n") and chunk.startswith(_DELTA_HEAD):
-        # One record: its one line end is the head's, so its data is what lies between.
+        # One record: three line ends, the head's and the two ending it, so the data
+        # line holds none and its JSON is what lies between.
         try:
             return [orjson.loads(chunk[_HEAD_LEN - 1 : -2])]
         except orjson.JSONDecodeError:
