@@ -36,7 +36,7 @@ from chat2api.errors import UpstreamUnavailable
 from chat2api.links import DownloadLinks
 from chat2api.net.fetch import Fetched, fetch_url
 from chat2api.pool.lease import AccountSource, Lease
-from chat2api.protocol.events import ImageGenerated, Metadata, StreamFailed
+from chat2api.protocol.events import ImageGenerated, Metadata, StreamFailed, TextDelta
 from chat2api.settings import Settings
 from chat2api.state import AppState
 from chat2api.upstream.downloads import Downloader, Generated, needs_account
@@ -233,24 +233,36 @@ async def answer_deltas(
     as a success once the model's answer ended normally.
     """
     while True:
-        events = turn.events()
+        plain = answer.plain
         try:
-            async for event in events:
-                if isinstance(event, StreamFailed):
-                    raise stream_error(event)
-                for delta in await answer.apply(event):
-                    yield delta
-                    image = delta.get(IMAGE_KEY) if downloader is not None else None
-                    if downloader is not None and image is not None:
-                        data = await image_bytes(
-                            downloader, turn.lease.credentials, answer.conversation_id, image
-                        )
-                        yield {IMAGE_KEY: image, IMAGE_BYTES_KEY: data}
-                if answer.done:
-                    break
+            ended = False
+            # One read of the upstream body at a time (``Turn.read``): the per-event
+            # path goes through no async generator but this one. Plain answer text
+            # is folded without a coroutine (``Answer.fold_plain``).
+            while not ended and (events := await turn.read()) is not None:
+                for event in events:
+                    if plain and type(event) is TextDelta:
+                        added = answer.fold_plain(event.text)
+                        if type(added) is not str:
+                            added = await answer.add_rewritten(added)  # type: ignore[arg-type]
+                        if added:
+                            yield {"content": added}
+                        continue  # a text delta never finishes a plain answer
+                    if isinstance(event, StreamFailed):
+                        raise stream_error(event)
+                    for delta in await answer.apply(event):
+                        yield delta
+                        image = delta.get(IMAGE_KEY) if downloader is not None else None
+                        if downloader is not None and image is not None:
+                            data = await image_bytes(
+                                downloader, turn.lease.credentials, answer.conversation_id, image
+                            )
+                            yield {IMAGE_KEY: image, IMAGE_BYTES_KEY: data}
+                    if answer.done:
+                        ended = True
+                        break
             await turn.succeeded()
         finally:
-            await events.aclose()  # left at the answer's end: not for the loop's hook
             await turn.aclose()
         if ask is None or not answer.wants_correction:
             return

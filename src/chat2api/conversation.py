@@ -16,6 +16,8 @@ import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
+from curl_cffi import CurlError
+
 from chat2api.errors import (
     Chat2APIError,
     PoolError,
@@ -28,6 +30,7 @@ from chat2api.protocol.errors import ProtocolError
 from chat2api.protocol.events import Event, Metadata, StreamFailed, TextDelta
 from chat2api.protocol.stream import ConversationDecoder
 from chat2api.upstream.chatgpt import ChatGPTBackend, OpenedConversation
+from chat2api.upstream.http import map_transport_errors
 from chat2api.values import Credentials
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,8 @@ def stream_error(event: StreamFailed) -> UpstreamUnavailable:
     )
 
 
+_READING = map_transport_errors("reading the stream")  # holds no state: shared
+
 MAX_RESUMES = 2
 """How many times one answer's dropped E3 stream is resumed before it fails."""
 
@@ -61,28 +66,46 @@ class AnswerBody:
     At most ``MAX_RESUMES`` times per answer; then the failure stands.
     """
 
-    __slots__ = ("_backend", "_stopped", "decoder", "opened", "resumes")
+    __slots__ = ("_backend", "_stopped", "chunks", "decoder", "opened", "resumes")
 
     def __init__(
         self, backend: ChatGPTBackend, opened: OpenedConversation, decoder: ConversationDecoder
     ) -> None:
         self._backend = backend
         self.opened = opened
+        # The reply's chunks, read here rather than through ``opened.body`` (the
+        # same chunks, the same errors): one async generator less to pass
+        # through on every upstream event. A read that raises goes on in
+        # ``after``.
+        self.chunks = opened.response.aiter_bytes()
         self.decoder = decoder
         self.resumes = 0
         self._stopped = False
 
     async def next_chunk(self) -> bytes | None:
         """The next piece of the body, ``None`` at its end."""
+        try:
+            return await anext(self.chunks)
+        except (StopAsyncIteration, CurlError) as exc:
+            return await self.after(exc)
+
+    async def after(self, stopped: StopAsyncIteration | CurlError) -> bytes | None:
+        """``next_chunk`` once a read of ``chunks`` raised ``stopped``: resume, or end, or raise."""
         while True:
-            try:
-                return await anext(self.opened.body)
-            except StopAsyncIteration:
+            if isinstance(stopped, StopAsyncIteration):
                 if self.decoder.done or not await self._resume(None):
                     return None
-            except UpstreamError as exc:
-                if not await self._resume(exc):
-                    raise
+            else:
+                try:
+                    with _READING:  # the transport failure, as the upstream error it stands for
+                        raise stopped
+                except UpstreamError as exc:
+                    if not await self._resume(exc):
+                        raise
+            try:
+                return await anext(self.chunks)
+            except (StopAsyncIteration, CurlError) as exc:
+                stopped = exc
 
     async def _resume(self, error: UpstreamError | None) -> bool:
         decoder = self.decoder
@@ -108,6 +131,7 @@ class AnswerBody:
                 continue
             await self.opened.aclose()
             self.opened = resumed
+            self.chunks = resumed.response.aiter_bytes()
             return True
         return False
 
@@ -130,6 +154,8 @@ class Turn:
         self._decoder = body.decoder
         self._lease = lease
         self.head = head
+        self._read_head = False  # ``read`` gave the head
+        self._ended = False  # ``read`` gave the events of the body's end
 
     @property
     def lease(self) -> Lease:
@@ -146,6 +172,41 @@ class Turn:
                     merged[key] = getattr(event, key) or merged.get(key)
         return Metadata(**merged)
 
+    async def read(self) -> list[Event] | None:
+        """The events of the next piece of the answer (the head first); ``None`` after the last.
+
+        Raises ``UpstreamError`` on failure (the account's failure is
+        recorded). One coroutine per upstream read, where ``events`` is an
+        async generator the reader passes through once per event: the
+        per-chunk path of a stream reads with this.
+        """
+        if not self._read_head:
+            self._read_head = True
+            return self.head
+        if self._ended:
+            return None
+        decoder = self._decoder
+        try:
+            if decoder.done:
+                chunk = None
+            else:
+                try:  # AnswerBody.next_chunk, one coroutine less per read
+                    chunk = await anext(self._body.chunks)
+                except (StopAsyncIteration, CurlError) as exc:
+                    chunk = await self._body.after(exc)
+            if chunk is not None:
+                try:
+                    events = decoder.feed(chunk)
+                except ProtocolError as exc:
+                    raise _unreadable(exc) from exc
+                return coalesce_text(events) if len(events) > 1 else events
+            self._ended = True
+            return _decode(_close, decoder)
+        except UpstreamError as exc:
+            self._ended = True
+            await self._lease.failed(exc)
+            raise
+
     async def events(self) -> AsyncGenerator[Event, None]:
         """Every event of the answer, head first. Raises ``UpstreamError`` on failure.
 
@@ -153,17 +214,9 @@ class Turn:
         account's use still counts as a success.
         """
         try:
-            for event in self.head:
-                yield event
-            body, decoder = self._body, self._decoder
-            while not decoder.done and (chunk := await body.next_chunk()) is not None:
-                for event in _decode(decoder.feed, chunk):
+            while (events := await self.read()) is not None:
+                for event in events:
                     yield event
-            for event in _decode(lambda _: self._decoder.close(), b""):
-                yield event
-        except UpstreamError as exc:
-            await self._lease.failed(exc)
-            raise
         finally:
             await self.aclose()
 
@@ -179,11 +232,19 @@ class Turn:
         await self._lease.succeeded()
 
 
-def _decode(step: Any, chunk: bytes) -> list[Event]:
+def _close(decoder: ConversationDecoder) -> list[Event]:
+    return decoder.close()
+
+
+def _unreadable(exc: ProtocolError) -> UpstreamUnavailable:
+    return UpstreamUnavailable(f"The upstream stream was unreadable: {exc}")
+
+
+def _decode(step: Any, chunk: Any) -> list[Event]:
     try:
         events: list[Event] = step(chunk)
     except ProtocolError as exc:
-        raise UpstreamUnavailable(f"The upstream stream was unreadable: {exc}") from exc
+        raise _unreadable(exc) from exc
     return coalesce_text(events)
 
 
@@ -230,7 +291,7 @@ async def _read_head(body: AnswerBody) -> list[Event]:
             return head
         if decoder.done:
             break
-    for event in _decode(lambda _: decoder.close(), b""):
+    for event in _decode(_close, decoder):
         if isinstance(event, StreamFailed):
             raise stream_error(event)
         head.append(event)

@@ -278,7 +278,10 @@ async def _stream(
     yield chunk({"role": "assistant", "content": ""})
     try:
         async for delta in deltas:
-            yield chunk(delta)
+            if len(delta) == 1 and type(text := delta.get("content")) is str:
+                yield template.encode(text)  # what chunk(delta) gives, without the call
+            else:
+                yield chunk(delta)
     except Chat2APIError as exc:
         note_error(exc.code, f"mid-stream: {exc.message}")  # logged once, with the request
         yield sse_data(exc.to_dict())

@@ -156,6 +156,54 @@ async def create_response(request: Request) -> Response:
     return Response(orjson.dumps(builder.response), media_type="application/json", headers=headers)
 
 
+class TextDeltaEvent:
+    """The ``response.output_text.delta`` event of an open message item, from a template.
+
+    The bytes ``sse_event`` gives for that event, with its sequence number
+    and the JSON of its text spliced into the rest, serialised once per
+    item (again only when the item or its index changes).
+    """
+
+    __slots__ = ("_at", "_parts")
+
+    _SEQ = "\ue000chat2api seq\ue001"
+    _TEXT = "\ue000chat2api text\ue001"
+    _SEQ_JSON = orjson.dumps(_SEQ)
+    _TEXT_JSON = orjson.dumps(_TEXT)
+    _OPEN = "\ue000".encode()
+
+    def __init__(self) -> None:
+        self._at: tuple[str, int] | None = None
+        self._parts: tuple[bytes, bytes, bytes] | None = None
+
+    def encode(self, seq: int, item_id: str, output_index: int, text: str) -> bytes:
+        at = (item_id, output_index)
+        if at != self._at:
+            self._at = at
+            whole = sse_event(self._event(self._SEQ, item_id, output_index, self._TEXT))
+            head, seq_mark, rest = whole.partition(self._SEQ_JSON)
+            middle, text_mark, tail = rest.partition(self._TEXT_JSON)
+            unique = seq_mark and text_mark and whole.count(self._OPEN) == 2  # nowhere else
+            self._parts = (head, middle, tail) if unique else None
+        parts = self._parts
+        if parts is None:
+            return sse_event(self._event(seq, item_id, output_index, text))
+        return b"".join((parts[0], str(seq).encode(), parts[1], orjson.dumps(text), parts[2]))
+
+    @staticmethod
+    def _event(seq: object, item_id: str, output_index: int, text: str) -> dict[str, Any]:
+        # The fields and their order as ResponseBuilder._text_into makes them.
+        return {
+            "type": "response.output_text.delta",
+            "sequence_number": seq,
+            "item_id": item_id,
+            "output_index": output_index,
+            "content_index": 0,
+            "delta": text,
+            "logprobs": [],
+        }
+
+
 async def _events(
     builder: ResponseBuilder,
     deltas: AsyncGenerator[dict[str, Any], None],
@@ -165,8 +213,14 @@ async def _events(
     """The Responses event stream; an upstream failure ends it with ``response.failed``."""
     for event in builder.start():
         yield sse_event(event)
+    template = TextDeltaEvent()
     try:
         async for delta in deltas:
+            if len(delta) == 1 and type(text := delta.get("content")) is str and text:
+                at = builder.output_text(text)
+                if at is not None:  # what sse_event gives for builder.feed(delta)'s one event
+                    yield template.encode(*at, text)
+                    continue
             for event in builder.feed(delta):
                 yield sse_event(event)
     except Chat2APIError as exc:

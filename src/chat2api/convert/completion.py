@@ -218,16 +218,41 @@ class Answer:
             return _content(added)
         return []
 
-    async def _add_plain(self, text: str) -> str:
-        """``_add_text`` when no tool parser, format, stop or token limit shapes the text."""
+    @property
+    def plain(self) -> bool:
+        """No tool parser, response format, ``stop`` or token limit shapes the text."""
+        return (
+            self.tools is None
+            and self.structured is None
+            and self.stop is None
+            and self.token_limit is None
+        )
+
+    def fold_plain(self, text: str) -> str | list[str | tuple[str, str]]:
+        """``apply(TextDelta(text))`` of a ``plain`` answer not ``done``, without a coroutine.
+
+        Returns the content added (the delta is ``{"content": it}`` when not
+        empty), or, when download links must be made first, the pieces to
+        give :meth:`add_rewritten`.
+        """
         if self.links is not None and text:
             pieces = self._sandbox.feed(text)
-            if len(pieces) == 1 and type(pieces[0]) is str:
-                text = pieces[0]
-            else:
-                text = await self._rewritten(pieces)
+            if len(pieces) != 1 or type(pieces[0]) is not str:
+                return pieces
+            text = pieces[0]
         self.content += text
         return text
+
+    async def add_rewritten(self, pieces: list[str | tuple[str, str]]) -> str:
+        """The end of :meth:`fold_plain` that awaits download links."""
+        text = await self._rewritten(pieces)
+        self.content += text
+        return text
+
+    async def _add_plain(self, text: str) -> str:
+        """``_add_text`` when no tool parser, format, stop or token limit shapes the text."""
+        added = self.fold_plain(text)
+        return added if isinstance(added, str) else await self.add_rewritten(added)
 
     async def _add_text(self, text: str) -> str:
         if self.links is not None and text:

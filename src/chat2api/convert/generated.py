@@ -20,6 +20,7 @@ from typing import Protocol
 from chat2api.protocol.events import Citation, CodeRun, ExecutionOutput, ImageGenerated
 
 SANDBOX = "sandbox:"
+_FIRST = SANDBOX[0]
 _TARGET_END = re.compile(r"[)\s\"'>\]]")
 
 
@@ -62,6 +63,8 @@ class SandboxRewriter:
         self._held = ""
 
     def feed(self, text: str) -> list[str | tuple[str, str]]:
+        if not self._held and SANDBOX not in text and _FIRST not in text[1 - len(SANDBOX) :]:
+            return [text] if text else []  # what _scan gives: no target, no tail to keep
         return self._scan(self._held + text, final=False)
 
     def close(self) -> list[str | tuple[str, str]]:

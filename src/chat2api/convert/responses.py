@@ -139,6 +139,23 @@ class ResponseBuilder:
             events += self._image_started() if data is None else self._image_done(image, data)
         return events
 
+    def output_text(self, text: str) -> tuple[int, str, int] | None:
+        """``feed({"content": text})`` while a message item is open (``text`` not empty).
+
+        Folds the text as ``feed`` does and returns what its one
+        ``response.output_text.delta`` event carries besides the text and the
+        constant fields: ``(sequence_number, item_id, output_index)``, for an
+        encoder that serialises the rest once. ``None``, and nothing done,
+        when no message item is open (``feed`` would open one).
+        """
+        item = self._open
+        if item is None or item["type"] != "message":
+            return None
+        item["content"][0]["text"] += text
+        seq = self._seq
+        self._seq = seq + 1
+        return seq, item["id"], self.output.index(item)
+
     def _image_started(self) -> list[dict[str, Any]]:
         """An ``image_generation_call`` item, generating until its bytes come."""
         events = self._close_open()

@@ -55,7 +55,7 @@ class MarkerFilter:
         if self._held:
             text = self._held + text
             self._held = ""
-        elif _ANY.search(text) is None:
+        elif text.isascii() or _ANY.search(text) is None:  # isascii: a flag, no scan
             return text
         return self._scan(text, final=False)
 

@@ -612,8 +612,17 @@ def _whole_records(chunk: bytes) -> list[Any] | None:
     bytes that are not valid UTF-8 JSON, gives None: the decoder takes the
     whole chunk.
     """
-    if b"\r" in chunk:
+    # (bytes.find: ``in`` on bytes first tries its operand as an int and
+    # formats a TypeError it then drops.)
+    if chunk.find(b"\r") >= 0:
         return None
+    if chunk.count(b"\n") == 3 and chunk.endswith(b"}\n\n") and chunk.startswith(_DELTA_HEAD):
+        # One record: three line ends, the head's and the two ending it, so the data
+        # line holds none and its JSON is what lies between.
+        try:
+            return [orjson.loads(chunk[_HEAD_LEN - 1 : -2])]
+        except orjson.JSONDecodeError:
+            return None
     pieces = chunk.split(b"\n\n")
     if pieces.pop():
         return None

@@ -149,6 +149,12 @@ def test_the_fast_paths_are_taken() -> None:
         b'event: delta\ndata: {"v":"a"} trailing\n\n',
         b'event: delta\ndata: {"v":"a"}\n\n\nevent: delta\ndata: {"v":"b"}\n\n',
         b'event: delta\ndata: {"v":"a"}\n\nevent: delta\ndata: {"v":"b"}\n',
+        # One record (three line ends), but not whole: each shape the one-record path rejects.
+        b'event: delta\ndata: {"v":"a"}\n\nx',
+        b'event: deltb\ndata: {"v":"a"}\n\n',
+        b'event: delta\ndata: {"v":"a"}\n\n}\n\n',
+        b'event: delta\ndata: {"v":"a\r"}\n\n',
+        b'event: delta\ndata: {"v":"a"}}\n\n',
     ],
 )
 def test_not_whole_records(chunk: bytes) -> None:
@@ -156,5 +162,6 @@ def test_not_whole_records(chunk: bytes) -> None:
 
 
 def test_whole_records() -> None:
+    assert _whole_records(b'event: delta\ndata: {"v":"a"}\n\n') == [{"v": "a"}]
     chunk = b'event: delta\ndata: {"v":"a"}\n\nevent: delta\ndata: {"p":"","o":"add","v":{}}\n\n'
     assert _whole_records(chunk) == [{"v": "a"}, {"p": "", "o": "add", "v": {}}]
