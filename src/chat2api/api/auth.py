@@ -52,15 +52,25 @@ def _is_code(key: str, codes: list[str]) -> bool:
     return found
 
 
+@lru_cache(maxsize=64)
+def _expiry(token: str) -> tuple[bool, int | float | None]:
+    """Whether ``token`` is a readable JWT, and its ``exp`` claim if it is a number.
+
+    Decoded once per token, not per request (``_given`` keeps as many).
+    """
+    claims = jwt_claims(token)
+    exp = claims.get("exp")
+    return bool(claims), exp if isinstance(exp, int | float) else None
+
+
 def _check_access_token(token: str) -> None:
     """Refuse an AccessToken that cannot work: not a JWT, or expired."""
     if not token.startswith("eyJ"):
         return  # an fk- key: only its issuer can judge it
-    claims = jwt_claims(token)
-    if not claims:
+    readable, exp = _expiry(token)
+    if not readable:
         raise AuthenticationFailed("The key looks like an AccessToken but is not a readable JWT.")
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp <= time.time():
+    if exp is not None and exp <= time.time():
         raise AuthenticationFailed(
             "The AccessToken has expired: get a fresh one, or send the RefreshToken instead.",
             code="token_expired",
