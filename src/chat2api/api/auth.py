@@ -25,6 +25,7 @@ from functools import lru_cache
 
 from starlette.requests import Request
 
+from chat2api.convert.messages import random_uuid
 from chat2api.errors import AuthenticationFailed
 from chat2api.pool.jwt import jwt_claims
 from chat2api.pool.lease import AccountSource, FixedAccount
@@ -95,7 +96,8 @@ async def account_source(request: Request, state: AppState) -> AccountSource:
         )
     if given.kind == "access_token":
         _check_access_token(given.token)
-        return FixedAccount(Credentials(given.token, workspace))
+        # The login-free device a Credentials draws (unused with a token), drawn cheaply.
+        return FixedAccount(Credentials(given.token, workspace, device=random_uuid()))
     if given.kind == "refresh_token":
         source = ClientRefreshToken(state.refresh_cache, given.token, workspace)
         await source.ready()  # a refused token fails here, before any work
