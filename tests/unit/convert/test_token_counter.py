@@ -12,7 +12,7 @@ import psutil
 import pytest
 import toktok
 
-from chat2api.convert.usage import TokenCounter, TokenCountError
+from chat2api.convert.usage import TokenCounter, TokenCountError, worker_environment
 
 TEXTS = [
     "",
@@ -143,3 +143,21 @@ def test_busy_worker_is_not_stopped() -> None:
         return 0
 
     assert run(go, idle_seconds=0.6) == 0
+
+
+def test_worker_heap_asks_for_huge_pages() -> None:
+    """The worker runs with glibc's huge-page tunable; a deployment's own tunables are kept."""
+
+    async def go(counter: TokenCounter) -> dict[str, str]:
+        await counter.count(["hello"], "o200k_base")
+        assert counter.pid is not None
+        environ: dict[str, str] = psutil.Process(counter.pid).environ()
+        return environ
+
+    expected = worker_environment(os.environ)["GLIBC_TUNABLES"]
+    assert "glibc.malloc.hugetlb=" in expected
+    assert run(go)["GLIBC_TUNABLES"] == expected
+    kept = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert kept["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    chosen = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+    assert chosen["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
