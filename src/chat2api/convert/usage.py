@@ -245,7 +245,7 @@ class TokenCounter:
                 return await future
             except _WorkerGone as exc:
                 self._pending.pop(ident, None)
-                if attempt == 2:
+                if attempt == 2 or self._closed:  # no new worker once closed
                     raise
                 log.warning("token counting worker died (%s); starting a new one", exc)
         raise AssertionError("unreachable")  # pragma: no cover

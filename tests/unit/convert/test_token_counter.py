@@ -161,3 +161,25 @@ def test_worker_heap_asks_for_huge_pages() -> None:
     assert kept["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
     chosen = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
     assert chosen["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+
+
+def test_requests_held_back_at_close_start_no_new_worker() -> None:
+    """A request held back when the counter closes fails, and starts no new worker."""
+
+    async def go() -> tuple[BaseException | None, set[int]]:
+        counter = TokenCounter()
+        await counter.count(["warm"], "o200k_base")
+        first = asyncio.ensure_future(counter.count(["many words " * 100_000], "o200k_base"))
+        for _ in range(3):  # the first request written, its answer not read yet
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(counter.count(["held back"], "o200k_base"))
+        await asyncio.sleep(0)
+        await counter.aclose()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(results[0], list)  # the write before the close is answered
+        children = {p.pid for p in psutil.Process().children() if "token_worker" in p.cmdline()}
+        return (results[1] if isinstance(results[1], BaseException) else None), children
+
+    error, children = asyncio.run(go())
+    assert isinstance(error, TokenCountError)
+    assert children == set()
