@@ -24,7 +24,7 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -44,7 +44,7 @@ _LINE_LIMIT = 2**28  # the longest answer line read from the worker (bytes)
 _HUGE_PAGES = "glibc.malloc.hugetlb=1"
 
 
-def worker_environment(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The token worker's environment: ``environ`` with ``_HUGE_PAGES`` among its tunables."""
     env = dict(environ)
     tunables = env.get("GLIBC_TUNABLES", "")
