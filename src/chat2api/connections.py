@@ -10,6 +10,9 @@ previous response, and the server holds at most ``MAX_CONNECTIONS``
 connections, ``MAX_CLIENT_CONNECTIONS`` of them from one address; one over
 either cap is answered 503 in the OpenAI envelope and closed at once.
 ``raise_fd_limit`` lifts the soft descriptor limit to the hard one at start.
+
+A response's head goes out with its body (:class:`HeadWithBody`): one
+write and one TCP segment for an answer sent whole, not two.
 """
 
 from __future__ import annotations
@@ -24,11 +27,62 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from chat2api.settings import Settings
 
-__all__ = ["ConnectionGuard", "raise_fd_limit", "server_options"]
+__all__ = ["ConnectionGuard", "HeadWithBody", "raise_fd_limit", "server_options"]
 
 log = logging.getLogger(__name__)
 
 FD_RESERVE = 256  # descriptors kept for the store, logs, upstream connections' peaks
+
+
+class HeadWithBody:
+    """The transport uvicorn answers one request through: its first write waits for the next.
+
+    uvicorn writes the status line and headers as soon as the app sends
+    ``http.response.start``, and the body at ``http.response.body``: two
+    system calls and two segments for a response sent whole. Here the first
+    write is held until the next write, ``close`` or ``abort`` of the same
+    loop step, or the step's end, whichever comes first: the same bytes in
+    the same order, a step later at most.
+    """
+
+    __slots__ = ("_fresh", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._fresh = True
+        self._held: bytes | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._fresh:
+            self._fresh = False
+            self._held = bytes(data)
+            self._loop.call_soon(self._release)
+            return
+        held = self._held
+        if held is not None:
+            self._held = None
+            data = held + data
+        self._transport.write(data)
+
+    def _release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self._release()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._release()
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def _refusal() -> bytes:
@@ -134,6 +188,9 @@ class ConnectionGuard:
             def on_headers_complete(self) -> None:
                 self._disarm()
                 super().on_headers_complete()
+                cycle = self.cycle
+                if cycle is not None and cycle.transport is self.transport:
+                    cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
             def on_response_complete(self) -> None:
                 super().on_response_complete()

@@ -25,6 +25,7 @@ from functools import lru_cache
 
 from starlette.requests import Request
 
+from chat2api.convert.messages import random_uuid
 from chat2api.errors import AuthenticationFailed
 from chat2api.pool.jwt import jwt_claims
 from chat2api.pool.lease import AccountSource, FixedAccount
@@ -52,15 +53,25 @@ def _is_code(key: str, codes: list[str]) -> bool:
     return found
 
 
+@lru_cache(maxsize=64)
+def _expiry(token: str) -> tuple[bool, int | float | None]:
+    """Whether ``token`` is a readable JWT, and its ``exp`` claim if it is a number.
+
+    Decoded once per token, not per request (``_given`` keeps as many).
+    """
+    claims = jwt_claims(token)
+    exp = claims.get("exp")
+    return bool(claims), exp if isinstance(exp, int | float) else None
+
+
 def _check_access_token(token: str) -> None:
     """Refuse an AccessToken that cannot work: not a JWT, or expired."""
     if not token.startswith("eyJ"):
         return  # an fk- key: only its issuer can judge it
-    claims = jwt_claims(token)
-    if not claims:
+    readable, exp = _expiry(token)
+    if not readable:
         raise AuthenticationFailed("The key looks like an AccessToken but is not a readable JWT.")
-    exp = claims.get("exp")
-    if isinstance(exp, int | float) and exp <= time.time():
+    if exp is not None and exp <= time.time():
         raise AuthenticationFailed(
             "The AccessToken has expired: get a fresh one, or send the RefreshToken instead.",
             code="token_expired",
@@ -85,7 +96,8 @@ async def account_source(request: Request, state: AppState) -> AccountSource:
         )
     if given.kind == "access_token":
         _check_access_token(given.token)
-        return FixedAccount(Credentials(given.token, workspace))
+        # The login-free device a Credentials draws (unused with a token), drawn cheaply.
+        return FixedAccount(Credentials(given.token, workspace, device=random_uuid()))
     if given.kind == "refresh_token":
         source = ClientRefreshToken(state.refresh_cache, given.token, workspace)
         await source.ready()  # a refused token fails here, before any work

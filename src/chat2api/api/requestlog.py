@@ -20,11 +20,12 @@ import hashlib
 import logging
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
+
+from chat2api.convert.messages import random_uuid_hex
 
 __all__ = ["REQUEST_ID_HEADER", "RequestLog", "RequestRecord", "note", "note_error"]
 
@@ -117,7 +118,7 @@ def _request_id(scope: Scope) -> str:
             if _ID_OK.match(given):
                 return given
             break
-    return "req_" + uuid.uuid4().hex
+    return "req_" + random_uuid_hex()
 
 
 class RequestLog:

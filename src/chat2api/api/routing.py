@@ -80,6 +80,34 @@ def prefixed(prefix: str, routes: Iterable[BaseRoute]) -> list[BaseRoute]:
     return out
 
 
+_BASES: dict[tuple[object, ...], str] = {}
+_BASES_KEPT = 256  # the Host header is the client's: a bounded memo, emptied when full
+
+
 def public_base(request: Request, prefix_path: str) -> str:
-    """This service's URL as the client reached it, with the API prefix."""
-    return str(request.base_url).rstrip("/") + prefix_path
+    """This service's URL as the client reached it, with the API prefix.
+
+    ``request.base_url`` builds and parses a URL; it depends only on the
+    scope's scheme, server, root path and ``Host`` header, so the result is
+    remembered by those.
+    """
+    scope = request.scope
+    host = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = value
+            break
+    server = scope.get("server")
+    key = (
+        scope.get("scheme", "http"),
+        host,
+        tuple(server) if server is not None else None,
+        scope.get("app_root_path", scope.get("root_path", "")),
+        prefix_path,
+    )
+    base = _BASES.get(key)
+    if base is None:
+        if len(_BASES) >= _BASES_KEPT:
+            _BASES.clear()
+        base = _BASES[key] = str(request.base_url).rstrip("/") + prefix_path
+    return base

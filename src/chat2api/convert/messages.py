@@ -8,7 +8,7 @@ tool calls and results are rendered as text (``convert.tools``).
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -38,6 +38,40 @@ _THINKING_EFFORT = {
     "xhigh": "max",
 }
 _ROLE_MAP = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+_DRAW = 4096  # bytes of randomness drawn at a time: 256 ids
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
+_draws: list[bytes] = []
+
+
+def _forget_draws() -> None:
+    _draws.clear()  # a forked child draws its own: ids never repeat across processes
+
+
+os.register_at_fork(after_in_child=_forget_draws)
+
+
+def random_uuid_hex() -> str:
+    """``uuid.uuid4().hex``, as uniform, from one ``os.urandom`` call per 256 ids.
+
+    An answer takes several ids (request id, message ids, device): a system
+    call and a ``UUID`` object each is more than the ids themselves cost.
+    """
+    try:
+        raw = _draws.pop()  # atomic: two threads never get the same bytes
+    except IndexError:
+        data = os.urandom(_DRAW)
+        _draws[:] = [data[i : i + 16] for i in range(16, _DRAW, 16)]
+        raw = data[:16]
+    h = raw.hex()
+    # Version 4 in the 13th digit, the RFC 4122 variant in the 17th, as uuid4() sets them.
+    return f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
+
+
+def random_uuid() -> str:
+    """``str(uuid.uuid4())`` (see :func:`random_uuid_hex`)."""
+    h = random_uuid_hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def message_text(message: ChatMessage, index: int) -> str:
@@ -117,7 +151,7 @@ def to_chatgpt_messages(
     out = []
     for index, (role, text, _) in enumerate(turns):
         message: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
+            "id": random_uuid(),
             "author": {"role": role},
             "content": {"content_type": "text", "parts": [text]},
             "metadata": {},
@@ -160,7 +194,7 @@ def conversation_body(
         "messages": to_chatgpt_messages(turns, files),
         "conversation_mode": mode,
         "model": route.slug,
-        "parent_message_id": str(uuid.uuid4()),
+        "parent_message_id": random_uuid(),
         "timezone_offset_min": -480,
         "history_and_training_disabled": history_disabled,
         "force_nulligen": False,
@@ -174,7 +208,7 @@ def conversation_body(
         "supported_encodings": ["v1"] if encoding == "v1" else [],
         "paragen_cot_summary_display_override": "allow",
         "variant_purpose": "comparison_implicit",
-        "websocket_request_id": str(uuid.uuid4()),
+        "websocket_request_id": random_uuid(),
     }
     if continues is not None:
         body["conversation_id"], body["parent_message_id"] = continues

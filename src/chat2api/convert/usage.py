@@ -22,8 +22,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -36,6 +37,21 @@ _PER_MESSAGE = 3
 _PER_NAME = 1
 _REPLY_PRIMING = 3
 _LINE_LIMIT = 2**28  # the longest answer line read from the worker (bytes)
+# glibc's malloc asks for transparent huge pages for the worker's heap: the
+# vocabulary's tables, read at random for every text, then take a few dozen
+# TLB entries instead of ~16,000 (4 KiB pages), and a count made after the
+# server has had the caches costs the worker about half the CPU.
+_HUGE_PAGES = "glibc.malloc.hugetlb=1"
+
+
+def worker_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The token worker's environment: ``environ`` with ``_HUGE_PAGES`` among its tunables."""
+    env = dict(environ)
+    tunables = env.get("GLIBC_TUNABLES", "")
+    if "glibc.malloc.hugetlb" not in tunables:  # a deployment's own choice stands
+        env["GLIBC_TUNABLES"] = f"{tunables}:{_HUGE_PAGES}" if tunables else _HUGE_PAGES
+    return env
+
 
 Turns = Sequence[tuple[str, str, str | None]]
 """A chat prompt as ``(role, text, name)`` turns."""
@@ -73,15 +89,20 @@ class TokenCounter:
     stdin/stdout pipes, driven by this event loop: a request costs at most one
     pipe write and one read here, no threads, no pickling. A worker that dies is
     replaced on the next request (one retry). Requests made in the same loop
-    iteration share one write. With ``idle_seconds``, a worker that answered
-    nothing for that long is stopped (end of its input), its vocabulary's
-    memory handed back, and started again by the next request. Create one in
-    the app's lifespan and close it there.
+    iteration share one write, and while a write is unanswered the next ones
+    wait for its answers and then go in one write: under load each process
+    wakes the other once per batch, not once per answer (a wake-up of the
+    worker costs both processes more than counting a reply). With
+    ``idle_seconds``, a worker that answered nothing for that long is stopped
+    (end of its input), its vocabulary's memory handed back, and started again
+    by the next request. Create one in the app's lifespan and close it there.
     """
 
     def __init__(self, idle_seconds: float | None = None) -> None:
         self._idle_seconds = idle_seconds or None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_used = 0.0  # loop time of the last answer with nothing left pending
+        self._loop: asyncio.AbstractEventLoop | None = None  # the worker's (its pipes')
         self._retiring: set[asyncio.Task[None]] = set()
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -92,6 +113,7 @@ class TokenCounter:
         # Requests made in one loop iteration go to the worker in one write.
         self._outbox: list[tuple[int, bytes]] = []
         self._flushing = False
+        self._in_flight = 0  # requests written to the worker, not answered yet
 
     @property
     def pid(self) -> int | None:
@@ -115,8 +137,11 @@ class TokenCounter:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 limit=_LINE_LIMIT,
+                env=worker_environment(os.environ),
             )
+            self._loop = asyncio.get_running_loop()
             self._proc = proc
+            self._in_flight = 0
             self._reader = asyncio.create_task(self._read(proc))
             log.debug("token counting worker started (pid %d)", proc.pid)
             return proc
@@ -127,6 +152,8 @@ class TokenCounter:
         try:
             while line := await proc.stdout.readline():
                 ident, result, problem = orjson.loads(line)
+                if self._proc is proc:
+                    self._answered()
                 future = self._pending.pop(ident, None)
                 if future is None or future.done():
                     continue
@@ -141,27 +168,44 @@ class TokenCounter:
             # A worker retired for idleness has nothing pending; its successor's
             # requests are not this reader's to fail.
             if self._proc is proc or self._proc is None:
+                # Queued requests are among the pending: their callers retry.
+                self._outbox.clear()
+                self._in_flight = 0
                 pending, self._pending = self._pending, {}
                 for future in pending.values():
                     if not future.done():
                         future.set_exception(error)
 
+    def _answered(self) -> None:
+        """One answer of the worker read: the requests held back go once all are answered."""
+        self._in_flight -= 1
+        if self._in_flight <= 0:
+            self._in_flight = 0
+            if self._outbox and not self._flushing:
+                self._flush()
+
     def _arm_idle_stop(self) -> None:
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        if self._idle_seconds is not None and not self._pending and self._proc is not None:
-            loop = asyncio.get_running_loop()
-            self._idle_timer = loop.call_later(self._idle_seconds, self._stop_idle)
+        # One timer, not one per answer: when it fires it looks at the last use.
+        loop = self._loop
+        if self._idle_seconds is None or self._pending or self._proc is None or loop is None:
+            return
+        self._last_used = loop.time()
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._last_used + self._idle_seconds, self._stop_idle)
 
     def _stop_idle(self) -> None:
         """Retire an idle worker: its input ends, it exits, its memory goes back."""
         self._idle_timer = None
-        proc = self._proc
-        if proc is None or self._pending or self._outbox or self._closed:
+        proc, loop = self._proc, self._loop
+        if proc is None or loop is None or self._pending or self._outbox or self._closed:
+            return  # the request now pending arms the timer again once answered
+        assert self._idle_seconds is not None
+        due = self._last_used + self._idle_seconds
+        if loop.time() < due:  # used since the timer was set
+            self._idle_timer = loop.call_at(due, self._stop_idle)
             return
         self._proc, reader = None, self._reader
-        task = asyncio.get_running_loop().create_task(self._retire(proc, reader))
+        task = loop.create_task(self._retire(proc, reader))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
         log.debug("token counting worker idle for %ss: stopped", self._idle_seconds)
@@ -189,18 +233,19 @@ class TokenCounter:
     async def _send(self, request: list[Any]) -> Any:
         for attempt in (1, 2):
             await self._worker()
-            loop = asyncio.get_running_loop()
+            loop = self._loop
+            assert loop is not None
             ident = next(self._ids)
             future = self._pending[ident] = loop.create_future()
             self._outbox.append((ident, orjson.dumps([ident, *request]) + b"\n"))
-            if not self._flushing:
+            if not self._flushing and not self._in_flight:  # else sent once answered
                 self._flushing = True
                 loop.call_soon(self._flush)
             try:
                 return await future
             except _WorkerGone as exc:
                 self._pending.pop(ident, None)
-                if attempt == 2:
+                if attempt == 2 or self._closed:  # no new worker once closed
                     raise
                 log.warning("token counting worker died (%s); starting a new one", exc)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -212,6 +257,7 @@ class TokenCounter:
         if stdin is not None and not stdin.is_closing():
             with contextlib.suppress(ConnectionError):
                 stdin.write(b"".join(line for _, line in queued))
+                self._in_flight += len(queued)
                 return
         for ident, _ in queued:  # the callers retry once on a new worker
             future = self._pending.pop(ident, None)

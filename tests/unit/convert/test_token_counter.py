@@ -12,7 +12,7 @@ import psutil
 import pytest
 import toktok
 
-from chat2api.convert.usage import TokenCounter, TokenCountError
+from chat2api.convert.usage import TokenCounter, TokenCountError, worker_environment
 
 TEXTS = [
     "",
@@ -143,3 +143,43 @@ def test_busy_worker_is_not_stopped() -> None:
         return 0
 
     assert run(go, idle_seconds=0.6) == 0
+
+
+def test_worker_heap_asks_for_huge_pages() -> None:
+    """The worker runs with glibc's huge-page tunable; a deployment's own tunables are kept."""
+
+    async def go(counter: TokenCounter) -> dict[str, str]:
+        await counter.count(["hello"], "o200k_base")
+        assert counter.pid is not None
+        environ: dict[str, str] = psutil.Process(counter.pid).environ()
+        return environ
+
+    expected = worker_environment(os.environ)["GLIBC_TUNABLES"]
+    assert "glibc.malloc.hugetlb=" in expected
+    assert run(go)["GLIBC_TUNABLES"] == expected
+    kept = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"})
+    assert kept["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
+    chosen = worker_environment({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"})
+    assert chosen["GLIBC_TUNABLES"] == "glibc.malloc.hugetlb=0"
+
+
+def test_requests_held_back_at_close_start_no_new_worker() -> None:
+    """A request held back when the counter closes fails, and starts no new worker."""
+
+    async def go() -> tuple[BaseException | None, set[int]]:
+        counter = TokenCounter()
+        await counter.count(["warm"], "o200k_base")
+        first = asyncio.ensure_future(counter.count(["many words " * 100_000], "o200k_base"))
+        for _ in range(3):  # the first request written, its answer not read yet
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(counter.count(["held back"], "o200k_base"))
+        await asyncio.sleep(0)
+        await counter.aclose()
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert isinstance(results[0], list)  # the write before the close is answered
+        children = {p.pid for p in psutil.Process().children() if "token_worker" in p.cmdline()}
+        return (results[1] if isinstance(results[1], BaseException) else None), children
+
+    error, children = asyncio.run(go())
+    assert isinstance(error, TokenCountError)
+    assert children == set()
