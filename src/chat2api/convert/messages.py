@@ -51,19 +51,23 @@ def _forget_draws() -> None:
 os.register_at_fork(after_in_child=_forget_draws)
 
 
+def random_block() -> bytes:
+    """16 bytes from the OS RNG, drawn by one ``os.urandom`` call per 256 blocks."""
+    try:
+        return _draws.pop()  # atomic: two threads never get the same bytes
+    except IndexError:
+        data = os.urandom(_DRAW)
+        _draws[:] = [data[i : i + 16] for i in range(16, _DRAW, 16)]
+        return data[:16]
+
+
 def random_uuid_hex() -> str:
     """``uuid.uuid4().hex``, as uniform, from one ``os.urandom`` call per 256 ids.
 
     An answer takes several ids (request id, message ids, device): a system
     call and a ``UUID`` object each is more than the ids themselves cost.
     """
-    try:
-        raw = _draws.pop()  # atomic: two threads never get the same bytes
-    except IndexError:
-        data = os.urandom(_DRAW)
-        _draws[:] = [data[i : i + 16] for i in range(16, _DRAW, 16)]
-        raw = data[:16]
-    h = raw.hex()
+    h = random_block().hex()
     # Version 4 in the 13th digit, the RFC 4122 variant in the 17th, as uuid4() sets them.
     return f"{h[:12]}4{h[13:16]}{_VARIANT[h[16]]}{h[17:]}"
 
