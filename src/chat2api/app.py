@@ -36,7 +36,7 @@ from chat2api.api.errors import error_response, install_error_handlers, response
 from chat2api.api.health import health_routes
 from chat2api.api.requestlog import RequestLog
 from chat2api.api.routing import Endpoint, prefixed
-from chat2api.api.streaming import DisconnectWatch
+from chat2api.api.streaming import DisconnectWatch, EventStream
 from chat2api.convert.usage import TokenCounter
 from chat2api.errors import RequestTooLarge
 from chat2api.pool.pool import AccountPool, pool_options
@@ -167,9 +167,15 @@ class Chat2APIApp(Starlette):
             return
         except Exception as exc:  # noqa: BLE001 (each answers in the OpenAI envelope, 500s logged)
             response = response_for_error(request, exc)
-        if watched.stop():  # the client left just as the answer was ready
+        if watched.left:  # the client left just as the answer was ready
+            watched.stop()
             _uncancel()
             return
+        if isinstance(response, EventStream):
+            # The stream goes on with this watch: no second receive() waits beside it.
+            response.watch = watched.take()
+        else:
+            watched.stop()
         # A stream can last minutes: neither the request's body nor its headers
         # (the client's bearer token among them) need to live as long. The
         # endpoint has read what it needs; the server reads them no more.
@@ -202,6 +208,11 @@ class _WatchAfterBody:
                 self._watch = DisconnectWatch(self._receive, task)
         return message
 
+    @property
+    def left(self) -> bool:
+        """Whether the client left (and the task was cancelled for it)."""
+        return self._watch is not None and self._watch.left
+
     def stop(self) -> bool:
         """Stop watching; whether the client left (and the task was cancelled for it)."""
         watch, self._watch = self._watch, None
@@ -209,6 +220,11 @@ class _WatchAfterBody:
             return False
         watch.stop()
         return watch.left
+
+    def take(self) -> DisconnectWatch | None:
+        """The watch, still armed, for the response to stop; none is kept here."""
+        watch, self._watch = self._watch, None
+        return watch
 
 
 def _uncancel() -> int:

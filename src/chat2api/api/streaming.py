@@ -93,12 +93,15 @@ class EventStream(Response):
         self.media_type = media_type
         self.background = None
         self.init_headers(headers)
+        # A watch armed on the request's task before the response (the app's
+        # direct routes): the stream stops it instead of arming a second one.
+        self.watch: DisconnectWatch | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         if task is None:  # pragma: no cover - ASGI servers run apps in tasks
             raise RuntimeError("EventStream must run inside an asyncio task")
-        watch = DisconnectWatch(receive, task)
+        watch, self.watch = self.watch or DisconnectWatch(receive, task), None
         body = self.body_iterator
         try:
             await send(
