@@ -102,7 +102,9 @@ class Answer:
         self.prompt = prompt
         self.token_limit = token_limit
         self.tokens = tokens
-        self.content = ""
+        # The text so far, in pieces: ``content += text`` per event would copy
+        # all of it each time (an attribute is never extended in place).
+        self._pieces: list[str] = []
         self.reasoning = ""
         self.finish_reason: str | None = None
         self.conversation_id: str | None = None
@@ -111,6 +113,18 @@ class Answer:
         self.legacy_functions = (
             legacy_functions  # asked with ``functions``: answer ``function_call``
         )
+
+    @property
+    def content(self) -> str:
+        """The answer's text so far."""
+        pieces = self._pieces
+        if len(pieces) > 1:
+            pieces[:] = ["".join(pieces)]
+        return pieces[0] if pieces else ""
+
+    @content.setter
+    def content(self, text: str) -> None:
+        self._pieces = [text]
 
     @property
     def done(self) -> bool:
@@ -241,13 +255,13 @@ class Answer:
             if len(pieces) != 1 or type(pieces[0]) is not str:
                 return pieces
             text = pieces[0]
-        self.content += text
+        self._pieces.append(text)
         return text
 
     async def add_rewritten(self, pieces: list[str | tuple[str, str]]) -> str:
         """The end of :meth:`fold_plain` that awaits download links."""
         text = await self._rewritten(pieces)
-        self.content += text
+        self._pieces.append(text)
         return text
 
     async def _add_plain(self, text: str) -> str:
@@ -296,7 +310,7 @@ class Answer:
 
     async def _add_limited(self, text: str) -> str:
         if self.token_limit is None:
-            self.content += text
+            self._pieces.append(text)
             return text
         full, cut = await self.tokens.truncate(
             self.content + text, self.token_limit, self.route.encoding
