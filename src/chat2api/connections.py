@@ -18,6 +18,7 @@ write and one TCP segment for an answer sent whole, not two.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import resource
 from typing import Any
@@ -65,10 +66,17 @@ class HeadWithBody:
             data = held + data
         self._transport.write(data)
 
+    def release(self) -> None:
+        """Write the held head now (the transport is about to close)."""
+        self._release()
+
     def _release(self) -> None:
         held, self._held = self._held, None
-        if held is not None and not self._transport.is_closing():
-            self._transport.write(held)
+        if held is not None:
+            # Written even if closing since: uvicorn wrote it before that. Once
+            # the connection is lost uvloop refuses writes (asyncio drops them).
+            with contextlib.suppress(RuntimeError):
+                self._transport.write(held)
 
     def close(self) -> None:
         self._release()
@@ -191,6 +199,15 @@ class ConnectionGuard:
                 cycle = self.cycle
                 if cycle is not None and cycle.transport is self.transport:
                     cycle.transport = HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
+
+            def eof_received(self) -> None:
+                # The transport closes itself after this (uvicorn keeps no
+                # half-open connection) and writes nothing more: a head held
+                # for the step's end goes now, as uvicorn had already sent it.
+                cycle = self.cycle
+                if cycle is not None and isinstance(cycle.transport, HeadWithBody):
+                    cycle.transport.release()
+                super().eof_received()
 
             def on_response_complete(self) -> None:
                 super().on_response_complete()

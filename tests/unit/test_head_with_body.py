@@ -80,3 +80,18 @@ def test_close_and_abort_send_the_held_head_first() -> None:
         )
 
     assert asyncio.run(go()) == ([b"head"], True, [b"head"], True, ("127.0.0.1", 1))
+
+
+def test_a_head_held_when_the_transport_starts_closing_still_goes() -> None:
+    """The connection closed under the response (the client ended its side, seen in another
+    callback of the step): the held head is written as uvicorn had already written it."""
+
+    async def go() -> list[bytes]:
+        wire = Wire()
+        transport = _transport(wire)
+        transport.write(b"head")
+        wire.close()  # the server's transport, not through the wrapper
+        await asyncio.sleep(0)
+        return wire.writes
+
+    assert asyncio.run(go()) == [b"head"]
