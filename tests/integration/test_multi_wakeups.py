@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -93,7 +94,7 @@ async def test_a_connect_that_never_completes_ends_at_its_deadline(anyio_backend
     session = Session(impersonate="chrome")
     try:
         started = time.monotonic()
-        url = "http://127.0.0.1:%d/" % listener.getsockname()[1]
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/"
         with pytest.raises(CurlError) as info:
             await session.fetch("GET", url, timeout=(0.5, 10))
         assert info.value.code == CurlECode.OPERATION_TIMEDOUT
@@ -132,7 +133,9 @@ class _Owner:
 
 async def _until(check: Any, seconds: float = 5.0) -> None:
     deadline = time.monotonic() + seconds
-    while not check() and time.monotonic() < deadline:
+    for _ in range(int(seconds * 100)):
+        if check() or time.monotonic() >= deadline:
+            return
         await asyncio.sleep(0.01)
 
 
@@ -142,7 +145,7 @@ async def test_transfers_started_from_an_end_and_ending_together(base: str) -> N
     owners = [_Owner(multi, base + "/quick", ends) for _ in range(20)]
     try:
         chain = owners[:5]  # each started inside the previous one's transfer_done
-        for first, second in zip(chain, chain[1:], strict=False):
+        for first, second in itertools.pairwise(chain):
             first.next = second
         multi.add(chain[0].easy, chain[0])
         await _until(lambda: len(ends) == 5)
