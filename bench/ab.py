@@ -102,6 +102,23 @@ def two_servers(
         stop_all(started)
 
 
+async def ask_checked(client: OpenAIClient, args: argparse.Namespace, text: str) -> None:
+    """One completion (a stream of ``args.words`` chunks with ``args.stream``), checked
+    against the simulator's reply for ``text``."""
+    if args.stream:
+        result = await client.stream(
+            f"{text} #sim:words={args.words} #sim:delay_ms={args.delay_ms}"
+        )
+        content, expected = result.text, reply_text(text, args.words)
+        if not result.done:
+            raise BenchError(f"stream for {text!r} ended without [DONE]")
+    else:
+        _, content = await client.complete(text)
+        expected = reply_text(text, REPLY_WORDS)
+    if content != expected:
+        raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
+
+
 async def one_round(
     url: str, proc: psutil.Process, args: argparse.Namespace, tag: str
 ) -> tuple[float, float]:
@@ -112,18 +129,7 @@ async def one_round(
         client = OpenAIClient(session, url, token)
 
         async def ask(text: str) -> None:
-            if args.stream:
-                result = await client.stream(
-                    f"{text} #sim:words={args.words} #sim:delay_ms={args.delay_ms}"
-                )
-                content, expected = result.text, reply_text(text, args.words)
-                if not result.done:
-                    raise BenchError(f"stream for {text!r} ended without [DONE]")
-            else:
-                _, content = await client.complete(text)
-                expected = reply_text(text, REPLY_WORDS)
-            if content != expected:
-                raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
+            await ask_checked(client, args, text)
 
         await asyncio.gather(*(ask(f"ab warm-up {tag} {i}") for i in range(args.concurrency)))
         gate = asyncio.Semaphore(args.concurrency)

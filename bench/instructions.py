@@ -51,11 +51,9 @@ from _common import (
     start_sim,
     stop_all,
 )
-from ab import HERE, worktree
+from ab import HERE, ask_checked, worktree
 from chat2api.heap import MALLOC_ENV
-from chat2api.sim import mint_access_token, reply_text
-
-REPLY_WORDS = 30  # the simulator's default reply length
+from chat2api.sim import mint_access_token
 
 
 async def _load(url: str, args: argparse.Namespace, count: int, tag: str) -> None:
@@ -66,20 +64,8 @@ async def _load(url: str, args: argparse.Namespace, count: int, tag: str) -> Non
         gate = asyncio.Semaphore(args.concurrency)
 
         async def one(i: int) -> None:
-            text = f"ir {tag} {i}"
             async with gate:
-                if args.stream:
-                    result = await client.stream(
-                        f"{text} #sim:words={args.words} #sim:delay_ms={args.delay_ms}"
-                    )
-                    content, expected = result.text, reply_text(text, args.words)
-                    if not result.done:
-                        raise BenchError(f"stream for {text!r} ended without [DONE]")
-                else:
-                    _, content = await client.complete(text)
-                    expected = reply_text(text, REPLY_WORDS)
-            if content != expected:
-                raise BenchError(f"wrong answer for {text!r}: {content[:80]!r}")
+                await ask_checked(client, args, f"ir {tag} {i}")
 
         await asyncio.gather(*(one(i) for i in range(count)))
 

@@ -10,21 +10,11 @@ import pytest
 import uvicorn
 
 from chat2api.connections import ConnectionGuard
+from loops import both_loops  # noqa: F401  (anyio_backend: asyncio and uvloop)
 
 pytestmark = pytest.mark.anyio
 
 LATE = 0.3  # how long the streamed answer's first chunk takes after its head
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    backend: tuple[str, dict[str, Any]] = request.param
-    return backend
 
 
 async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -17,21 +17,11 @@ from curl_cffi.const import CurlECode
 from chat2api.upstream import curl
 from chat2api.upstream.multi import Multi
 from chat2api.upstream.transport import Session
+from loops import both_loops  # noqa: F401  (anyio_backend: asyncio and uvloop)
 
 pytestmark = pytest.mark.anyio
 
 PAUSE = 1.2  # silence after the headers: far beyond AsyncCurl's 0.1 s poll
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    backend: tuple[str, dict[str, Any]] = request.param
-    return backend
 
 
 async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -32,6 +32,7 @@ from chat2api.upstream.http import (
     open_stream,
 )
 from chat2api.upstream.transport import ACCEPT_ENCODING, Session, TransferAborted
+from loops import both_loops  # noqa: F401  (anyio_backend: asyncio and uvloop)
 
 pytestmark = pytest.mark.anyio
 
@@ -47,18 +48,6 @@ ENCODERS: dict[str, Callable[[bytes], bytes]] = {
     "br": brotli.compress,
     "zstd": zstandard.ZstdCompressor().compress,
 }
-
-
-@pytest.fixture(
-    params=[
-        pytest.param(("asyncio", {}), id="asyncio"),
-        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    ]
-)
-def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    """The plain asyncio loop, and uvloop (the loop the served app runs on)."""
-    backend: tuple[str, dict[str, Any]] = request.param
-    return backend
 
 
 @dataclass
