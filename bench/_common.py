@@ -165,6 +165,23 @@ def start_sim(workdir: Path, started: list[subprocess.Popen[bytes]]) -> str:
     return url
 
 
+def server_env(
+    workdir: Path, sim_url: str, name: str, env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of a benchmarked ``chat2api serve`` named ``name``, against ``sim_url``."""
+    return (
+        {"PYTHONMALLOC": "malloc"}  # as scripts/serve and the Docker image run it
+        | MALLOC_ENV
+        | dict(os.environ)
+        | {
+            "CHATGPT_BASE_URL": sim_url,
+            "DATA_DIR": str(workdir / f"data-{name}"),
+            "RETRY_TIMES": "0",
+        }
+        | (env or {})
+    )
+
+
 def start_api(
     workdir: Path,
     sim_url: str,
@@ -178,17 +195,7 @@ def start_api(
     """``chat2api serve`` on a free port against ``sim_url``, answering; its URL and process."""
     port = free_port()
     log = workdir / f"{name}.log"
-    full_env = (
-        {"PYTHONMALLOC": "malloc"}  # as scripts/serve and the Docker image run it
-        | MALLOC_ENV
-        | os.environ
-        | {
-            "CHATGPT_BASE_URL": sim_url,
-            "DATA_DIR": str(workdir / f"data-{name}"),
-            "RETRY_TIMES": "0",
-        }
-        | (env or {})
-    )
+    full_env = server_env(workdir, sim_url, name, env)
     # cwd is the work directory, so that no stray .env of the caller is read
     api = spawn(
         ["serve", "--host", "127.0.0.1", "--port", str(port), *args], log, workdir, full_env

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import subprocess
 import sys
@@ -47,12 +46,12 @@ from _common import (
     machine_line,
     new_session,
     raise_fd_limit,
+    server_env,
     show_logs,
     start_sim,
     stop_all,
 )
 from ab import HERE, ask_checked, worktree
-from chat2api.heap import MALLOC_ENV
 from chat2api.sim import mint_access_token
 
 
@@ -90,17 +89,7 @@ def measure(src: Path, sim_url: str, workdir: Path, args: argparse.Namespace, na
     out = workdir / f"callgrind.{name}"
     log = workdir / f"{name}.log"
     port = free_port()
-    env = (
-        {"PYTHONMALLOC": "malloc"}
-        | MALLOC_ENV
-        | os.environ
-        | {
-            "CHATGPT_BASE_URL": sim_url,
-            "DATA_DIR": str(workdir / f"data-{name}"),
-            "RETRY_TIMES": "0",
-            "PYTHONPATH": str(src),
-        }
-    )
+    env = server_env(workdir, sim_url, name, {"PYTHONPATH": str(src)})
     command = [
         "valgrind",
         "--tool=callgrind",
